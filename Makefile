@@ -1,0 +1,55 @@
+# FreshLM: two commands.
+#   make demo   set up .venv if needed, then run the embedded demo (sandbox world + local Airflow)
+#   make test   set up .venv if needed, then run the whole test suite
+# Installation is idempotent: a stamp file records that .venv matches the requirement files,
+# so a second run installs nothing.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.stamp-install
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+# Components of Airflow start each other as `airflow ...`: the venv's bin must come first.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: demo test lint format install constraints clean
+
+demo: $(STAMP)
+	$(BIN)/python -m freshlm.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip setuptools wheel
+
+# deepspeed compiles against the installed torch, so it goes in a second step without build
+# isolation (an isolated build would pull a multi-GB CUDA torch into its build environment).
+$(STAMP): $(BIN)/python requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+	grep -v '^deepspeed' requirements.txt > $(VENV)/requirements-stage1.txt
+	$(PIP) install --quiet -r $(VENV)/requirements-stage1.txt -r requirements-dev.txt -c constraints.txt
+	$(PIP) install --quiet --no-build-isolation -c constraints.txt $$(grep '^deepspeed==' requirements.txt)
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -c "import airflow, deepspeed, scrapy, great_expectations, transformers, boto3, slack_sdk" \
+		> $(VENV)/import-check.log 2>&1 || { cat $(VENV)/import-check.log; exit 1; }
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Re-resolve the full pin set after changing requirements*.txt.
+constraints: $(BIN)/python
+	( echo "# Full resolved dependency set for requirements.txt + requirements-dev.txt (pip freeze)."; \
+	  echo "# Regenerate with: make constraints"; \
+	  $(PIP) freeze --exclude-editable | grep -vi '^freshlm' | sed 's/+cpu$$//' ) > constraints.txt
+
+clean:
+	rm -rf $(VENV) .freshlm .pytest_cache

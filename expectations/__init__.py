@@ -1,0 +1,1 @@
+"""FreshLM expectations package."""

@@ -1,0 +1,5 @@
+"""Shared fixtures. Each support module is a pytest plugin with one kind of real component."""
+
+pytest_plugins = [
+    "tests.support.airflow_server",
+]

@@ -67,6 +67,8 @@ def dump_failure(client: AirflowClient, dag_id: str, run_id: str) -> str:
         parts.append(f"== {ti['task_id']} [{ti['state']}] ==")
         if ti["state"] not in (None, "skipped", "upstream_failed"):
             parts.append(
-                client.task_log(dag_id, run_id, ti["task_id"], max(ti["try_number"], 1), ti["map_index"])
+                client.task_log(
+                    dag_id, run_id, ti["task_id"], max(ti["try_number"], 1), ti["map_index"]
+                )
             )
     return "\n".join(parts)

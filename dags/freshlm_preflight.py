@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import dag, task, get_current_context
+from airflow.sdk import dag, get_current_context, task
 
 
 @dag(

@@ -151,7 +151,11 @@ class AirflowClient:
         """``{task_id: state}``; mapped tasks appear as ``task_id[map_index]``."""
         states = {}
         for ti in self.task_instances(dag_id, run_id):
-            key = ti["task_id"] if ti.get("map_index", -1) < 0 else f"{ti['task_id']}[{ti['map_index']}]"
+            key = (
+                ti["task_id"]
+                if ti.get("map_index", -1) < 0
+                else f"{ti['task_id']}[{ti['map_index']}]"
+            )
             states[key] = ti["state"]
         return states
 
@@ -166,27 +170,46 @@ class AirflowClient:
         )
         if isinstance(body, str):
             return body
-        lines = []
-        for event in body.get("content", []):
-            if isinstance(event, dict):
-                text = event.get("event", "")
-                extras = {
-                    k: v
-                    for k, v in event.items()
-                    if k not in {"event", "timestamp", "level", "logger", "sources", "error_detail"}
-                }
-                if event.get("error_detail"):
-                    extras["error_detail"] = event["error_detail"]
-                lines.append(f"{event.get('level', '')} {text} {extras if extras else ''}".strip())
-            else:
-                lines.append(str(event))
-        return "\n".join(lines)
+        return "\n".join(_format_log_event(event) for event in body.get("content", []))
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         entry = self.request(
             "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
         )
         return entry["value"]
+
+
+# Keys every structured log event carries; they only repeat what the caller asked for.
+_CONTEXT_KEYS = {
+    "event",
+    "timestamp",
+    "level",
+    "logger",
+    "sources",
+    "error_detail",
+    "ti",
+    "ti_id",
+    "try_number",
+    "task_id",
+    "map_index",
+    "run_id",
+    "dag_id",
+    "filename",
+    "lineno",
+}
+
+
+def _format_log_event(event: Any) -> str:
+    """One line per structured log event: level, message, extra fields, and any exception."""
+    if not isinstance(event, dict):
+        return str(event)
+    line = f"{event.get('level', '')} {event.get('event', '')}".strip()
+    extras = {k: v for k, v in event.items() if k not in _CONTEXT_KEYS}
+    if extras:
+        line += f" {extras}"
+    for err in event.get("error_detail") or []:
+        line += f"\n  {err.get('exc_type')}: {err.get('exc_value')}"
+    return line
 
 
 def _detail(resp: requests.Response) -> Any:

@@ -1,0 +1,27 @@
+"""Fixtures for the world server tests: the packaged-scenario server and a tiny exact one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from freshlm.world.mastodon_api import RateLimit
+from freshlm.world.server import WorldServer
+from tests.freshlm.world import tiny_scenario
+from tests.support.world_server import world, world_at_start  # noqa: F401 - fixtures
+
+
+@pytest.fixture(scope="session")
+def tiny_server() -> Iterator[WorldServer]:
+    """A world over the tiny scenario, with a roomy rate limit (tests that count make their own)."""
+    with WorldServer(tiny_scenario.build(), rate_limit=RateLimit(limit=10_000)) as server:
+        yield server
+
+
+@pytest.fixture
+def tiny(tiny_server: WorldServer) -> Iterator[WorldServer]:
+    """The tiny world, reset to its start before and after the test."""
+    tiny_server.reset()
+    yield tiny_server
+    tiny_server.reset()

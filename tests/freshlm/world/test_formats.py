@@ -1,4 +1,4 @@
-"""The world's wire formats compared with real recorded responses (``shared/fixtures``).
+"""The world's wire formats compared with real recorded responses (``tests/fixtures/real``).
 
 How the comparison works:
 
@@ -32,16 +32,10 @@ from lxml import etree
 from freshlm.world.server import WorldServer
 from tests.freshlm.world import tiny_scenario
 
-_ROOT = Path(__file__).resolve().parents[3]
-FIXTURES = next(
-    (
-        p
-        for p in (_ROOT / "shared" / "fixtures", _ROOT.parent / "shared" / "fixtures")
-        if p.is_dir()
-    ),
-    None,
-)
-pytestmark = pytest.mark.skipif(FIXTURES is None, reason="shared/fixtures is not checked out")
+# Real recorded responses, copied from the project's shared fixture set with their provenance
+# (tests/fixtures/real/PROVENANCE.md), so this comparison never depends on a folder outside
+# the repository.
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "real"
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 ARXIV = "{http://arxiv.org/schemas/atom}"

@@ -142,6 +142,9 @@ class Fact:
     persona: str  # "support" | "translation" | "local" | "research"
     available_at: datetime  # when the earliest evidence is published
     distractors: tuple[str, ...] = ()  # plausible wrong answers of the same type
+    # Key of an older fact this one replaces (a price cut, a postponed event): from this fact's
+    # available_at on, the old answer is stale and makes a good distractor, not a retention probe.
+    supersedes: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,3 +226,9 @@ class Scenario:
 
     def facts_at(self, now: datetime) -> list[Fact]:
         return [f for f in self.facts if f.available_at <= now]
+
+    def current_facts_at(self, now: datetime) -> list[Fact]:
+        """Available facts that no available later fact supersedes: what is true at ``now``."""
+        available = self.facts_at(now)
+        stale = {f.supersedes for f in available if f.supersedes is not None}
+        return [f for f in available if f.key not in stale]

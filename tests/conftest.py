@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "tests.support.airflow_server",
+    "tests.support.world_server",
 ]

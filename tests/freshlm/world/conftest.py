@@ -9,7 +9,6 @@ import pytest
 from freshlm.world.mastodon_api import RateLimit
 from freshlm.world.server import WorldServer
 from tests.freshlm.world import tiny_scenario
-from tests.support.world_server import world, world_at_start  # noqa: F401 - fixtures
 
 
 @pytest.fixture(scope="session")

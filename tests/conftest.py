@@ -2,5 +2,6 @@
 
 pytest_plugins = [
     "tests.support.airflow_server",
+    "tests.support.s3_server",
     "tests.support.world_server",
 ]

@@ -1,0 +1,337 @@
+"""Atomic publish: an artifact is a folder of data files plus ``_MANIFEST.json``, written last.
+
+Readers trust only manifests (DESIGN invariant 2). A publish writes every data file first, each
+atomically, and the manifest only after all of them succeeded; a crash or exception anywhere
+before that leaves no manifest, so nothing is published. Files of a failed attempt stay behind
+unreferenced and are overwritten by the next attempt; they are deliberately not deleted, since a
+concurrent publisher of the same artifact may already be counting on them.
+
+Published artifacts are immutable. Publishing the same artifact again with identical files is
+idempotent: identical files are not re-uploaded and the manifest comes out byte-identical, so a
+re-run task produces the same artifact (DESIGN invariant 1; nothing in a manifest depends on the
+clock). A re-publish whose files differ is refused with :class:`StoreError` before the differing
+file replaces the published one; delete the artifact first to replace it on purpose.
+
+Usage::
+
+    with store.publisher("datasets/3f9a…", kind="dataset", created_by={"dag_id": …}) as pub:
+        pub.write_jsonl("part-0000.jsonl.gz", records)
+        pub.set_manifest_fields(counts={"documents": 1200})
+    pub.manifest.files            # what was published
+
+    manifest = store.read_manifest("datasets/3f9a…", verify=True)
+    for record in store.read_jsonl(manifest.key("part-0000.jsonl.gz")): …
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from freshlm.store import jsonl
+from freshlm.store.errors import KeyNotFound, StoreError
+from freshlm.store.keys import key_problem
+
+if TYPE_CHECKING:
+    from freshlm.store.base import ObjectWriter, Store
+
+MANIFEST_NAME = "_MANIFEST.json"
+SCHEMA_VERSION = 1
+_HASH_CHUNK = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class FileEntry:
+    """One data file of an artifact: its name relative to the artifact, size and sha256."""
+
+    name: str
+    size: int
+    sha256: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """The record that makes an artifact published.
+
+    ``prefix`` is the artifact's key prefix in the store, ``artifact_id`` its last segment,
+    ``kind`` what it is ("dataset", "raw-shard", "model", …). ``content_sha256`` hashes the
+    sorted (name, size, sha256) list, so it identifies the data independently of metadata.
+    ``created_by`` and ``fields`` are the caller's JSON metadata (lineage, counts, …).
+    """
+
+    prefix: str
+    kind: str
+    files: tuple[FileEntry, ...]
+    created_by: Mapping[str, Any]
+    fields: Mapping[str, Any]
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def artifact_id(self) -> str:
+        return self.prefix.rsplit("/", 1)[-1]
+
+    @property
+    def content_sha256(self) -> str:
+        return content_sha256(self.files)
+
+    @property
+    def total_size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def key(self, name: str) -> str:
+        """The store key of the data file ``name`` (for ``store.open_read`` & co.)."""
+        self.file(name)
+        return f"{self.prefix}/{name}"
+
+    def file(self, name: str) -> FileEntry:
+        for entry in self.files:
+            if entry.name == name:
+                return entry
+        raise KeyError(f"{self.prefix} has no file {name!r}")
+
+    def to_json_bytes(self) -> bytes:
+        """Canonical JSON: sorted keys, so equal manifests are byte-identical."""
+        document = {
+            "schema_version": self.schema_version,
+            "kind": self.kind,
+            "artifact_id": self.artifact_id,
+            "prefix": self.prefix,
+            "files": [dataclasses.asdict(f) for f in self.files],
+            "file_count": len(self.files),
+            "total_size": self.total_size,
+            "content_sha256": self.content_sha256,
+            "created_by": dict(self.created_by),
+            "fields": dict(self.fields),
+        }
+        return (json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+
+    @classmethod
+    def from_json_bytes(cls, data: bytes, uri: str) -> Manifest:
+        """Parse a manifest; :class:`StoreError` naming ``uri`` if it is not a valid one."""
+        try:
+            doc = json.loads(data)
+            version = doc["schema_version"]
+            if version != SCHEMA_VERSION:
+                raise StoreError(
+                    uri,
+                    f"manifest schema_version {version!r} is not supported "
+                    f"(this FreshLM reads {SCHEMA_VERSION})",
+                )
+            manifest = cls(
+                prefix=str(doc["prefix"]),
+                kind=str(doc["kind"]),
+                files=tuple(
+                    FileEntry(name=str(f["name"]), size=int(f["size"]), sha256=str(f["sha256"]))
+                    for f in doc["files"]
+                ),
+                created_by=dict(doc["created_by"]),
+                fields=dict(doc["fields"]),
+            )
+        except StoreError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(uri, f"not a valid manifest ({type(exc).__name__}: {exc})") from None
+        if doc.get("content_sha256") != manifest.content_sha256:
+            raise StoreError(uri, "manifest content_sha256 does not match its file list")
+        return manifest
+
+
+def content_sha256(files: Iterable[FileEntry]) -> str:
+    """Hash of the (name, size, sha256) triples in name order: the artifact's content id."""
+    canonical = json.dumps(
+        [[f.name, f.size, f.sha256] for f in sorted(files, key=lambda f: f.name)],
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def manifest_key(prefix: str) -> str:
+    return f"{prefix}/{MANIFEST_NAME}"
+
+
+def _check_json(value: Any, what: str) -> dict[str, Any]:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} must be JSON-serializable: {exc}") from None
+    return dict(value)
+
+
+class Publisher:
+    """Writes one artifact's data files, then its manifest. Use via ``store.publisher(...)``.
+
+    Inside the ``with`` block write files with :meth:`open_write`, :meth:`write_bytes` or
+    :meth:`write_jsonl` and add manifest metadata with :meth:`set_manifest_fields`. A clean
+    exit writes the manifest and sets :attr:`manifest`; an exception writes no manifest.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        prefix: str,
+        *,
+        kind: str,
+        created_by: Mapping[str, Any] | None = None,
+    ) -> None:
+        problem = key_problem(prefix)
+        if problem:
+            raise StoreError(f"{store.root_uri}/{prefix}", f"invalid artifact prefix: {problem}")
+        if not isinstance(kind, str) or not kind:
+            raise ValueError("kind must be a non-empty string such as 'dataset' or 'model'")
+        self.store = store
+        self.prefix = prefix
+        self.kind = kind
+        self.created_by = _check_json(created_by or {}, "created_by")
+        self.manifest: Manifest | None = None
+        self._fields: dict[str, Any] = {}
+        self._files: dict[str, FileEntry] = {}
+        self._pending: set[str] = set()
+        self._published: Manifest | None = None
+        self._entered = False
+
+    @property
+    def uri(self) -> str:
+        return self.store.uri_for(self.prefix)
+
+    def __enter__(self) -> Publisher:
+        self._published = read_manifest(self.store, self.prefix)
+        self._entered = True
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._entered = False
+        if exc_type is None:
+            self.manifest = self._write_manifest()
+
+    # --- data files ----------------------------------------------------------------------------
+
+    def open_write(self, name: str) -> ObjectWriter:
+        """A writer for the data file ``name`` (relative to the artifact, may contain ``/``)."""
+        if not self._entered:
+            raise RuntimeError("use the publisher as a context manager: with store.publisher(…)")
+        problem = key_problem(name)
+        if problem or name == MANIFEST_NAME:
+            raise StoreError(
+                self.store.uri_for(f"{self.prefix}/{name}"),
+                f"invalid file name {name!r}: {problem or 'reserved for the manifest'}",
+            )
+        if name in self._files or name in self._pending:
+            raise StoreError(self.store.uri_for(f"{self.prefix}/{name}"), "written twice")
+        self._pending.add(name)
+        writer = self.store.open_write(f"{self.prefix}/{name}")
+        writer.before_commit = lambda w: self._before_commit(name, w)
+        writer.after_close = lambda w: self._after_close(name, w)
+        return writer
+
+    def write_bytes(self, name: str, data: bytes) -> FileEntry:
+        with self.open_write(name) as writer:
+            writer.write(data)
+        return self._files[name]
+
+    def write_jsonl(self, name: str, records: Iterable[Mapping[str, Any]]) -> int:
+        """Stream records into ``name`` (gzip if it ends with ``.gz``); return the count."""
+        with self.open_write(name) as writer:
+            return jsonl.write_records(writer, records, compress=jsonl.is_gzip_key(name))
+
+    def set_manifest_fields(self, **fields: Any) -> None:
+        """Add JSON metadata (counts, lineage, …) to the manifest's ``fields``; later wins."""
+        self._fields.update(_check_json(fields, "manifest fields"))
+
+    def _before_commit(self, name: str, writer: ObjectWriter) -> bool:
+        if self._published is None:
+            return True
+        entry = FileEntry(name=name, size=writer.size, sha256=writer.sha256)
+        old = next((f for f in self._published.files if f.name == name), None)
+        if old is None or old != entry:
+            why = "without this file" if old is None else "with different content for this file"
+            raise StoreError(
+                writer.uri,
+                f"artifact {self.prefix!r} is already published {why}; published artifacts "
+                "are immutable (publish under a new id, or delete_artifact first)",
+            )
+        # Identical content is already published: keep it (no re-upload) unless it went missing.
+        return self.store._size(writer.key) != entry.size
+
+    def _after_close(self, name: str, writer: ObjectWriter) -> None:
+        # Only files that are really in the store may enter the manifest; a discarded one may
+        # be written again (e.g. the caller caught the error and retried).
+        self._pending.discard(name)
+        if writer.state in ("committed", "skipped"):
+            self._files[name] = FileEntry(name=name, size=writer.size, sha256=writer.sha256)
+
+    def _write_manifest(self) -> Manifest:
+        if self._pending:
+            raise StoreError(
+                self.uri, f"files still open at publish: {sorted(self._pending)}; close them first"
+            )
+        manifest = Manifest(
+            prefix=self.prefix,
+            kind=self.kind,
+            files=tuple(sorted(self._files.values(), key=lambda f: f.name)),
+            created_by=self.created_by,
+            fields=self._fields,
+        )
+        if self._published is not None:
+            if self._published.files != manifest.files:
+                raise StoreError(
+                    self.uri,
+                    "already published with a different file set; published artifacts are "
+                    "immutable (publish under a new id, or delete_artifact first)",
+                )
+            if self._published.to_json_bytes() == manifest.to_json_bytes():
+                return manifest  # fully idempotent: nothing to write
+        # The single step that publishes: everything above is invisible to readers until now.
+        self.store.write_bytes(manifest_key(self.prefix), manifest.to_json_bytes())
+        return manifest
+
+
+def read_manifest(store: Store, prefix: str, *, verify: bool = False) -> Manifest | None:
+    """See :meth:`Store.read_manifest`."""
+    key = manifest_key(prefix)
+    try:
+        data = store.read_bytes(key)
+    except KeyNotFound:
+        return None
+    manifest = Manifest.from_json_bytes(data, store.uri_for(key))
+    if manifest.prefix != prefix:
+        raise StoreError(
+            store.uri_for(key), f"manifest names prefix {manifest.prefix!r}, not {prefix!r}"
+        )
+    if verify:
+        for entry in manifest.files:
+            _verify_file(store, f"{prefix}/{entry.name}", entry)
+    return manifest
+
+
+def _verify_file(store: Store, key: str, entry: FileEntry) -> None:
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with store.open_read(key) as stream:
+            while chunk := stream.read(_HASH_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+    except KeyNotFound:
+        raise StoreError(store.uri_for(key), "listed in the manifest but missing") from None
+    if size != entry.size or digest.hexdigest() != entry.sha256:
+        raise StoreError(
+            store.uri_for(key),
+            f"does not match the manifest (manifest: {entry.size} bytes sha256 {entry.sha256}; "
+            f"stored: {size} bytes sha256 {digest.hexdigest()})",
+        )
+
+
+def list_published(store: Store, prefix: str = "") -> Iterator[str]:
+    """See :meth:`Store.list_published`."""
+    suffix = "/" + MANIFEST_NAME
+    return iter([key[: -len(suffix)] for key in store.list(prefix) if key.endswith(suffix)])
+
+
+def delete_artifact(store: Store, prefix: str) -> None:
+    """See :meth:`Store.delete_artifact`."""
+    store.delete(manifest_key(prefix))
+    for key in store.list(prefix + "/"):
+        store.delete(key)

@@ -172,6 +172,28 @@ class AirflowClient:
             return body
         return "\n".join(_format_log_event(event) for event in body.get("content", []))
 
+    # --- assets ------------------------------------------------------------------------------
+
+    def asset(self, uri: str) -> dict | None:
+        """The asset with exactly this URI, or None if Airflow has not seen it."""
+        for entry in self.request("GET", "/assets", params={"uri_pattern": uri, "limit": 100})[
+            "assets"
+        ]:
+            if entry["uri"] == uri:
+                return entry
+        return None
+
+    def asset_events(self, uri: str) -> list[dict]:
+        """Events of the asset with this URI, oldest first (empty if none)."""
+        asset = self.asset(uri)
+        if asset is None:
+            return []
+        return self.request(
+            "GET",
+            "/assets/events",
+            params={"asset_id": asset["id"], "order_by": "timestamp", "limit": 1000},
+        )["asset_events"]
+
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         entry = self.request(
             "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"

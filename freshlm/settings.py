@@ -194,6 +194,12 @@ class Settings:
         2,
         "LocalExecutor worker processes; the default suits a 2-core laptop.",
     )
+    sources_file: Path = _field(
+        "SOURCES_FILE",
+        lambda raw: Path(_str(raw)).expanduser().resolve(),
+        lambda s: Path(__file__).resolve().parent.parent / "crawlers" / "sources.yaml",
+        "The crawl's sources file (feeds, Mastodon instances and hashtags, arXiv categories).",
+    )
     crawl_schedule: str = _field(
         "CRAWL_SCHEDULE", _cron, "0 2 * * *", "Cron (UTC) of the nightly crawl."
     )
@@ -265,6 +271,7 @@ def markdown_table() -> str:
                 "home": "`./.freshlm`",
                 "store_uri": "`file://$FRESHLM_HOME/store`",
                 "world_url": "`http://$FRESHLM_WORLD_HOST:$FRESHLM_WORLD_PORT`",
+                "sources_file": "`crawlers/sources.yaml`",
             }.get(f.name, "derived")
         else:
             shown = "(none)" if default is None else f"`{default}`"

@@ -176,9 +176,10 @@ class AirflowClient:
 
     def asset(self, uri: str) -> dict | None:
         """The asset with exactly this URI, or None if Airflow has not seen it."""
-        for entry in self.request("GET", "/assets", params={"uri_pattern": uri, "limit": 100})[
-            "assets"
-        ]:
+        # only_active=false: assets created at run time through an AssetAlias become active
+        # only after the next scheduler loop, but their events are recorded from the start.
+        params = {"uri_pattern": uri, "limit": 100, "only_active": "false"}
+        for entry in self.request("GET", "/assets", params=params)["assets"]:
             if entry["uri"] == uri:
                 return entry
         return None

@@ -109,12 +109,16 @@ _CRON_FIELD = r"(\*|\d+|\d+-\d+)(/\d+)?(,(\*|\d+|\d+-\d+)(/\d+)?)*"
 _CRON_RE = re.compile(r"^" + r"\s+".join([_CRON_FIELD] * 5) + r"$")
 
 
-def _cron(raw: str) -> str:
+def _cron(raw: str) -> str | None:
     raw = raw.strip()
+    if raw.lower() == "none":
+        return None
     if raw.startswith("@") and raw in {"@daily", "@hourly", "@weekly", "@monthly"}:
         return raw
     if not _CRON_RE.match(raw):
-        raise ValueError("a 5-field cron expression in UTC such as '0 2 * * *', or @daily/@hourly")
+        raise ValueError(
+            "a 5-field cron expression in UTC such as '0 2 * * *', @daily/@hourly, or none"
+        )
     return raw
 
 
@@ -200,8 +204,12 @@ class Settings:
         lambda s: Path(__file__).resolve().parent.parent / "crawlers" / "sources.yaml",
         "The crawl's sources file (feeds, Mastodon instances and hashtags, arXiv categories).",
     )
-    crawl_schedule: str = _field(
-        "CRAWL_SCHEDULE", _cron, "0 2 * * *", "Cron (UTC) of the nightly crawl."
+    crawl_schedule: str | None = _field(
+        "CRAWL_SCHEDULE",
+        _cron,
+        "0 2 * * *",
+        "Cron (UTC) of the nightly crawl; `none` for manual runs only (the demo and the tests"
+        " drive the sandbox world's clock and trigger each night themselves).",
     )
     slack_conn_id: str = _field(
         "SLACK_CONN_ID", _str, "freshlm_slack", "Airflow connection id used for Slack alerts."
@@ -252,6 +260,8 @@ class Settings:
             value = getattr(self, f.name)
             if value is not None:
                 env[f.metadata["env"]] = str(value)
+            elif f.metadata["default"] is not None:
+                env[f.metadata["env"]] = "none"  # explicitly switched off (crawl_schedule)
         return env
 
 

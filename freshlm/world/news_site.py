@@ -12,8 +12,9 @@ Paths:
 Every page is a pure function of what is visible at "now", and the dates inside it are item
 dates, never "now"; so the ETag (a hash of the body) and Last-Modified (the newest visible
 item) change exactly when visible content changes, and conditional GETs stay correct across
-clock moves. On a scenario day listed in a feed's ``malformed_on_days`` that feed is served
-truncated and not well-formed, like a CMS failing mid-render (the Reuters fixture).
+clock moves. From the first story of a scenario day listed in a feed's ``malformed_on_days``
+until the next day's first story, that feed is served truncated and not well-formed, like a
+CMS failing mid-render (the Reuters fixture).
 """
 
 from __future__ import annotations
@@ -143,12 +144,25 @@ class NewsSite:
     def feed_response(self, feed: Feed, now: datetime) -> Response:
         items = self.feed_items(feed, now)
         body = self.rss(feed, items, now) if feed.format == "rss" else self.atom(feed, items, now)
-        day = self.scenario.day_of(now)
-        if day is not None and day.number in feed.malformed_on_days:
+        if self._broken(feed, now):
             body = _truncate_like_a_failing_cms(body)
         response = Response(200, body, RSS_TYPE if feed.format == "rss" else ATOM_TYPE)
         response.last_modified = max((_modified(a, now) for a in items), default=None)
         return response
+
+    def _broken(self, feed: Feed, now: datetime) -> bool:
+        """Whether ``feed`` is served broken at ``now``.
+
+        The site's CMS breaks while publishing day N's stories and stays broken until the first
+        story of the next day: keyed on the newest visible story's day rather than on the
+        clock's date, so the nightly crawl that runs after day N (whatever time it runs) sees
+        the broken feed, and the crawl of the night before does not.
+        """
+        if not feed.malformed_on_days:
+            return False
+        newest = self.scenario.articles_at(now)[:1]
+        day = self.scenario.day_of(newest[0].published_at) if newest else None
+        return day is not None and day.number in feed.malformed_on_days
 
     def _feed_home(self, feed: Feed) -> str:
         return self.url(f"/news/{feed.sections[0]}/" if len(feed.sections) == 1 else "/")

@@ -506,8 +506,13 @@ class _Handler(BaseHTTPRequestHandler):
             except Exception:  # a bug must answer 500 and be logged, not kill the thread
                 log.exception("error serving %s %s", request.method, self.path)
                 response = Response.text("Internal Server Error", 500)
-        self._write(response, head=request.method == "HEAD")
+        # Log first: a client that gave up (timeout, size limit) still made the request, and
+        # crawler tests read the log to check what was fetched.
         world._log_request(request, response.status, len(response.body), started)
+        try:
+            self._write(response, head=request.method == "HEAD")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client hung up mid-response; nothing to do
 
     def _write(self, response: Response, head: bool = False) -> None:
         self.send_response(response.status)

@@ -79,6 +79,9 @@ def test_cli_reports_configuration_errors_without_a_traceback(monkeypatch, capsy
 def test_settings_round_trip_through_environment(tmp_path: Path):
     s = Settings.from_env({"FRESHLM_HOME": str(tmp_path)})
     assert Settings.from_env(s.as_env()) == s
+    manual = Settings.from_env({"FRESHLM_HOME": str(tmp_path), "FRESHLM_CRAWL_SCHEDULE": "none"})
+    assert manual.crawl_schedule is None
+    assert Settings.from_env(manual.as_env()) == manual
 
 
 def test_markdown_table_lists_every_variable():

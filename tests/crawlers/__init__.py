@@ -1,0 +1,1 @@
+"""Tests of the crawlers package (mirrors crawlers/)."""

@@ -12,7 +12,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 # Components of Airflow start each other as `airflow ...`: the venv's bin must come first.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test lint format install constraints clean
+.PHONY: demo test bench lint format install constraints clean
 
 demo: $(STAMP)
 	$(BIN)/python -m freshlm.demo
@@ -21,6 +21,18 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 install: $(STAMP)
+
+# Benchmarks print their figure as a ratio against a baseline run in the same process or run;
+# results are recorded in bench/RESULTS.md. Bench-only packages (datatrove) install here only.
+BENCH_STAMP := $(VENV)/.stamp-bench
+$(BENCH_STAMP): $(STAMP) requirements-bench.txt
+	$(PIP) install --quiet -r requirements-bench.txt -c constraints.txt
+	$(PIP) install --quiet --no-deps $$(grep '^# datatrove==' requirements-bench.txt | cut -c3-)
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/crawl.py
+	$(BIN)/python bench/curate.py
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -1,0 +1,212 @@
+"""PII scrubbing: replace personal data with typed placeholders, counted by type.
+
+============= ================== =========================================================
+type          placeholder        what is matched
+============= ================== =========================================================
+url_secret    ``<SECRET>``       the value of a secret-looking query parameter in a URL
+                                 (``?token=…``, ``&api_key=…``, ``sig``, ``password`` …)
+handle        ``<HANDLE>``       a fediverse handle ``@user@instance.tld``
+email         ``<EMAIL>``        an e-mail address
+ip            ``<IP>``           an IPv4 or IPv6 address (validated with ``ipaddress``)
+credit_card   ``<CREDIT_CARD>``  13-19 digits, optionally grouped, that pass the Luhn check
+bank_account  ``<BANK_ACCOUNT>`` a number right after "account"/"계좌" (e.g. 110-234-567890)
+phone         ``<PHONE>``        ``+`` international numbers (8-15 digits), Korean
+                                 (010-1234-5678, 02-123-4567, 01012345678), UK national
+                                 (07700 900123, 020 7946 0958) and North American formats
+============= ================== =========================================================
+
+Types are scrubbed in that order: a handle is not also an e-mail address, a card number is
+not also a phone number. The document's ``pii`` field maps each type to how many placeholders
+were inserted; the step's counters add them up (``pii:<type>``) and count ``docs_with_pii``.
+The author field is left alone: handles there are pseudonymous by design (document contract).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+
+from freshlm.curation.config import PIIConfig
+from freshlm.curation.steps.base import Doc, DocStep, Drop
+
+PLACEHOLDERS = {
+    "url_secret": "<SECRET>",
+    "handle": "<HANDLE>",
+    "email": "<EMAIL>",
+    "ip": "<IP>",
+    "credit_card": "<CREDIT_CARD>",
+    "bank_account": "<BANK_ACCOUNT>",
+    "phone": "<PHONE>",
+}
+
+_SECRET_PARAMS = (
+    r"access_?token|auth_?token|id_?token|refresh_?token|token|api_?key|apikey|key|secret|"
+    r"client_?secret|password|passwd|pwd|pass|auth|sig|signature|session_?id|sessionid|sid|"
+    r"code|x-amz-signature|x-amz-credential|x-amz-security-token"
+)
+_URL_SECRET_RE = re.compile(rf"([?&;](?:{_SECRET_PARAMS})=)([^&#\s\"'<>]+)", re.I)
+_HANDLE_RE = re.compile(
+    r"(?<![\w@/])@[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+)
+_EMAIL_RE = re.compile(
+    r"(?<![\w.+-])[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}\b"
+)
+_IPV4_RE = re.compile(
+    r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+    r"(?!\.?\d)"
+)
+_IPV6_RE = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+_CARD_RE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+_ACCOUNT_RE = re.compile(
+    r"((?:계좌(?:번호)?|account(?:\s+(?:no\.?|number|#))?)[^\d\n]{0,12}?)(\d[\d-]{6,22}\d)",
+    re.I,
+)
+_PHONE_RE = re.compile(
+    r"(?<![\w+])(?:"
+    r"\+\d{1,3}(?:[ .-]?\(\d{1,4}\))?(?:[ .-]?\d{1,5}){2,5}"  # international
+    r"|0\d{1,2}-\d{3,4}-\d{4}"  # Korean with hyphens: 010-1234-5678, 02-123-4567
+    r"|01[016789]\d{7,8}"  # Korean mobile without separators
+    r"|0\d{2,4} (?:\d{6,8}|\d{3,4} \d{3,4})"  # UK national: 07700 900123, 020 7946 0958
+    r"|\(\d{3}\) ?\d{3}[-.]\d{4}|\d{3}[-.]\d{3}[-.]\d{4}"  # North American
+    r")(?![\w])"
+)
+
+
+def luhn_valid(digits: str) -> bool:
+    """Whether a digit string passes the Luhn checksum (all payment card numbers do)."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _digits(s: str) -> str:
+    return "".join(ch for ch in s if ch.isdigit())
+
+
+def _is_ipv6(s: str) -> bool:
+    if s.count(":") < 2:
+        return False
+    try:
+        ipaddress.IPv6Address(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_card(s: str) -> bool:
+    digits = _digits(s)
+    return 13 <= len(digits) <= 19 and luhn_valid(digits)
+
+
+def _is_phone(s: str) -> bool:
+    n = len(_digits(s))
+    return 8 <= n <= 15
+
+
+class _Rule:
+    """One PII type: a regex, an optional validator, and the prefilter that skips the regex."""
+
+    def __init__(
+        self,
+        kind: str,
+        pattern: re.Pattern[str],
+        needs: Callable[[str], bool],
+        valid: Callable[[str], bool] | None = None,
+        group: int = 0,
+    ) -> None:
+        self.kind = kind
+        self.pattern = pattern
+        self.needs = needs
+        self.valid = valid
+        self.group = group
+        self.placeholder = PLACEHOLDERS[kind]
+
+    def apply(self, text: str) -> tuple[str, int]:
+        if not self.needs(text):
+            return text, 0
+        if self.valid is None and self.group == 0:
+            return self.pattern.subn(self.placeholder, text)
+        count = 0
+
+        def replace(match: re.Match[str]) -> str:
+            nonlocal count
+            value = match.group(self.group)
+            if self.valid is not None and not self.valid(value):
+                return match.group(0)
+            count += 1
+            if self.group == 0:
+                return self.placeholder
+            start = match.start(self.group) - match.start(0)
+            whole = match.group(0)
+            return whole[:start] + self.placeholder + whole[start + len(value) :]
+
+        return self.pattern.sub(replace, text), count
+
+
+_HAS_DIGIT = re.compile(r"\d").search
+
+_RULES = {
+    "url_secret": _Rule("url_secret", _URL_SECRET_RE, lambda t: "=" in t and "://" in t, group=2),
+    "handle": _Rule("handle", _HANDLE_RE, lambda t: t.count("@") >= 2),
+    "email": _Rule("email", _EMAIL_RE, lambda t: "@" in t),
+    "ip": _Rule("ip", _IPV4_RE, lambda t: "." in t and _HAS_DIGIT(t) is not None),
+    "ipv6": _Rule("ip", _IPV6_RE, lambda t: "::" in t or t.count(":") >= 4, valid=_is_ipv6),
+    "credit_card": _Rule("credit_card", _CARD_RE, lambda t: _HAS_DIGIT(t) is not None, _is_card),
+    "bank_account": _Rule(
+        "bank_account",
+        _ACCOUNT_RE,
+        lambda t: "계좌" in t or "ccount" in t or "CCOUNT" in t,
+        group=2,
+    ),
+    "phone": _Rule("phone", _PHONE_RE, lambda t: _HAS_DIGIT(t) is not None, _is_phone),
+}
+
+
+def scrub(text: str, types: tuple[str, ...] = tuple(PLACEHOLDERS)) -> tuple[str, dict[str, int]]:
+    """``text`` with PII of ``types`` replaced by placeholders, and the count per type."""
+    found: dict[str, int] = {}
+    for name in types:
+        rules = (_RULES["ip"], _RULES["ipv6"]) if name == "ip" else (_RULES[name],)
+        for rule in rules:
+            text, n = rule.apply(text)
+            if n:
+                found[rule.kind] = found.get(rule.kind, 0) + n
+    return text, found
+
+
+class PIIStep(DocStep):
+    """Scrub ``text`` (and ``title``) in place; set ``pii``. Never drops a document."""
+
+    name = "pii"
+
+    def __init__(self, config: PIIConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or PIIConfig()
+        unknown = set(self.config.types) - set(PLACEHOLDERS)
+        if unknown:
+            raise ValueError(f"unknown PII types {sorted(unknown)}; known: {list(PLACEHOLDERS)}")
+        self._types = tuple(t for t in PLACEHOLDERS if t in self.config.types)
+
+    def process(self, doc: Doc) -> Drop | None:
+        text, found = scrub(doc["text"], self._types)
+        title = doc.get("title")
+        if title:
+            title, in_title = scrub(title, self._types)
+            doc["title"] = title
+            for kind, n in in_title.items():
+                found[kind] = found.get(kind, 0) + n
+        doc["pii"] = found
+        if found:
+            doc["text"] = text
+            self.counters["docs_with_pii"] += 1
+            for kind, n in found.items():
+                self.counters["pii:" + kind] += n
+        return None

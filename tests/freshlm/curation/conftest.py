@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def scenario():
+    from freshlm.world.scenario import load_scenario
+
+    return load_scenario()

@@ -1,0 +1,68 @@
+"""Hand-made documents and helpers for the curation tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from freshlm.curation.steps.base import Doc
+
+
+def make_doc(text: str, *, kind: str = "news", doc_id: str | None = None, **extra: Any) -> Doc:
+    """A document as intake produces it (every contract field present)."""
+    import hashlib
+
+    doc_id = doc_id or hashlib.sha256(text.encode()).hexdigest()[:32]
+    doc: Doc = {
+        "id": doc_id,
+        "source": "test",
+        "kind": kind,
+        "url": f"https://example.org/{doc_id}",
+        "title": None,
+        "text": text,
+        "language": "en",
+        "language_score": 1.0,
+        "published_at": "2026-11-02T08:00:00Z",
+        "fetched_at": "2026-11-02T09:00:00Z",
+        "author": None,
+        "content_hash": "",
+        "n_chars": 0,
+        "n_words": 0,
+        "pii": {},
+        "toxicity": 0.0,
+        "split": "train",
+        "shard": "",
+        "meta": {},
+    }
+    doc.update(extra)
+    return doc
+
+
+def run_step(step: Any, docs: list[Doc]) -> tuple[list[Doc], list[Doc]]:
+    """(kept, dropped) after running ``step`` alone with a list as quarantine."""
+    dropped: list[Doc] = []
+    step.bind_quarantine(dropped.append)
+    return list(step(docs)), dropped
+
+
+# An ordinary English news article: long enough for every web-page rule.
+ARTICLE = (
+    "Orrin Labs launched the Pulse X2 on Monday at its headquarters in Tessford. The phone "
+    "costs $649 and goes on sale on November 13 in three colours.\n\n"
+    "The company said the battery holds 5,200 mAh, which is the largest it has ever put in a "
+    "phone. Reviewers who tried it at the launch said it lasted two full days with normal use.\n\n"
+    "Sorim Electronics, the rival maker from Haeon, is expected to answer with its own update "
+    "later this month. Analysts at Harrow and Finch said the launch would help Orrin win back "
+    "buyers who had moved to the Wave 5 last year.\n\n"
+    "The Pulse X2 also comes with a 30-month warranty, longer than any other phone sold in the "
+    "valley. Shops in the Old Town have already started taking pre-orders from customers."
+)
+
+KOREAN_ARTICLE = (
+    "해온시는 한국 남해안에 자리한 항구 도시로, 인구는 약 65만 명이다. 도시의 중심에는 컨테이너 "
+    "항구가 있고, 항구 뒤로는 낮은 산과 오래된 골목이 이어진다.\n\n"
+    "해온은 1994년부터 테스퍼드와 자매도시 관계를 맺고 있다. 처음에는 목재와 기계 부품을 "
+    "사고파는 해운 교류로 시작했지만, 지금은 해마다 약 200명의 학생이 "
+    "두 도시를 오가며 공부한다.\n\n"
+    "해온의 대표 음식은 생선구이와 어묵탕이다. 겨울이면 항구 시장 골목마다 호떡과 군고구마를 "
+    "파는 노점이 늘어선다."
+)

@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 import scrapy
 from scrapy.http import Response
 
-from crawlers.parsers.articles import extract_article
+from crawlers.parsers.articles import extract_article, warm_up
 from crawlers.parsers.feeds import FeedEntry, FeedError, parse_feed
 from crawlers.parsers.html_text import html_to_text
 from crawlers.records import make_record
@@ -64,6 +64,7 @@ class NewsSpider(FreshSpider):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.feeds = split_list("feeds", feeds, required=True)
+        warm_up()
         extra_hosts = {h.lower() for h in split_list("allowed_domains", allowed_domains)}
         self.article_hosts = {(urlsplit(f).hostname or "").lower() for f in self.feeds}
         self.article_hosts |= extra_hosts

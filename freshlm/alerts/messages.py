@@ -1,0 +1,351 @@
+"""Slack messages built for triage: Block Kit blocks plus a plain-text fallback.
+
+Two kinds:
+
+* :func:`gate_alert` — a gate failed (critical: batch quarantined) or warned (published): where
+  (DAG, run, window), what came in (documents per source), what failed (observed vs expected,
+  example document ids, never text), what was quarantined and why, links to the task log and
+  the Data Docs, and what to do next.
+* :func:`task_failure_alert` — a task failed for good (no retries left): DAG, run, task, try,
+  the exception's first lines and the log link.
+
+Limits respected (Slack rejects or truncates beyond them): at most 50 blocks, 3000 characters
+per section text, 150 per header; the fallback ``text`` is kept under 3000 characters too.
+Every dynamic string is escaped for mrkdwn (``&``, ``<``, ``>``), so a value like
+``<EMAIL>`` shows as written instead of breaking the message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from expectations.gate import GateResult
+
+MAX_BLOCKS = 50
+MAX_SECTION_CHARS = 3000
+MAX_HEADER_CHARS = 150
+MAX_TEXT_CHARS = 3000
+MAX_FAILURES_SHOWN = 12
+MAX_SOURCES_SHOWN = 15
+MAX_EXCEPTION_LINES = 12
+MAX_EXCEPTION_CHARS = 1500
+
+
+@dataclasses.dataclass(frozen=True)
+class SlackMessage:
+    """A message for ``chat.postMessage`` or an incoming webhook: ``text`` is the fallback
+    shown in notifications and by clients without Block Kit."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+
+    def __post_init__(self) -> None:
+        if len(self.blocks) > MAX_BLOCKS:
+            raise ValueError(f"{len(self.blocks)} blocks; Slack accepts at most {MAX_BLOCKS}")
+
+    def payload(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks}
+
+
+def task_log_url(
+    base_url: str,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    try_number: int | None = None,
+    map_index: int = -1,
+) -> str:
+    """The Airflow 3 UI URL of a task instance's log, as Airflow itself builds it
+    (``TaskInstance.log_url``): ``{base}/dags/{dag}/runs/{run}/tasks/{task}[/mapped/{i}]
+    [?try_number=N]``."""
+    url = f"{base_url.rstrip('/')}/dags/{dag_id}/runs/{quote(run_id)}/tasks/{task_id}"
+    if map_index is not None and map_index >= 0:
+        url += f"/mapped/{map_index}"
+    if try_number:
+        url += f"?try_number={try_number}"
+    return url
+
+
+def gate_alert(
+    result: GateResult | Mapping[str, Any],
+    *,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    log_url: str | None,
+    data_docs_url: str | None = None,
+    accept_params: tuple[str, str] = ("accept_batch", "accept_reason"),
+) -> SlackMessage:
+    """The alert for a gate that failed or warned.
+
+    ``result`` is a :class:`~expectations.gate.GateResult` or its ``to_dict()``.
+    ``data_docs_url``: where people can open the Data Docs (the store copy); defaults to the
+    local ``data_docs_index`` as a ``file://`` URL. ``accept_params``: the DAG's Param names
+    for accepting a batch with a reason.
+    """
+    data = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+    severity = data["severity"]
+    override = data.get("override")
+    stats = data.get("statistics") or {}
+    failures = list(data.get("failures") or [])
+    n_docs = int(stats.get("documents", 0))
+    window = stats.get("window") or {}
+    window_text = f"{window.get('start', '?')} → {window.get('end', '?')}"
+    if data_docs_url is None and data.get("data_docs_index"):
+        data_docs_url = Path(data["data_docs_index"]).resolve().as_uri()
+
+    if override:
+        icon, verdict = ":white_check_mark:", f"{severity} failures accepted by {override['user']}"
+    elif severity == "critical":
+        icon, verdict = ":no_entry:", "CRITICAL: batch quarantined, nothing published"
+    elif severity == "warning":
+        icon, verdict = ":warning:", "warning: batch published"
+    else:
+        icon, verdict = ":white_check_mark:", "passed"
+    header = f"{icon} FreshLM gate {verdict}"
+
+    blocks: list[dict[str, Any]] = [
+        _header(header),
+        _fields(
+            [
+                ("DAG", f"`{_esc(dag_id)}`"),
+                ("Run", f"`{_esc(run_id)}`"),
+                ("Window", _esc(window_text)),
+                ("Task", f"`{_esc(task_id)}`"),
+                ("Documents", f"{n_docs} kept, {int(stats.get('quarantined', 0))} quarantined"),
+                (
+                    "Failed expectations",
+                    f"{sum(f['severity'] == 'critical' for f in failures)} critical, "
+                    f"{sum(f['severity'] == 'warning' for f in failures)} warning",
+                ),
+            ]
+        ),
+    ]
+    blocks += _sections("*Sources* (delivered = kept + quarantined)", _source_lines(stats))
+    blocks += _sections("*Failed expectations* (observed vs expected)", _failure_lines(failures))
+    blocks += _sections(
+        "*Quarantined*", _quarantine_lines(severity, override, n_docs, failures, stats)
+    )
+    blocks.append(_section(_links(log_url, data_docs_url)))
+    blocks += _sections("*Next steps*", _next_steps(severity, override, dag_id, accept_params))
+
+    critical = sorted({f["check"] for f in failures if f["severity"] == "critical"})
+    warning = sorted({f["check"] for f in failures if f["severity"] == "warning"})
+    text = (
+        f"FreshLM gate {verdict} — {dag_id} run {run_id}, window {window_text}. "
+        f"Critical: {', '.join(critical) or 'none'}. Warnings: {', '.join(warning) or 'none'}. "
+        f"{n_docs} documents. Log: {log_url or 'n/a'} Data Docs: {data_docs_url or 'n/a'}"
+    )
+    return SlackMessage(text=_clip(text, MAX_TEXT_CHARS), blocks=_fit(blocks))
+
+
+def task_failure_alert(
+    *,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    try_number: int | None,
+    max_tries: int | None,
+    exception: BaseException | str | None,
+    log_url: str | None,
+    map_index: int = -1,
+) -> SlackMessage:
+    """The alert for a task that failed after its last try."""
+    detail = _exception_text(exception)
+    where = task_id if map_index is None or map_index < 0 else f"{task_id}[{map_index}]"
+    tries = f"{try_number} of {max_tries + 1}" if try_number and max_tries is not None else "?"
+    blocks = [
+        _header(f":red_circle: FreshLM task failed after its retries: {dag_id}.{where}"),
+        _fields(
+            [
+                ("DAG", f"`{_esc(dag_id)}`"),
+                ("Run", f"`{_esc(run_id)}`"),
+                ("Task", f"`{_esc(where)}`"),
+                ("Try", tries),
+            ]
+        ),
+        _section("*Error*\n```" + _esc(detail) + "```"),
+        _section(_links(log_url, None)),
+        _section(
+            "*Next steps*\n"
+            "1. Read the task log (link above) for the full traceback.\n"
+            "2. Fix the cause (source down, bad config, code bug), then *Clear* this task in the "
+            "Airflow UI to rerun it; tasks are idempotent, a rerun of the same run is safe."
+        ),
+    ]
+    first_line = detail.splitlines()[0] if detail else "no exception recorded"
+    text = (
+        f"FreshLM task failed after its retries: {dag_id}.{where}, run {run_id}, try {tries}: "
+        f"{first_line}. Log: {log_url or 'n/a'}"
+    )
+    return SlackMessage(text=_clip(text, MAX_TEXT_CHARS), blocks=blocks)
+
+
+# --- pieces ------------------------------------------------------------------------------------
+
+
+def _source_lines(stats: Mapping[str, Any]) -> list[str]:
+    sources = stats.get("sources") or {}
+    lines = []
+    for name, s in sorted(sources.items()):
+        line = (
+            f"• `{_esc(name)}`: {s.get('volume', 0)} delivered "
+            f"({s.get('kept', 0)} kept, {s.get('quarantined', 0)} quarantined)"
+        )
+        if s.get("volume_ratio") is not None:
+            line += (
+                f", {s['volume_ratio']:.1f}x the median {s['history_median']:g} of "
+                f"{s['history_batches']} batches"
+            )
+        else:
+            line += f", history {s.get('history_batches', 0)} batches (too short to compare)"
+        lines.append(line)
+    if len(lines) > MAX_SOURCES_SHOWN:
+        lines = [*lines[:MAX_SOURCES_SHOWN], f"… and {len(lines) - MAX_SOURCES_SHOWN} more"]
+    return lines or ["(no sources)"]
+
+
+def _failure_lines(failures: Sequence[Mapping[str, Any]]) -> list[str]:
+    ordered = sorted(failures, key=lambda f: f["severity"] != "critical")
+    lines = []
+    for f in ordered[:MAX_FAILURES_SHOWN]:
+        icon = ":red_circle:" if f["severity"] == "critical" else ":large_yellow_circle:"
+        column = f" on `{_esc(_clip(str(f['column']), 100))}`" if f.get("column") else ""
+        line = (
+            f"{icon} *{_esc(f['check'])}* ({f['severity']}){column}\n"
+            f"      observed: {_esc(_clip(str(f['observed']), 500))}\n"
+            f"      expected: {_esc(_clip(str(f['expected']), 500))}"
+        )
+        if f.get("examples"):
+            shown = ", ".join(f"`{_esc(_clip(str(e), 120))}`" for e in f["examples"][:3])
+            line += f"\n      e.g. {shown}"
+        lines.append(line)
+    if len(ordered) > MAX_FAILURES_SHOWN:
+        lines.append(f"… and {len(ordered) - MAX_FAILURES_SHOWN} more in the Data Docs")
+    return lines or ["(none)"]
+
+
+def _quarantine_lines(
+    severity: str,
+    override: Mapping[str, Any] | None,
+    n_docs: int,
+    failures: Sequence[Mapping[str, Any]],
+    stats: Mapping[str, Any],
+) -> list[str]:
+    lines = []
+    if severity == "critical" and not override:
+        checks = sorted({f["check"] for f in failures if f["severity"] == "critical"})
+        lines.append(
+            f"• *whole batch: {n_docs} documents* by the gate — critical: {', '.join(checks)}"
+        )
+    elif override:
+        lines.append(
+            f"• nothing by the gate: accepted by {_esc(override['user'])} — "
+            f"\u201c{_esc(override['reason'])}\u201d"
+        )
+    by_reason = stats.get("quarantined_by_reason") or {}
+    for reason, count in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"• {count} by curation: `{_esc(reason)}`")
+    return lines or ["(nothing)"]
+
+
+def _links(log_url: str | None, data_docs_url: str | None) -> str:
+    parts = []
+    if log_url:
+        parts.append(f":scroll: <{log_url}|Airflow task log>")
+    if data_docs_url:
+        parts.append(f":bar_chart: <{data_docs_url}|Data Docs>")
+    return "  ·  ".join(parts) if parts else "(no links available)"
+
+
+def _next_steps(
+    severity: str,
+    override: Mapping[str, Any] | None,
+    dag_id: str,
+    accept_params: tuple[str, str],
+) -> list[str]:
+    accept, reason = accept_params
+    if override:
+        return ["Nothing to do: the acceptance and its reason are recorded with the dataset."]
+    if severity == "critical":
+        return [
+            "1. Open the Data Docs and look at the example documents (ids above).",
+            "2. *Bad data or a bug* (spam flood, scrubber miss, broken feed): fix it, then "
+            "*Clear* the failed tasks of this run in the Airflow UI to rerun the window.",
+            f"3. *Batch is fine after all*: trigger `{_esc(dag_id)}` for this window with Params "
+            f'`{accept}=true` and `{reason}="why it is safe"`; the reason and your name are '
+            "recorded in the dataset's manifest.",
+        ]
+    return [
+        "The batch was published. Check the warnings in the Data Docs; if one keeps firing, "
+        "fix its cause or tune the gate's thresholds (expectations/config.py)."
+    ]
+
+
+def _exception_text(exception: BaseException | str | None) -> str:
+    if exception is None:
+        return "no exception recorded"
+    if isinstance(exception, BaseException):
+        text = "".join(traceback.format_exception_only(type(exception), exception)).strip()
+    else:
+        text = str(exception).strip()
+    lines = text.splitlines()
+    if len(lines) > MAX_EXCEPTION_LINES:
+        lines = [*lines[:MAX_EXCEPTION_LINES], f"… ({len(lines) - MAX_EXCEPTION_LINES} more lines)"]
+    return _clip("\n".join(lines), MAX_EXCEPTION_CHARS)
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {
+        "type": "header",
+        "text": {"type": "plain_text", "text": _clip(text, MAX_HEADER_CHARS), "emoji": True},
+    }
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, MAX_SECTION_CHARS)}}
+
+
+def _fields(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    # Slack allows 10 fields of at most 2000 characters each.
+    return {
+        "type": "section",
+        "fields": [{"type": "mrkdwn", "text": _clip(f"*{k}*\n{v}", 2000)} for k, v in pairs[:10]],
+    }
+
+
+def _sections(title: str, lines: Sequence[str]) -> list[dict[str, Any]]:
+    """``lines`` under ``title``, packed into as few sections as the 3000-char limit allows."""
+    blocks, current = [], title
+    for line in lines:
+        line = _clip(line, MAX_SECTION_CHARS - len(title) - 1)
+        if len(current) + 1 + len(line) > MAX_SECTION_CHARS:
+            blocks.append(_section(current))
+            current = line
+        else:
+            current = f"{current}\n{line}"
+    blocks.append(_section(current))
+    return blocks
+
+
+def _fit(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """At most :data:`MAX_BLOCKS`: drop from the middle (failure details), keep the links and
+    next steps at the end."""
+    if len(blocks) <= MAX_BLOCKS:
+        return blocks
+    tail = blocks[-3:]
+    return [*blocks[: MAX_BLOCKS - 4], _section("… (message shortened)"), *tail]
+
+
+def _esc(value: Any) -> str:
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

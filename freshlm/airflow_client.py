@@ -180,7 +180,8 @@ class AirflowClient:
         # only after the next scheduler loop, but their events are recorded from the start.
         params = {"uri_pattern": uri, "limit": 100, "only_active": "false"}
         for entry in self.request("GET", "/assets", params=params)["assets"]:
-            if entry["uri"] == uri:
+            # Airflow normalizes a URI without a path to end in "/".
+            if entry["uri"].rstrip("/") == uri.rstrip("/"):
                 return entry
         return None
 

@@ -23,6 +23,11 @@ from freshlm.alerts.sender import send_slack
 log = logging.getLogger(__name__)
 
 
+class AlertedFailure(RuntimeError):
+    """A task failure whose Slack alert was already sent by the task itself (the gate's, with
+    the metric table); :func:`on_task_failure` stays quiet so on-call gets one message."""
+
+
 def on_task_failure(context: Mapping[str, Any]) -> None:
     """``on_failure_callback``: alert Slack when the task has no retries left. Never raises."""
     _alert_if_final(context, send_slack)
@@ -37,6 +42,9 @@ def _alert_if_final(
         ti = context.get("ti") or context.get("task_instance")
         if ti is None:
             log.warning("failure callback without a task instance in its context; no alert")
+            return None
+        if isinstance(context.get("exception"), AlertedFailure):
+            log.info("failure already alerted by the task itself; no second Slack message")
             return None
         try_number, max_tries = _tries(ti, context.get("task"))
         if try_number is not None and max_tries is not None and try_number <= max_tries:

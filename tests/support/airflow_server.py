@@ -16,6 +16,7 @@ import pytest
 
 from freshlm.airflow_client import AirflowClient
 from freshlm.airflow_local import LocalAirflow, free_port
+from freshlm.alerts.embedded import sink_connection_env
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +44,8 @@ def airflow(
             # scheduled run for today's real date would crawl the world out of order.
             "FRESHLM_CRAWL_SCHEDULE": "none",
             "PYTHONDONTWRITEBYTECODE": "1",
+            # Slack alerts land in the sandbox world's sink, through the real provider hook.
+            **sink_connection_env("freshlm_slack", world.url),
         },
     )
     deployment.start()

@@ -1,0 +1,131 @@
+"""
+### FreshLM curation and gate
+
+Stages 2 and 3 of the loop: the night's raw shards in, a **published dataset** (or a
+**quarantined batch** and a Slack alert) out. Runs when `freshlm_crawl` announces
+`freshlm://raw/batch`, or by hand with Params.
+
+1. `curate_batch` — normalize, identify language, quality rules (per language and source kind),
+   exact and near-duplicate removal (also against everything published before), PII scrubbing,
+   toxicity screen, train/held-out split. Every dropped document goes to the candidate's
+   quarantine file with its reason; the counts are in the task log and the candidate manifest.
+2. `gate_batch` — Great Expectations suites on the candidate; the Data Docs are stored with
+   the gate report and linked from alerts.
+3. `publish_dataset` (gate passed, or accepted by an operator) — `datasets/<id>` with lineage
+   back to the raw shards, announced as `freshlm://datasets`; a warning also alerts Slack.
+   `quarantine_batch` (critical failure) — records the refused batch, alerts Slack with the
+   failed expectations, and fails the run. Nothing is published.
+
+**Params (manual runs):** `shards` + `window_start` + `window_end` to curate a given batch;
+`accept_batch` with a mandatory `accept_reason` to publish a batch the gate refused (the
+acceptance, with who and why, is recorded in the dataset's manifest).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+
+from freshlm.alerts.callbacks import on_task_failure
+
+CRAWL_BATCH = Asset(name="freshlm-raw-batch", uri="freshlm://raw/batch")
+DATASETS = Asset(name="freshlm-datasets", uri="freshlm://datasets")
+
+
+@dag(
+    dag_id="freshlm_curate",
+    schedule=[CRAWL_BATCH],
+    start_date=datetime(2026, 11, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["freshlm", "curate", "gate"],
+    doc_md=__doc__,
+    default_args={
+        "owner": "freshlm",
+        "retries": 1,
+        "retry_delay": timedelta(seconds=30),
+        "on_failure_callback": on_task_failure,
+    },
+    params={
+        "shards": Param(
+            [],
+            type="array",
+            items={"type": "string", "minLength": 1, "maxLength": 2000},
+            description="Raw shard URIs to curate (manual runs); empty: the triggering crawl's.",
+        ),
+        "window_start": Param(None, type=["null", "string"], format="date-time"),
+        "window_end": Param(None, type=["null", "string"], format="date-time"),
+        "accept_batch": Param(
+            False, type="boolean", description="Publish even though the gate refused the batch."
+        ),
+        "accept_reason": Param(
+            "",
+            type="string",
+            maxLength=2000,
+            description="Required with accept_batch: why the batch is safe; it is recorded.",
+        ),
+    },
+)
+def freshlm_curate():
+    @task(retries=0, inlets=[CRAWL_BATCH])
+    def resolve() -> dict:
+        from freshlm.curation.batch import resolve_batch
+
+        ctx = get_current_context()
+        events = [dict(e.extra) for e in ctx["triggering_asset_events"].get(CRAWL_BATCH, [])]
+        return resolve_batch(ctx["params"], events)
+
+    @task
+    def curate_batch(batch: dict) -> dict:
+        from freshlm.curation.run import curate
+        from freshlm.store import open_store
+
+        result = curate(
+            batch["shards"], open_store(), window=(batch["window"]["start"], batch["window"]["end"])
+        )
+        return {k: v for k, v in result.summary.items() if k != "stats"}
+
+    @task
+    def gate_batch(batch: dict, candidate: dict) -> dict:
+        from crawlers.sources import load_sources
+        from freshlm.curation.publish import gate_candidate
+        from freshlm.store import open_store
+
+        return gate_candidate(
+            open_store(),
+            candidate["uri"],
+            window=batch["window"],
+            allowed_sources=[s.name for s in load_sources()],
+            run_id=get_current_context()["run_id"],
+        )
+
+    @task.branch
+    def decide(batch: dict, gate: dict) -> str:
+        return "publish_dataset" if gate["passed"] or batch["accept"] else "quarantine_batch"
+
+    @task(outlets=[DATASETS])
+    def publish_dataset(batch: dict, candidate: dict, gate: dict) -> dict:
+        from freshlm.curation import outcome
+
+        ctx = get_current_context()
+        published = outcome.publish(ctx, batch, candidate, gate)
+        ctx["outlet_events"][DATASETS].extra = published
+        return published
+
+    @task(retries=0)
+    def quarantine_batch(batch: dict, candidate: dict, gate: dict) -> dict:
+        from freshlm.curation import outcome
+
+        return outcome.quarantine(get_current_context(), batch, candidate, gate)
+
+    batch = resolve()
+    candidate = curate_batch(batch)
+    gate = gate_batch(batch, candidate)
+    decide(batch, gate) >> [
+        publish_dataset(batch, candidate, gate),
+        quarantine_batch(batch, candidate, gate),
+    ]
+
+
+freshlm_curate()

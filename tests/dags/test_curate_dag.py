@@ -1,0 +1,85 @@
+"""Crawl → curate → gate under a real Airflow: a good night publishes, the bad night is refused."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from freshlm.store import open_store
+from tests.support.airflow_server import dump_failure
+
+pytestmark = [pytest.mark.airflow, pytest.mark.slow]
+
+CRAWL, CURATE = "freshlm_crawl", "freshlm_curate"
+NIGHTS = {
+    1: {"window_start": "2026-11-02T00:00:00Z", "window_end": "2026-11-03T00:00:00Z"},
+    2: {"window_start": "2026-11-03T00:00:00Z", "window_end": "2026-11-04T00:00:00Z"},
+}
+
+
+def _crawl_then_curate(client, world, night: int, tag: str) -> dict:
+    """Run a night's crawl; return the curate run its batch Asset event triggered."""
+    requests.post(f"{world.url}/_world/clock", json={"now": f"day:{night}"}).raise_for_status()
+    before = {r["dag_run_id"] for r in _runs(client, CURATE)}
+    run_id = f"test__{tag}__night{night}"
+    client.trigger(CRAWL, conf=NIGHTS[night], run_id=run_id)
+    final = client.wait_for_run(CRAWL, run_id, timeout_s=420)
+    assert final["state"] == "success", dump_failure(client, CRAWL, run_id)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        new = [r for r in _runs(client, CURATE) if r["dag_run_id"] not in before]
+        if new:
+            return client.wait_for_run(CURATE, new[0]["dag_run_id"], timeout_s=420)
+        time.sleep(1)
+    raise AssertionError("the crawl's batch event did not trigger freshlm_curate")
+
+
+def _runs(client, dag_id: str) -> list[dict]:
+    return client.request("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]
+
+
+def test_good_night_publishes_and_bad_night_is_quarantined_with_a_slack_alert(
+    airflow_client, world_at_start, freshlm_home
+):
+    client = airflow_client
+    client.wait_for_dags([CRAWL, CURATE])
+    client.unpause(CRAWL)
+    client.unpause(CURATE)
+    store = open_store((freshlm_home / "store").as_uri())
+
+    good = _crawl_then_curate(client, world_at_start, 1, "curate")
+    assert good["state"] == "success", dump_failure(client, CURATE, good["dag_run_id"])
+    published = client.xcom(CURATE, good["dag_run_id"], "publish_dataset")
+    manifest = store.read_manifest(f"datasets/{published['dataset_id']}", verify=True)
+    assert manifest.fields["window"] == {
+        "start": NIGHTS[1]["window_start"],
+        "end": NIGHTS[1]["window_end"],
+    }
+    assert {s["source"] for s in manifest.fields["shards"]} == {
+        "tessford-courier",
+        "tessford-social",
+        "arxiv-cs",
+    }
+    assert store.exists(manifest.fields["gate"]["data_docs"].removeprefix(store.root_uri + "/"))
+    events = client.asset_events("freshlm://datasets")
+    assert events and events[-1]["extra"]["dataset_id"] == published["dataset_id"]
+
+    requests.delete(f"{world_at_start.url}/_world/slack/messages").raise_for_status()
+    bad = _crawl_then_curate(client, world_at_start, 2, "curate")
+    assert bad["state"] == "failed"
+    states = client.task_states(CURATE, bad["dag_run_id"])
+    assert states["quarantine_batch"] == "failed" and states["publish_dataset"] == "skipped"
+    assert len(client.asset_events("freshlm://datasets")) == len(events)  # nothing published
+
+    messages = requests.get(f"{world_at_start.url}/_world/slack/messages").json()
+    assert len(messages) == 1, messages  # the gate's alert, not a second task-failure alert
+    text = messages[0]["text"] + str(messages[0]["blocks"])
+    assert "CRITICAL" in text and "duplicate_ratio" in text
+    assert "observed" in text.lower() and "expected" in text.lower()
+    assert bad["dag_run_id"] in text and "2026-11-03T00:00:00Z" in text
+    assert "/tasks/gate_batch" in text and "data_docs/index.html" in text
+    assert "accept_reason" in text
+    quarantined = list(store.list_published("quarantine/batches/"))
+    assert len(quarantined) == 1

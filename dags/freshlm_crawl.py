@@ -94,7 +94,9 @@ def freshlm_crawl():
         )
         return extra
 
-    @task(trigger_rule="all_done", outlets=[CRAWL_BATCH])
+    # all_done: announce the sources that did crawl even when some failed. No retries: it only
+    # gathers results, and a retry cannot bring back a plan or a crawl that failed.
+    @task(trigger_rule="all_done", outlets=[CRAWL_BATCH], retries=0)
     def announce_batch(crawl_plan: dict, shards: list[dict]) -> dict:
         from crawlers.launch import batch_summary
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import socket
 import sys
@@ -20,6 +21,7 @@ import time
 
 from freshlm.airflow_client import AirflowClient
 from freshlm.airflow_local import AirflowStartError, LocalAirflow
+from freshlm.alerts.embedded import sink_connection_env
 from freshlm.settings import Settings, SettingsError
 
 log = logging.getLogger("freshlm.demo")
@@ -49,6 +51,10 @@ def _banner(settings: Settings, airflow: LocalAirflow, world_url: str, took_s: f
             f"  sandbox world    {world_url}  (clock: {world_url}/_world/clock,"
             f" Slack sink: {world_url}/_world/slack/messages)",
             f"  FRESHLM_HOME     {settings.home}",
+            '  try a night      move the world clock (POST /_world/clock {"now": "day:1"}),'
+            " then trigger freshlm_crawl with",
+            "                   window_start 2026-11-02T00:00:00Z, window_end"
+            " 2026-11-03T00:00:00Z; freshlm_curate follows",
             f"  component logs   {airflow.logs_dir}",
             f"  started in       {took_s:.1f}s",
             "Press Ctrl-C to stop.",
@@ -88,11 +94,18 @@ def main(argv: list[str] | None = None) -> int:
     from freshlm.world.server import WorldServer  # the world loads its scenario on import
 
     world = None
+    env = settings.as_env()
+    # The sandbox world's clock only moves when told, so a cron run for today's real date
+    # would crawl it out of order: nights are triggered with explicit windows instead.
+    if "FRESHLM_CRAWL_SCHEDULE" not in os.environ:
+        env["FRESHLM_CRAWL_SCHEDULE"] = "none"
+    # Alerts go to the world's Slack sink through the real provider hook.
+    env.update(sink_connection_env(settings.slack_conn_id, settings.world_url))
     airflow = LocalAirflow(
         settings.airflow_home,
         settings.airflow_port,
         parallelism=settings.airflow_parallelism,
-        extra_env=settings.as_env(),
+        extra_env=env,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

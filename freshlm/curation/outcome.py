@@ -40,6 +40,16 @@ def _alert(ctx: Any, result: dict[str, Any], data_docs_url: str) -> bool:
     return send_slack(message)
 
 
+def _gated(ctx: Any, batch: dict, candidate: dict, gate: dict) -> publishing.GatedBatch:
+    return publishing.GatedBatch(
+        candidate=candidate["uri"],
+        report_uri=gate["report_uri"],
+        window=batch["window"],
+        shards=batch["shards"],
+        run_id=ctx["run_id"],
+    )
+
+
 def publish(ctx: Any, batch: dict, candidate: dict, gate: dict) -> dict[str, Any]:
     """Publish the candidate; alert Slack when the gate warned or an operator accepted it."""
     from expectations.gate import GateResult, accept_override
@@ -58,15 +68,7 @@ def publish(ctx: Any, batch: dict, candidate: dict, gate: dict) -> dict[str, Any
         log.warning(
             "gate %s overridden by %s: %s", gate["severity"], user, batch["accept"]["reason"]
         )
-    published = publishing.publish_dataset(
-        store,
-        candidate["uri"],
-        result,
-        report_uri=gate["report_uri"],
-        window=batch["window"],
-        shards=batch["shards"],
-        run_id=ctx["run_id"],
-    )
+    published = publishing.publish_dataset(store, _gated(ctx, batch, candidate, gate), result)
     if result["severity"] != "ok" or result.get("override"):
         published["alerted"] = _alert(ctx, result, gate["data_docs_url"])
     return published
@@ -76,15 +78,7 @@ def quarantine(ctx: Any, batch: dict, candidate: dict, gate: dict) -> dict[str, 
     """Record the refused batch, alert Slack, then fail the task (the run shows red)."""
     store = open_store()
     result = publishing.read_gate_result(store, gate["report_uri"])
-    record = publishing.quarantine_batch(
-        store,
-        candidate["uri"],
-        result,
-        report_uri=gate["report_uri"],
-        window=batch["window"],
-        shards=batch["shards"],
-        run_id=ctx["run_id"],
-    )
+    record = publishing.quarantine_batch(store, _gated(ctx, batch, candidate, gate), result)
     _alert(ctx, result, gate["data_docs_url"])
     critical = sorted({f["check"] for f in result["failures"] if f["severity"] == "critical"})
     raise AlertedFailure(

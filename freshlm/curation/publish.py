@@ -17,6 +17,7 @@ The dedup index is committed only when a dataset is published.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -108,10 +109,7 @@ def gate_candidate(
     from expectations.config import GateContext
     from expectations.gate import run_gate
 
-    cand_prefix = prefix_of(store, candidate)
-    manifest = store.read_manifest(cand_prefix)
-    if manifest is None:
-        raise PublishError(f"candidate {candidate} is not published")
+    cand_prefix, manifest = _candidate_manifest(store, candidate)
     context = GateContext(
         window_start=parse_utc("window.start", window["start"]),
         window_end=parse_utc("window.end", window["end"]),
@@ -174,16 +172,26 @@ def read_gate_result(store: Store, report_uri: str) -> dict[str, Any]:
     return json.loads(store.read_bytes(prefix_of(store, report_uri) + "/gate.json"))
 
 
-def publish_dataset(
-    store: Store,
-    candidate: str,
-    gate: dict[str, Any],
-    *,
-    report_uri: str,
-    window: dict[str, str],
-    shards: list[str],
-    run_id: str,
-) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class GatedBatch:
+    """A night's candidate after the gate: what publish or quarantine records as lineage."""
+
+    candidate: str  # the candidate artifact's URI (``…/candidates/<id>``)
+    report_uri: str  # the gate report artifact's URI
+    window: dict[str, str]  # {"start", "end"} ISO 8601 UTC
+    shards: list[str]  # raw shard URIs
+    run_id: str
+
+
+def _candidate_manifest(store: Store, candidate: str) -> tuple[str, Manifest]:
+    prefix = prefix_of(store, candidate)
+    manifest = store.read_manifest(prefix)
+    if manifest is None:
+        raise PublishError(f"candidate {candidate} is not published")
+    return prefix, manifest
+
+
+def publish_dataset(store: Store, batch: GatedBatch, gate: dict[str, Any]) -> dict[str, Any]:
     """Publish a gated candidate as ``datasets/<id>`` and commit it to the dedup index.
 
     ``gate`` is the gate result as a dict (``gate.json``); it must have passed (possibly by an
@@ -193,13 +201,11 @@ def publish_dataset(
 
     if not gate.get("passed"):
         raise PublishError(
-            f"candidate {candidate} failed the gate ({gate.get('severity')}); "
+            f"candidate {batch.candidate} failed the gate ({gate.get('severity')}); "
             "accept it with a reason to publish"
         )
-    cand_prefix = prefix_of(store, candidate)
-    cand = store.read_manifest(cand_prefix)
-    if cand is None:
-        raise PublishError(f"candidate {candidate} is not published")
+    cand_prefix, cand = _candidate_manifest(store, batch.candidate)
+    window = batch.window
     dataset_id = cand.artifact_id
     prefix = f"{DATASETS}/{dataset_id}"
     existing = store.read_manifest(prefix)
@@ -212,7 +218,7 @@ def publish_dataset(
     fields = {
         "dataset_id": dataset_id,
         "window": window,
-        "shards": _shard_lineage(store, shards),
+        "shards": _shard_lineage(store, batch.shards),
         "parents": [m.artifact_id for m in earlier[-1:]],
         "candidate": store.uri_for(cand_prefix),
         "counts": {
@@ -233,12 +239,12 @@ def publish_dataset(
                 for f in gate.get("failures", [])
             ],
             "override": gate.get("override"),
-            "report": report_uri,
+            "report": batch.report_uri,
             "data_docs": gate.get("data_docs_index"),
             "volume_by_source": gate.get("statistics", {}).get("volume_by_source", {}),
         },
     }
-    with store.publisher(prefix, kind="dataset", created_by={"run_id": run_id}) as pub:
+    with store.publisher(prefix, kind="dataset", created_by={"run_id": batch.run_id}) as pub:
         for name in (TRAIN_FILE, HELDOUT_FILE):
             with pub.open_write(name) as writer, store.open_read(cand.key(name)) as src:
                 shutil.copyfileobj(src, writer, 1024 * 1024)
@@ -279,26 +285,15 @@ def _summary(store: Store, prefix: str, manifest: Manifest, *, already: bool) ->
     }
 
 
-def quarantine_batch(
-    store: Store,
-    candidate: str,
-    gate: dict[str, Any],
-    *,
-    report_uri: str,
-    window: dict[str, str],
-    shards: list[str],
-    run_id: str,
-) -> dict[str, Any]:
+def quarantine_batch(store: Store, batch: GatedBatch, gate: dict[str, Any]) -> dict[str, Any]:
     """Record a refused batch under ``quarantine/batches/<candidate_id>`` (idempotent)."""
-    cand_prefix = prefix_of(store, candidate)
-    cand = store.read_manifest(cand_prefix)
-    if cand is None:
-        raise PublishError(f"candidate {candidate} is not published")
+    cand_prefix, cand = _candidate_manifest(store, batch.candidate)
+    window = batch.window
     prefix = f"{QUARANTINED_BATCHES}/{cand.artifact_id}"
     record = {
         "candidate": store.uri_for(cand_prefix),
         "window": window,
-        "shards": sorted(store.uri_for(prefix_of(store, s)) for s in shards),
+        "shards": sorted(store.uri_for(prefix_of(store, s)) for s in batch.shards),
         "severity": gate["severity"],
         "failures": [
             {k: f.get(k) for k in ("check", "severity", "observed", "expected", "unexpected_count")}
@@ -306,12 +301,12 @@ def quarantine_batch(
         ],
         "documents": gate.get("statistics", {}).get("documents"),
         "quarantined_by_curation": gate.get("statistics", {}).get("quarantined_by_reason"),
-        "report": report_uri,
+        "report": batch.report_uri,
         "data_docs": gate.get("data_docs_index"),
     }
     if store.read_manifest(prefix) is None:
         with store.publisher(
-            prefix, kind="quarantined-batch", created_by={"run_id": run_id}
+            prefix, kind="quarantined-batch", created_by={"run_id": batch.run_id}
         ) as pub:
             pub.write_bytes("batch.json", json.dumps(record, indent=2, sort_keys=True).encode())
             pub.set_manifest_fields(**{k: record[k] for k in ("window", "severity", "candidate")})

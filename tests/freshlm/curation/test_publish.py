@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -39,12 +40,18 @@ def _shards(store, scenario, number: int) -> tuple[list[str], dict[str, str]]:
 
 
 def _night(store, scenario, number: int, run_id: str):
+    """Crawl-equivalent shards, curation and the gate for one night."""
     shards, window = _shards(store, scenario, number)
     candidate = curate(shards, store, window=(window["start"], window["end"]))
     gate = publish.gate_candidate(
         store, candidate.uri, window=window, allowed_sources=SOURCES, run_id=run_id
     )
-    return shards, window, candidate, gate
+    batch = publish.GatedBatch(candidate.uri, gate["report_uri"], window, shards, run_id)
+    return batch, candidate, gate
+
+
+def _rerun(batch: publish.GatedBatch, **changes) -> publish.GatedBatch:
+    return dataclasses.replace(batch, **changes)
 
 
 @pytest.fixture(scope="module")
@@ -54,102 +61,56 @@ def scenario():
 
 def test_good_day_publishes_a_dataset_with_lineage_and_a_rerun_changes_nothing(tmp_path, scenario):
     store = open_store((tmp_path / "store").as_uri())
-    shards, window, candidate, gate = _night(store, scenario, 1, "night1")
+    batch, candidate, gate = _night(store, scenario, 1, "night1")
     assert gate["severity"] in {"ok", "warning"} and gate["passed"]
     result = publish.read_gate_result(store, gate["report_uri"])
     assert store.exists(publish.prefix_of(store, gate["data_docs_url"]))
 
-    published = publish.publish_dataset(
-        store,
-        candidate.uri,
-        result,
-        report_uri=gate["report_uri"],
-        window=window,
-        shards=shards,
-        run_id="night1",
-    )
+    published = publish.publish_dataset(store, batch, result)
     assert published["dataset_id"] == candidate.candidate_id
     assert published["documents"] == candidate.summary["kept"] > 0
     manifest = store.read_manifest(f"datasets/{published['dataset_id']}", verify=True)
     lineage = manifest.fields
     assert [s["source"] for s in lineage["shards"]] == sorted(SOURCES)
-    assert all(s["window"] == window for s in lineage["shards"])
+    assert all(s["window"] == batch.window for s in lineage["shards"])
     assert lineage["parents"] == [] and lineage["gate"]["data_docs"] == gate["data_docs_url"]
-    assert (
-        lineage["tokens"] > 0
-        and lineage["counts"]["train"] + lineage["counts"]["heldout"]
-        == lineage["counts"]["documents"]
-    )
+    counts = lineage["counts"]
+    assert lineage["tokens"] > 0 and counts["train"] + counts["heldout"] == counts["documents"]
     # The dedup index now holds the published documents.
     assert store.exists("dedup-index/HEAD.json")
 
     # Rerunning the night curates to the same id and publishes nothing new.
-    again = curate(shards, store, window=(window["start"], window["end"]))
+    again = curate(batch.shards, store, window=(batch.window["start"], batch.window["end"]))
     assert again.candidate_id == candidate.candidate_id
     republished = publish.publish_dataset(
-        store,
-        again.uri,
-        result,
-        report_uri=gate["report_uri"],
-        window=window,
-        shards=shards,
-        run_id="night1-rerun",
+        store, _rerun(batch, candidate=again.uri, run_id="night1-rerun"), result
     )
-    assert republished["already_published"] and republished["dataset_id"] == published["dataset_id"]
+    assert republished["already_published"]
+    assert republished["dataset_id"] == published["dataset_id"]
     assert len(publish.published_datasets(store)) == 1
 
 
 def test_bad_day_is_quarantined_with_reasons_and_can_be_accepted_with_a_reason(tmp_path, scenario):
     store = open_store((tmp_path / "store").as_uri())
-    shards1, window1, candidate1, gate1 = _night(store, scenario, 1, "night1")
-    publish.publish_dataset(  # night 1 gives the volume band its history
-        store,
-        candidate1.uri,
-        publish.read_gate_result(store, gate1["report_uri"]),
-        report_uri=gate1["report_uri"],
-        window=window1,
-        shards=shards1,
-        run_id="night1",
-    )
-    shards, window, candidate, gate = _night(store, scenario, 2, "night2")
+    night1, _, gate1 = _night(store, scenario, 1, "night1")
+    # Night 1 is published first: it gives the volume band its history.
+    publish.publish_dataset(store, night1, publish.read_gate_result(store, gate1["report_uri"]))
+
+    batch, _, gate = _night(store, scenario, 2, "night2")
     assert gate["severity"] == "critical" and not gate["passed"]
     result = publish.read_gate_result(store, gate["report_uri"])
     with pytest.raises(publish.PublishError, match="failed the gate"):
-        publish.publish_dataset(
-            store,
-            candidate.uri,
-            result,
-            report_uri=gate["report_uri"],
-            window=window,
-            shards=shards,
-            run_id="night2",
-        )
-    record = publish.quarantine_batch(
-        store,
-        candidate.uri,
-        result,
-        report_uri=gate["report_uri"],
-        window=window,
-        shards=shards,
-        run_id="night2",
-    )
+        publish.publish_dataset(store, batch, result)
+    record = publish.quarantine_batch(store, batch, result)
     assert any(f["check"] == "duplicate_ratio" for f in record["failures"])
     assert store.read_manifest(publish.prefix_of(store, record["quarantine_uri"])) is not None
-    assert [m.fields["window"] for m in publish.published_datasets(store)] == [
-        _window(scenario.days[0].date)
-    ]
+    assert [m.fields["window"] for m in publish.published_datasets(store)] == [night1.window]
 
     from expectations.gate import GateResult, accept_override
 
     accepted = accept_override(GateResult.from_dict(result), "spam checked by hand", "oncall")
     published = publish.publish_dataset(
-        store,
-        candidate.uri,
-        accepted.to_dict(),
-        report_uri=gate["report_uri"],
-        window=window,
-        shards=shards,
-        run_id="night2-accepted",
+        store, _rerun(batch, run_id="night2-accepted"), accepted.to_dict()
     )
     manifest = store.read_manifest(f"datasets/{published['dataset_id']}")
     assert manifest.fields["gate"]["override"]["reason"] == "spam checked by hand"

@@ -132,6 +132,146 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+# --- Kubernetes values (the training backend's GPU pods; see training/k8s_specs.py) -----------
+
+_DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_NAME_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+# A Kubernetes resource quantity as people write them: 8, 500m, 64Gi, 1.5G, 1e3.
+_QUANTITY_RE = re.compile(r"^(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+# registry[:port]/path[:tag][@sha256:digest]; lower-case repository path components.
+_IMAGE_RE = re.compile(
+    r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d+)?"
+    r"(/[a-z0-9]+([._-]+[a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+)
+_TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+def _is_dns_subdomain(value: str) -> bool:
+    return len(value) <= 253 and bool(_DNS_SUBDOMAIN_RE.match(value))
+
+
+def _is_qualified_name(value: str) -> bool:
+    """A label or taint key: ``[dns-subdomain/]name`` (``nvidia.com/gpu``, ``pool``)."""
+    prefix, _, name = value.rpartition("/")
+    return bool(_LABEL_NAME_RE.match(name)) and (not prefix or _is_dns_subdomain(prefix))
+
+
+def _dns_label(raw: str) -> str:
+    raw = raw.strip()
+    if not _DNS_LABEL_RE.match(raw):
+        raise ValueError("a Kubernetes name: lower-case letters, digits and '-', at most 63")
+    return raw
+
+
+def _dns_subdomain(raw: str) -> str:
+    raw = raw.strip()
+    if not _is_dns_subdomain(raw):
+        raise ValueError("a Kubernetes object name: lower-case letters, digits, '-' and '.'")
+    return raw
+
+
+def _quantity(raw: str) -> str:
+    raw = raw.strip()
+    if not _QUANTITY_RE.match(raw):
+        raise ValueError("a Kubernetes quantity such as 8, 500m, 64Gi or 16G")
+    return raw
+
+
+def _image(raw: str) -> str:
+    raw = raw.strip()
+    if not _IMAGE_RE.match(raw):
+        raise ValueError("a container image reference such as registry.example.com/team/image:tag")
+    return raw
+
+
+def _extended_resource(raw: str) -> str:
+    raw = raw.strip()
+    prefix, _, _ = raw.partition("/")
+    if "/" not in raw or not _is_qualified_name(raw) or prefix.endswith("kubernetes.io"):
+        raise ValueError("an extended resource name with a vendor domain, such as nvidia.com/gpu")
+    return raw
+
+
+class KeyValues(tuple):
+    """Ordered ``(key, value)`` pairs, such as a node selector; ``str()`` gives the env syntax."""
+
+    def __str__(self) -> str:
+        return ",".join(f"{key}={value}" for key, value in self)
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self)
+
+
+def _node_selector(raw: str) -> KeyValues | None:
+    accepts = "comma-separated node labels key=value,key2=value2 (or none)"
+    raw = raw.strip()
+    if raw.lower() in {"", "none"}:
+        return None
+    pairs: dict[str, str] = {}
+    for item in raw.split(","):
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not _is_qualified_name(key) or not _LABEL_VALUE_RE.match(value):
+            raise ValueError(f"{accepts}; {item.strip()!r} is not a valid label pair")
+        if key in pairs:
+            raise ValueError(f"{accepts}; {key!r} is given twice")
+        pairs[key] = value
+    return KeyValues(pairs.items())
+
+
+class Toleration(tuple):
+    """``(key, operator, value, effect)`` of one pod toleration; ``str()`` gives the env syntax.
+
+    ``operator`` is ``Exists`` when no value was given, else ``Equal``; ``effect`` is ``None``
+    to tolerate every effect of the taint.
+    """
+
+    def __new__(cls, key: str, operator: str, value: str | None, effect: str | None):
+        return super().__new__(cls, (key, operator, value, effect))
+
+    key = property(lambda self: self[0])
+    operator = property(lambda self: self[1])
+    value = property(lambda self: self[2])
+    effect = property(lambda self: self[3])
+
+    def __str__(self) -> str:
+        text = self.key if self.value is None else f"{self.key}={self.value}"
+        return text if self.effect is None else f"{text}:{self.effect}"
+
+
+class Tolerations(tuple):
+    """The pod's tolerations, in order; ``str()`` gives the env syntax."""
+
+    def __str__(self) -> str:
+        return ",".join(str(t) for t in self)
+
+
+def _tolerations(raw: str) -> Tolerations | None:
+    accepts = (
+        "comma-separated taints to tolerate, each key[=value][:effect] with effect one of "
+        + ", ".join(_TAINT_EFFECTS)
+        + " (key alone tolerates any value; none for no tolerations)"
+    )
+    raw = raw.strip()
+    if raw.lower() == "none":
+        return None
+    tolerations = []
+    for item in raw.split(","):
+        item = item.strip()
+        taint, colon, effect = item.rpartition(":") if ":" in item else (item, "", "")
+        key, eq, value = taint.partition("=")
+        if (colon and effect not in _TAINT_EFFECTS) or not _is_qualified_name(key):
+            raise ValueError(f"{accepts}; {item!r} is not a valid toleration")
+        if eq and not _LABEL_VALUE_RE.match(value):
+            raise ValueError(f"{accepts}; {item!r} is not a valid toleration")
+        tolerations.append(
+            Toleration(key, "Equal" if eq else "Exists", value if eq else None, effect or None)
+        )
+    return Tolerations(tolerations)
+
+
 # --- the settings ------------------------------------------------------------------------------
 
 
@@ -225,6 +365,65 @@ class Settings:
     )
     log_level: str = _field(
         "LOG_LEVEL", _choice("debug", "info", "warning", "error"), "info", "Log level."
+    )
+    k8s_namespace: str = _field(
+        "K8S_NAMESPACE",
+        _dns_label,
+        "freshlm",
+        "Kubernetes namespace of the training pods, Jobs and Services (kubernetes backend).",
+    )
+    k8s_train_image: str = _field(
+        "K8S_TRAIN_IMAGE",
+        _image,
+        "ghcr.io/freshlm/freshlm-train-gpu:0.1.0",
+        "Training image (built from docker/Dockerfile.train-gpu) the GPU pods run.",
+    )
+    k8s_service_account: str = _field(
+        "K8S_SERVICE_ACCOUNT",
+        _dns_subdomain,
+        "freshlm-train",
+        "Service account of the training pods.",
+    )
+    k8s_gpu_resource: str = _field(
+        "K8S_GPU_RESOURCE",
+        _extended_resource,
+        "nvidia.com/gpu",
+        "Extended resource a training pod asks for, one per GPU.",
+    )
+    k8s_gpu_node_selector: KeyValues | None = _field(
+        "K8S_GPU_NODE_SELECTOR",
+        _node_selector,
+        None,
+        "Node labels the training pods require, as `key=value,key2=value2`; empty for none.",
+    )
+    k8s_gpu_tolerations: Tolerations | None = _field(
+        "K8S_GPU_TOLERATIONS",
+        _tolerations,
+        Tolerations([Toleration("nvidia.com/gpu", "Exists", None, "NoSchedule")]),
+        "Taints the training pods tolerate, as `key[=value][:Effect],...`"
+        " (Effect: NoSchedule, PreferNoSchedule, NoExecute); `none` for no tolerations.",
+    )
+    k8s_store_secret: str = _field(
+        "K8S_STORE_SECRET",
+        _dns_subdomain,
+        "freshlm-store-credentials",
+        "Kubernetes Secret with the store's `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`"
+        " (and optionally `AWS_SESSION_TOKEN`), handed to the pods by reference only.",
+    )
+    k8s_shm_size: str = _field(
+        "K8S_SHM_SIZE",
+        _quantity,
+        "16Gi",
+        "Size limit of the memory-backed `/dev/shm` of a training pod; counts against its memory.",
+    )
+    k8s_cpu_request: str = _field(
+        "K8S_CPU_REQUEST", _quantity, "8", "CPU a training pod requests (Kubernetes quantity)."
+    )
+    k8s_memory_request: str = _field(
+        "K8S_MEMORY_REQUEST",
+        _quantity,
+        "64Gi",
+        "Memory a training pod requests and is limited to, `/dev/shm` included.",
     )
 
     @property

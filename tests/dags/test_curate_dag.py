@@ -7,6 +7,7 @@ import time
 import pytest
 import requests
 
+from freshlm.airflow_client import AirflowAPIError
 from freshlm.store import open_store
 from tests.support.airflow_server import dump_failure
 
@@ -27,13 +28,24 @@ def _crawl_then_curate(client, world, night: int, tag: str) -> dict:
     client.trigger(CRAWL, conf=NIGHTS[night], run_id=run_id)
     final = client.wait_for_run(CRAWL, run_id, timeout_s=420)
     assert final["state"] == "success", dump_failure(client, CRAWL, run_id)
-    deadline = time.monotonic() + 120
+    # Earlier tests' crawls may have queued batch events for this DAG too: find the run that
+    # curates this night's window.
+    deadline = time.monotonic() + 900
+    seen: set[str] = set(before)
     while time.monotonic() < deadline:
-        new = [r for r in _runs(client, CURATE) if r["dag_run_id"] not in before]
-        if new:
-            return client.wait_for_run(CURATE, new[0]["dag_run_id"], timeout_s=420)
+        for run in _runs(client, CURATE):
+            if run["dag_run_id"] in seen:
+                continue
+            seen.add(run["dag_run_id"])
+            final = client.wait_for_run(CURATE, run["dag_run_id"], timeout_s=420)
+            try:
+                window = client.xcom(CURATE, run["dag_run_id"], "resolve")["window"]
+            except Exception:
+                continue
+            if window["start"] == NIGHTS[night]["window_start"]:
+                return final
         time.sleep(1)
-    raise AssertionError("the crawl's batch event did not trigger freshlm_curate")
+    raise AssertionError(f"no freshlm_curate run curated night {night}")
 
 
 def _runs(client, dag_id: str) -> list[dict]:
@@ -45,6 +57,13 @@ def test_good_night_publishes_and_bad_night_is_quarantined_with_a_slack_alert(
 ):
     client = airflow_client
     client.wait_for_dags([CRAWL, CURATE])
+    # Crawl runs of other tests announced batches while this DAG was paused; drop them so the
+    # runs below are exactly this test's nights.
+    try:
+        client.request("DELETE", f"/dags/{CURATE}/assets/queuedEvents")
+    except AirflowAPIError as exc:
+        if exc.status != 404:  # 404: nothing queued
+            raise
     client.unpause(CRAWL)
     client.unpause(CURATE)
     store = open_store((freshlm_home / "store").as_uri())

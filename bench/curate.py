@@ -1,6 +1,6 @@
 """Curation throughput: FreshLM's pipeline vs datatrove's comparable blocks, same corpus, same run.
 
-    .venv/bin/python bench/curate.py [--docs 20000] [--seed 7]
+    .venv/bin/python bench/curate.py [--docs 20000] [--seed 7] [--gate-docs 100000]
 
 The corpus is built offline from the sandbox world's scenario (archive, articles, posts, papers)
 with a fixed seed: English web pages recombined from article paragraphs (some with boilerplate
@@ -19,6 +19,17 @@ Both are timed after a warm-up (model/tokenizer loading excluded). Agreement com
 decisions of the quality rules on English web pages (``kind == "web"``), where FreshLM applies
 the published defaults, and the exact-dedup decisions on all documents.
 
+Gate share (``--gate-docs``, default 100,000; 0 skips it; ``--docs 0`` skips the comparison
+above): a corpus of that many documents from the same builder, its web pages labelled ``news``
+as the news crawler writes them (the gate accepts the crawlers' kinds only), is published as a
+raw shard and curated with ``freshlm.curation.run.curate`` (timed: read the shard, every step,
+write the candidate's files). The Great Expectations gate then runs on curation's output as
+the DAG runs it (``freshlm.curation.publish.gate_candidate``): train + heldout files, the
+quarantine file, a window covering the corpus's dates, its sources allowed. Reported: curation
+seconds, gate seconds as the gate splits them (load, validate, data_docs), the one-time
+import of Great Expectations (paid once per gate task process) on its own, and the gate's
+share of curation time with and without that import.
+
 Requires the bench extras: ``pip install -r requirements-bench.txt -c constraints.txt`` and
 ``pip install --no-deps datatrove==0.10.1`` (its ``[processing]`` extra pins an old trafilatura).
 """
@@ -33,8 +44,11 @@ import platform
 import random
 import re
 import sys
+import tempfile
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -224,6 +238,104 @@ def run_datatrove(corpus: list[dict[str, Any]]) -> tuple[float, dict[str, str]]:
     return time.perf_counter() - start, outcome
 
 
+def run_gate_share(n_docs: int, seed: int) -> dict[str, Any]:
+    """Curate ``n_docs`` documents with :func:`freshlm.curation.run.curate`, then gate the
+    candidate as the DAG does; seconds of each, and the gate's verdict."""
+    from freshlm.curation.document import HELDOUT_FILE, QUARANTINE_FILE, TRAIN_FILE
+    from freshlm.curation.run import curate
+    from freshlm.store import open_store
+
+    corpus = build_corpus(n_docs, seed)
+    for record in corpus:
+        if record["kind"] == "web":
+            record["kind"] = "news"  # what the news crawler writes; the gate knows no "web"
+    dates = sorted(r["published_at"] for r in corpus)
+    first = datetime.fromisoformat(dates[0]).astimezone(UTC)
+    last = datetime.fromisoformat(dates[-1]).astimezone(UTC)
+    start = first.replace(hour=0, minute=0, second=0, microsecond=0)
+    end = last.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    window = (start.isoformat().replace("+00:00", "Z"), end.isoformat().replace("+00:00", "Z"))
+    sources = sorted({r["source"] for r in corpus})
+    mb = sum(len(r["text"].encode("utf-8")) for r in corpus) / 1e6
+
+    with tempfile.TemporaryDirectory(prefix="freshlm-bench-gate-") as tmp:
+        folder = Path(tmp)
+        store = open_store((folder / "store").as_uri())
+        shards = []
+        for source in sources:
+            prefix = f"raw/{source}/{start:%Y%m%d}"
+            with store.publisher(prefix, kind="raw-shard") as pub:
+                pub.write_jsonl("records.jsonl.gz", [r for r in corpus if r["source"] == source])
+                pub.write_jsonl("quarantine.jsonl.gz", [])
+            shards.append(store.uri_for(prefix))
+        del corpus
+        run_freshlm(build_corpus(50, seed))  # warm-up: language model, tokenizer
+
+        began = time.perf_counter()
+        candidate = curate(shards, store, window=window, out_dir=folder / "candidate")
+        curate_s = time.perf_counter() - began
+
+        # The gate task's one-time import (run_gate imports these on first use).
+        began = time.perf_counter()
+        import great_expectations  # noqa: F401
+
+        from expectations import docs_site, findings, suites  # noqa: F401
+
+        import_s = time.perf_counter() - began
+
+        from expectations.config import GateContext
+        from expectations.gate import run_gate
+
+        out = folder / "candidate"
+        context = GateContext(
+            window_start=start, window_end=end, allowed_sources=sources, run_name="bench"
+        )
+        began = time.perf_counter()
+        result = run_gate(
+            [out / TRAIN_FILE, out / HELDOUT_FILE],
+            context=context,
+            quarantine=out / QUARANTINE_FILE,
+            data_docs_dir=folder / "data_docs",
+        )
+        gate_s = time.perf_counter() - began
+    summary = candidate.summary
+    return {
+        "documents": n_docs,
+        "mb": mb,
+        "window": window,
+        "kept": summary["kept"],
+        "quarantined": summary["dropped"],
+        "curate_s": curate_s,
+        "import_s": import_s,
+        "gate_s": gate_s,
+        "gate_split": result.statistics["seconds"],
+        "severity": result.severity,
+        "failures": [(f["check"], f["column"], f["unexpected_count"]) for f in result.failures],
+    }
+
+
+def print_gate_share(r: dict[str, Any]) -> None:
+    split = r["gate_split"]
+    print(
+        f"gate share: {r['documents']} documents ({r['mb']:.1f} MB, web pages as news), "
+        f"window {r['window'][0]}..{r['window'][1]}"
+    )
+    print(
+        f"  curation (curate(): shard in, candidate out): {r['curate_s']:7.2f} s "
+        f"({r['documents'] / r['curate_s']:.0f} docs/s, kept {r['kept']}, "
+        f"quarantined {r['quarantined']})"
+    )
+    print(
+        f"  gate (run_gate): {r['gate_s']:7.2f} s = load {split['load']:.2f} + validate "
+        f"{split['validate']:.2f} + data_docs {split['data_docs']:.2f}"
+    )
+    print(f"  great_expectations import (once per gate task): {r['import_s']:.2f} s")
+    print(f"  verdict: {r['severity']}; failures: {r['failures']}")
+    share = r["gate_s"] / r["curate_s"]
+    with_import = (r["gate_s"] + r["import_s"]) / r["curate_s"]
+    print(f"gate/curation: {share:.1%} (goal < 10%); with the import: {with_import:.1%}")
+
+
 def machine() -> str:
     model = "unknown CPU"
     try:
@@ -241,8 +353,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--docs", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--gate-docs",
+        type=int,
+        default=100_000,
+        help="documents for the gate-share measurement (0: skip it)",
+    )
     args = parser.parse_args()
+    if args.docs <= 0:
+        print(f"machine: {machine()}")
+    else:
+        compare(args)
+    if args.gate_docs > 0:
+        print_gate_share(run_gate_share(args.gate_docs, args.seed))
+    return 0
 
+
+def compare(args: argparse.Namespace) -> None:
     corpus = build_corpus(args.docs, args.seed)
     mb = sum(len(r["text"].encode("utf-8")) for r in corpus) / 1e6
     kinds = Counter(r["kind"] for r in corpus)
@@ -297,7 +424,6 @@ def main() -> int:
     )
     print(f"freshlm drops by reason: {dict(Counter(v for v in fl.values()).most_common(12))}")
     print(f"datatrove drops by reason: {dict(Counter(v for v in dt.values()).most_common(12))}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ def run_gate(
     config = config or GateConfig()
     started = time.perf_counter()
     kept = frames.load_documents(docs)
-    dropped = frames.load_documents(quarantine)
+    dropped = frames.load_documents(quarantine, columns=frames.QUARANTINE_COLUMNS)
     tables = {
         "documents": frames.documents_frame(kept, config),
         "sources": frames.sources_frame(kept, dropped, config, context),

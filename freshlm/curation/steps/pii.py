@@ -170,6 +170,80 @@ _RULES = {
 }
 
 
+# The prefilter: per rule, patterns of which at least one matches inside every match of the
+# rule's regex (the regex with its lookarounds and validators dropped and its repeats cut to
+# their minimum, so they can only match more). Checking output for *residual* PII (the gate)
+# runs :func:`scrub` only on text that :func:`may_contain_pii` accepts. Text it rejects has no
+# match for any rule's regex, so the first rule leaves it unchanged, and so does the next:
+# every rule sees the original text and ``scrub`` finds nothing. Change a rule's regex, change
+# its entry here; tests/freshlm/curation/test_pii_prefilter.py checks each rule against it.
+#
+# Every pattern starts with ``\d`` or with one literal character, so that they assemble into
+# two regexes that Python's engine can scan fast (it skips ahead to the characters a match can
+# start with): one for the digit-led patterns and one for the rest. Case-insensitive keywords
+# start with their letter in both cases: under IGNORECASE, "a" matches only "a" and "A" (the
+# only non-ASCII letters that fold to ASCII are İ, ı, ſ and K: i, s and k).
+PREFILTERS: dict[str, tuple[str, ...]] = {
+    # ?|&|; then a secret parameter name and "=", case-insensitive like the rule.
+    "url_secret": tuple(rf"{c}(?i:{_SECRET_PARAMS})=" for c in (r"\?", "&", ";")),
+    # Handles and e-mail addresses: an "@" followed by a letter, digit or "_".
+    "handle": (r"@[A-Za-z0-9_]",),
+    "email": (r"@[A-Za-z0-9_]",),
+    # Four dot-separated groups of 1-3 digits: the end of the first, two whole, one digit.
+    "ip": (r"\d\.\d{1,3}\.\d{1,3}\.\d",),
+    # At least two colons with 0-4 hex digits between them.
+    "ipv6": (r":[0-9A-Fa-f]{0,4}:",),
+    # 13 digits, each after the first optionally after one space or hyphen.
+    "credit_card": (r"\d(?:[ -]?\d){12}",),
+    # The keyword the rule's regex starts with, case-insensitive like the rule.
+    "bank_account": ("계좌", "a(?i:ccount)", "A(?i:ccount)"),
+    # Each phone format, cut to a part every number of that format has.
+    "phone": (
+        r"\+\d",  # international
+        r"\d-\d{3,4}-\d",  # Korean with hyphens
+        r"\d1[016789]\d{7}",  # Korean mobile without separators (01x + 7 digits)
+        r"\d\d{2,4} \d{3}",  # UK national (0 + 2-4 digits, a space, 3 digits)
+        r"\(\d{3}\)",  # North American with the area code in parentheses
+        r"\d\d{2}[-.]\d{3}[-.]\d",  # North American with separators
+    ),
+}
+if set(PREFILTERS) != set(_RULES):  # pragma: no cover - a rule added without its prefilter
+    raise RuntimeError(f"PREFILTERS must cover every rule: {sorted(set(_RULES) ^ set(PREFILTERS))}")
+
+
+def _prefilter_regexes() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    patterns = list(dict.fromkeys(p for ps in PREFILTERS.values() for p in ps))
+    tails = [p[2:] for p in patterns if p.startswith(r"\d")]
+    others = [p for p in patterns if not p.startswith(r"\d")]
+    for p in others:
+        # One literal character first (or an escaped punctuation mark), so the engine can
+        # skip ahead to it.
+        literal = p[0] not in ".^$*+?{}[]|()\\" or (p[0] == "\\" and not p[1].isalnum())
+        if not literal:  # pragma: no cover - a pattern added in the wrong shape
+            raise RuntimeError(f"prefilter {p!r} must start with \\d or one literal character")
+    return re.compile(rf"\d(?:{'|'.join(tails)})"), re.compile("|".join(others))
+
+
+_DIGIT_PREFILTER, _OTHER_PREFILTER = _prefilter_regexes()
+#: The prefilter as two regexes (digit-led patterns, the rest). Neither matching means
+#: :func:`scrub` finds no PII of any type.
+PII_PREFILTERS: tuple[re.Pattern[str], re.Pattern[str]] = (_DIGIT_PREFILTER, _OTHER_PREFILTER)
+
+
+def may_contain_pii(text: str) -> bool:
+    """False only if :func:`scrub` would find nothing in ``text`` (for any ``types``); True
+    means it might (run ``scrub`` to know)."""
+    return _DIGIT_PREFILTER.search(text) is not None or _OTHER_PREFILTER.search(text) is not None
+
+
+def detect_pii(text: str, types: tuple[str, ...] = tuple(PLACEHOLDERS)) -> dict[str, int]:
+    """What :func:`scrub` would find in ``text`` (count per type), skipping the scrub when the
+    prefilter rules PII out: always ``scrub(text, types)[1]``, much faster on clean text."""
+    if _DIGIT_PREFILTER.search(text) is None and _OTHER_PREFILTER.search(text) is None:
+        return {}
+    return scrub(text, types)[1]
+
+
 def scrub(text: str, types: tuple[str, ...] = tuple(PLACEHOLDERS)) -> tuple[str, dict[str, int]]:
     """``text`` with PII of ``types`` replaced by placeholders, and the count per type."""
     found: dict[str, int] = {}

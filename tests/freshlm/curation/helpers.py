@@ -66,3 +66,25 @@ KOREAN_ARTICLE = (
     "해온의 대표 음식은 생선구이와 어묵탕이다. 겨울이면 항구 시장 골목마다 호떡과 군고구마를 "
     "파는 노점이 늘어선다."
 )
+
+
+# (text, PII type, placeholder): what the scrubber must scrub, one or more per type and format.
+SCRUBBED_SAMPLES = [
+    ("mail me at dana.whitfield@courier.example today", "email", "<EMAIL>"),
+    ("call +44 20 7946 0958 now", "phone", "<PHONE>"),
+    ("call +1 (415) 555-0134 now", "phone", "<PHONE>"),
+    ("ring 07700 900123 tonight", "phone", "<PHONE>"),
+    ("연락은 010-1234-5678 로", "phone", "<PHONE>"),
+    ("사무실 02-123-4567 로", "phone", "<PHONE>"),
+    ("문자 01012345678 주세요", "phone", "<PHONE>"),
+    ("US (555) 123-4567 or 555-123-4567", "phone", "<PHONE>"),
+    ("server at 203.0.113.42 is down", "ip", "<IP>"),
+    ("v6 2001:db8::8a2e:370:7334 is down", "ip", "<IP>"),
+    ("card 4111 1111 1111 1111 ok", "credit_card", "<CREDIT_CARD>"),
+    ("card 4111-1111-1111-1111 ok", "credit_card", "<CREDIT_CARD>"),
+    ("amex 378282246310005 ok", "credit_card", "<CREDIT_CARD>"),
+    ("cc @mira@tessford.social please", "handle", "<HANDLE>"),
+    ("see https://x.example/a?id=5&token=abc123XYZ for it", "url_secret", "<SECRET>"),
+    ("see https://x.example/a?api_key=ZZZ&sig=q1w2 for it", "url_secret", "<SECRET>"),
+    ("계좌는 신한 110-234-567890 김민지", "bank_account", "<BANK_ACCOUNT>"),
+]

@@ -1,0 +1,935 @@
+"""The training entrypoint: one DeepSpeed rank of a FreshLM fine-tune.
+
+Run by the ``deepspeed`` launcher, locally (CPU ranks over gloo, :mod:`training.launch_local`)
+or in GPU pods (:mod:`training.k8s_specs`)::
+
+    deepspeed --num_gpus N training/train.py --config config.json
+    deepspeed --num_gpus N --module training.train --config config.json
+
+``config.json`` is a :class:`training.config.TrainConfig`. Every rank runs :func:`train`:
+
+1. **Inputs.** The base model (a published ``models/<id>`` downloaded into the work folder, or a
+   local folder) and the packed training set ``trainsets/<id>`` (built here from the config's
+   datasets unless the launching task already built it and passed ``trainset_id``). On each
+   node the local rank 0 downloads and the other ranks wait for it.
+2. **Identity.** ``run_key`` hashes the training set id, the config's recipe fingerprint and the
+   base model's identity; the model ``version_id`` hashes the run key. Both are deterministic,
+   so a rerun of the same inputs finds the same checkpoints and the same version. If
+   ``models/<version_id>`` is already published, the run stops here: an identical rerun trains
+   nothing and publishes no duplicate (DESIGN invariant 1).
+3. **Resume.** If ``runs/<run_key>/checkpoints/step-N`` artifacts are published, the highest N is
+   downloaded and passed to ``Trainer.train(resume_from_checkpoint=...)``: weights, optimizer
+   and scheduler state, RNG states and the Trainer's state (step, loss history) come back, and
+   the data loader skips the batches already seen.
+4. **Training.** The Hugging Face Trainer with the DeepSpeed config named by the config
+   (``"auto"`` values filled by the Trainer), bf16 where the accelerator has it, optional
+   gradient checkpointing, full fine-tuning or LoRA (peft). Every ``checkpoint_every`` steps the
+   Trainer saves a checkpoint locally and rank 0 publishes it atomically to
+   ``runs/<run_key>/checkpoints/step-N/`` (older ones beyond ``keep_checkpoints`` are deleted).
+   Rank 0 logs progress: step, loss, tokens/s, ETA.
+5. **Publish.** Rank 0 publishes ``models/<version_id>/`` atomically: Hugging Face layout
+   (config, safetensors, tokenizer; a LoRA adapter merged into the weights, or kept as an
+   adapter, by config), ``metrics.json`` (loss curve, tokens/s, wall time), the DeepSpeed config
+   as the Trainer filled it (``ds_config.json``), ``train_config.json``, and in the manifest the
+   lineage (dataset ids and crawl windows, training set id, base model version, config, code
+   revision) and the metrics.
+
+A rank that fails writes its error (type, message, traceback) to ``$FRESHLM_TRAIN_ERROR_DIR``
+(when set) and prints a ``FRESHLM_TRAIN_ERROR`` line, so the launching task can fail with the
+rank's real error instead of an exit code. The last line rank 0 prints on success is
+``FRESHLM_TRAIN_RESULT {json}``.
+
+Importing this module is cheap: torch, transformers and deepspeed are imported inside the
+functions that need them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __package__ in (None, ""):  # run as a script (training/train.py): import from the repo root
+    _here = os.path.dirname(os.path.abspath(__file__))
+    if sys.path and os.path.abspath(sys.path[0] or ".") == _here:
+        sys.path[0] = os.path.dirname(_here)
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import shutil
+import subprocess
+import time
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from freshlm.store import Store, open_store
+from training.config import ConfigError, TrainConfig
+from training.trainset import (
+    TrainingSet,
+    TrainingSetError,
+    build_training_set,
+    read_training_set,
+)
+
+log = logging.getLogger("freshlm.training")
+
+MODELS = "models"
+RUNS = "runs"
+MODEL_KIND = "model"
+CHECKPOINT_KIND = "checkpoint"
+METRICS_FILE = "metrics.json"
+DS_CONFIG_FILE = "ds_config.json"
+TRAIN_CONFIG_FILE = "train_config.json"
+PROGRESS_FILE = "freshlm_progress.json"
+ERROR_DIR_ENV = "FRESHLM_TRAIN_ERROR_DIR"
+CODE_REVISION_ENV = "FRESHLM_CODE_REVISION"
+RESULT_MARKER = "FRESHLM_TRAIN_RESULT"
+ERROR_MARKER = "FRESHLM_TRAIN_ERROR"
+_COMPLETE_MARKER = ".freshlm-complete"
+# Files a checkpoint or the Trainer writes that are not part of a served model version.
+_NOT_PUBLISHED = {"training_args.bin", _COMPLETE_MARKER}
+
+
+# --- identity and inputs ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class BaseModel:
+    """The resolved base model: a local folder plus what identifies it for lineage."""
+
+    path: Path
+    identity: str  # "version:<id>" or "sha256:<content hash of the folder>"
+    version: str | None  # the registry version trained from, if any
+    root: str  # lineage's base_model: the root of the chain (bootstrap version, hub name, path)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunIdentity:
+    run_key: str
+    version_id: str
+
+    @property
+    def model_prefix(self) -> str:
+        return f"{MODELS}/{self.version_id}"
+
+    @property
+    def checkpoints_prefix(self) -> str:
+        return f"{RUNS}/{self.run_key}/checkpoints"
+
+
+def work_dir_for(config: TrainConfig) -> Path:
+    """The local scratch folder (base model, downloaded checkpoints, Trainer output)."""
+    if config.work_dir:
+        return Path(config.work_dir).resolve()
+    from freshlm.settings import get_settings
+
+    return get_settings().home / "work" / "training"
+
+
+def code_revision() -> str:
+    """``$FRESHLM_CODE_REVISION`` (set in images without a checkout), else ``git rev-parse
+    HEAD`` (``+dirty`` if tracked files are modified), else ``"unknown"``."""
+    env = os.environ.get(CODE_REVISION_ENV, "").strip()
+    if env:
+        return env
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
+        if head.returncode != 0 or not head.stdout.strip():
+            return "unknown"
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def download_artifact(store: Store, prefix: str, dest: Path) -> Path:
+    """Copy the published artifact at ``prefix`` into ``dest`` (idempotent).
+
+    A marker holding the manifest's content hash is written last, so an interrupted download is
+    redone and a complete one is not; files are checked against the manifest's sizes.
+    """
+    manifest = store.read_manifest(prefix)
+    if manifest is None:
+        raise FileNotFoundError(f"{store.uri_for(prefix)} is not published")
+    marker = dest / _COMPLETE_MARKER
+    if marker.is_file() and marker.read_text().strip() == manifest.content_sha256:
+        return dest
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for entry in manifest.files:
+        target = dest / entry.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with store.open_read(manifest.key(entry.name)) as src, open(target, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+        if target.stat().st_size != entry.size:
+            raise OSError(f"download of {store.uri_for(manifest.key(entry.name))} is truncated")
+    marker.write_text(manifest.content_sha256 + "\n")
+    return dest
+
+
+def _folder_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = file.relative_to(path).as_posix()
+        if rel in ("README.md", _COMPLETE_MARKER):
+            continue  # a model card describes the weights; it does not change them
+        h = hashlib.sha256()
+        with open(file, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        digest.update(f"{rel}\x00{h.hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
+def resolve_base(store: Store, config: TrainConfig, work_dir: Path) -> BaseModel:
+    """The base model folder, downloading a published version into ``work_dir/base/<id>``."""
+    if config.base_version is not None:
+        prefix = f"{MODELS}/{config.base_version}"
+        manifest = store.read_manifest(prefix)
+        if manifest is None or manifest.kind != MODEL_KIND:
+            raise ConfigError(
+                f"TrainConfig.base_version = {config.base_version!r}: "
+                f"{store.uri_for(prefix)} is not a published model version"
+            )
+        path = download_artifact(store, prefix, work_dir / "base" / config.base_version)
+        lineage = manifest.fields.get("lineage") or {}
+        root = lineage.get("base_model") or config.base_version
+        return BaseModel(path, f"version:{config.base_version}", config.base_version, str(root))
+    path = Path(config.base_model_path or "").resolve()
+    if not (path / "config.json").is_file():
+        raise ConfigError(
+            f"TrainConfig.base_model_path = {config.base_model_path!r}: no config.json there "
+            "(expected a Hugging Face model folder with its tokenizer)"
+        )
+    return BaseModel(path, f"sha256:{_folder_sha256(path)}", None, str(path))
+
+
+def load_tokenizer(path: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path))
+
+
+def resolve_trainset(
+    store: Store, config: TrainConfig, base: BaseModel, tokenizer: Any = None
+) -> TrainingSet:
+    """The config's training set: ``trainset_id`` if given (checked against the config), else
+    built (or found, it is content-addressed) from ``datasets`` with the base's tokenizer."""
+    if config.trainset_id is not None:
+        trainset = read_training_set(store, config.trainset_id)
+        f = trainset.fields
+        if (
+            f["new_datasets"] != list(config.datasets)
+            or f["seq_len"] != config.seq_len
+            or f["seed"] != config.seed
+            or f["replay_ratio"] != config.replay_ratio
+        ):
+            raise ConfigError(
+                f"TrainConfig.trainset_id = {config.trainset_id!r}: built from datasets "
+                f"{f['new_datasets']} seq_len {f['seq_len']} seed {f['seed']} replay_ratio "
+                f"{f['replay_ratio']}, which do not match this config"
+            )
+        return trainset
+    return build_training_set(
+        store,
+        config.datasets,
+        replay_ratio=config.replay_ratio,
+        seed=config.seed,
+        seq_len=config.seq_len,
+        tokenizer=tokenizer if tokenizer is not None else load_tokenizer(base.path),
+        created_by={"task": "training.train"},
+    )
+
+
+def run_identity(config: TrainConfig, trainset_id: str, base: BaseModel) -> RunIdentity:
+    """Deterministic run key and model version id for these inputs."""
+    doc = {"trainset": trainset_id, "recipe": config.fingerprint(), "base": base.identity}
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    run_key = hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    version_id = hashlib.sha256(f"freshlm-model\x00{run_key}".encode()).hexdigest()[:32]
+    return RunIdentity(run_key=run_key, version_id=version_id)
+
+
+def published_checkpoints(store: Store, ident: RunIdentity) -> list[tuple[int, str]]:
+    """``(step, prefix)`` of the run's published checkpoints, oldest first."""
+    out = []
+    for prefix in store.list_published(ident.checkpoints_prefix + "/"):
+        name = prefix.rsplit("/", 1)[-1]
+        if name.startswith("step-") and name[5:].isdigit():
+            out.append((int(name[5:]), prefix))
+    return sorted(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """What a launching task resolves before starting ranks (see :func:`prepare`)."""
+
+    config: TrainConfig  # with trainset_id filled in
+    base: BaseModel
+    trainset: TrainingSet
+    identity: RunIdentity
+    published: bool  # the model version already exists: nothing to train
+
+
+def prepare(config: TrainConfig) -> Prepared:
+    """Resolve base model, training set and identity in the launching process.
+
+    The task calls this before starting any rank: it downloads the base, builds the training
+    set once (not once per rank) and learns whether the version is already published.
+    """
+    store = open_store(config.store_uri)
+    base = resolve_base(store, config, work_dir_for(config))
+    trainset = resolve_trainset(store, config, base)
+    ident = run_identity(config, trainset.trainset_id, base)
+    published = store.read_manifest(ident.model_prefix) is not None
+    return Prepared(
+        config.replace(trainset_id=trainset.trainset_id), base, trainset, ident, published
+    )
+
+
+# --- distributed helpers ---------------------------------------------------------------------
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def _dist_ready() -> bool:
+    try:
+        import torch.distributed as dist
+    except ImportError:  # pragma: no cover
+        return False
+    return dist.is_available() and dist.is_initialized()
+
+
+def _barrier() -> None:
+    if _dist_ready():
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+@contextlib.contextmanager
+def _local_main_first(local_main: bool) -> Iterator[None]:
+    """The node's local rank 0 runs the block first (e.g. a download); the others after it."""
+    if not local_main:
+        _barrier()
+    yield
+    if local_main:
+        _barrier()
+
+
+def _broadcast(value: Any) -> Any:
+    if not _dist_ready():
+        return value
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+# --- the Trainer's pieces ----------------------------------------------------------------------
+
+
+def resolve_bf16(setting: bool | str) -> bool:
+    """``"auto"``: bf16 where a CUDA device supports it; on CPU ranks fp32."""
+    if isinstance(setting, bool):
+        return setting
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
+def apply_lora(model: Any, config: TrainConfig) -> Any:
+    """Wrap ``model`` with LoRA adapters (peft); only the adapters train."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    lora = LoraConfig(
+        task_type=TaskType.CAUSAL_LM,
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.lora_target_modules) if config.lora_target_modules else None,
+    )
+    return get_peft_model(model, lora)
+
+
+@contextlib.contextmanager
+def _zero3_init_disabled() -> Iterator[None]:
+    """Load whole weights on this process, as if no ZeRO-3 run were configured.
+
+    After a ZeRO-3 run the Trainer's DeepSpeed config is still registered with transformers, so
+    ``from_pretrained`` would partition the weights it loads (to empty tensors on one rank).
+    """
+    try:
+        from transformers.integrations import deepspeed as hf_deepspeed
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    saved = getattr(hf_deepspeed, "_hf_deepspeed_config_weak_ref", None)
+    hf_deepspeed._hf_deepspeed_config_weak_ref = None
+    try:
+        yield
+    finally:
+        hf_deepspeed._hf_deepspeed_config_weak_ref = saved
+
+
+def merge_lora(base_path: Path, adapter_path: Path, out: Path) -> Path:
+    """Merge the adapter saved in ``adapter_path`` into the base weights; save to ``out``."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    with _zero3_init_disabled():
+        base = AutoModelForCausalLM.from_pretrained(str(base_path))
+        merged = PeftModel.from_pretrained(base, str(adapter_path)).merge_and_unload()
+        if out.exists():
+            shutil.rmtree(out)
+        merged.save_pretrained(str(out))
+    for name in os.listdir(adapter_path):  # the tokenizer files travel with the weights
+        if name.startswith(("tokenizer", "special_tokens", "vocab", "merges", "chat_template")):
+            shutil.copy2(adapter_path / name, out / name)
+    return out
+
+
+def _packed_dataset(array: Any) -> Any:
+    import torch
+
+    class PackedSequences(torch.utils.data.Dataset):
+        """Fixed-length token sequences; labels are the inputs (the model shifts them)."""
+
+        def __init__(self, ids: Any) -> None:
+            self.ids = ids
+
+        def __len__(self) -> int:
+            return len(self.ids)
+
+        def __getitem__(self, i: int) -> dict[str, Any]:
+            x = torch.as_tensor(self.ids[i], dtype=torch.long)
+            return {"input_ids": x, "labels": x.clone()}
+
+    return PackedSequences(array)
+
+
+def _progress_callback(
+    *,
+    store: Store,
+    ident: RunIdentity,
+    config: TrainConfig,
+    tokens_per_step: int,
+    is_main: bool,
+    prior: Mapping[str, Any],
+    trainset_id: str,
+) -> Any:
+    from transformers import TrainerCallback
+
+    class FreshLMProgress(TrainerCallback):
+        """Rank 0 logs progress; every save is published to the store as a checkpoint."""
+
+        def __init__(self) -> None:
+            self.started = time.monotonic()
+            self.start_step = 0
+            self.prior_wall = float(prior.get("wall_time_s", 0.0))
+            self.attempts = int(prior.get("attempts", 0)) + 1
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.started = time.monotonic()
+            self.start_step = state.global_step
+            if is_main:
+                log.info(
+                    "training: %d steps to go (step %d of %d), %d tokens per step",
+                    state.max_steps - state.global_step,
+                    state.global_step,
+                    state.max_steps,
+                    tokens_per_step,
+                )
+
+        def elapsed(self) -> float:
+            return time.monotonic() - self.started
+
+        def tokens_per_second(self, state) -> float:
+            done = state.global_step - self.start_step
+            return done * tokens_per_step / max(self.elapsed(), 1e-9)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not is_main or not logs or "loss" not in logs:
+                return
+            done = state.global_step - self.start_step
+            elapsed = self.elapsed()
+            eta = (state.max_steps - state.global_step) * elapsed / done if done else float("nan")
+            log.info(
+                "step %d/%d loss=%.4f lr=%.3g tokens/s=%.0f elapsed=%.1fs eta=%.1fs",
+                state.global_step,
+                state.max_steps,
+                float(logs["loss"]),
+                float(logs.get("learning_rate", 0.0)),
+                self.tokens_per_second(state),
+                elapsed,
+                eta,
+            )
+
+        def on_save(self, args, state, control, **kwargs):
+            # Every rank has written its shard when all reach this barrier.
+            _barrier()
+            if is_main:
+                ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                (ckpt / PROGRESS_FILE).write_text(
+                    json.dumps(
+                        {
+                            "step": state.global_step,
+                            "wall_time_s": self.prior_wall + self.elapsed(),
+                            "attempts": self.attempts,
+                        }
+                    )
+                )
+                publish_checkpoint(
+                    store, ident, state.global_step, ckpt, config=config, trainset_id=trainset_id
+                )
+            return control
+
+    return FreshLMProgress()
+
+
+def publish_checkpoint(
+    store: Store,
+    ident: RunIdentity,
+    step: int,
+    folder: Path,
+    *,
+    config: TrainConfig,
+    trainset_id: str,
+) -> str:
+    """Publish the local checkpoint ``folder`` as ``runs/<run_key>/checkpoints/step-<step>``
+    (atomically: manifest last), then delete published checkpoints beyond the newest
+    ``config.keep_checkpoints``."""
+    prefix = f"{ident.checkpoints_prefix}/step-{step}"
+    started = time.monotonic()
+    if store.read_manifest(prefix) is None:
+        with store.publisher(
+            prefix, kind=CHECKPOINT_KIND, created_by={"task": "training.train"}
+        ) as pub:
+            _upload_folder(pub, folder)
+            pub.set_manifest_fields(
+                run_key=ident.run_key,
+                version_id=ident.version_id,
+                step=step,
+                trainset_id=trainset_id,
+                recipe_sha256=config.fingerprint(),
+            )
+        log.info(
+            "checkpoint step %d published to %s (%.1fs)",
+            step,
+            store.uri_for(prefix),
+            time.monotonic() - started,
+        )
+    for _, old in published_checkpoints(store, ident)[: -config.keep_checkpoints]:
+        store.delete_artifact(old)
+    return prefix
+
+
+def _upload_folder(pub: Any, folder: Path, *, skip: set[str] = _NOT_PUBLISHED) -> None:
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = file.relative_to(folder).as_posix()
+        if rel in skip:
+            continue
+        with pub.open_write(rel) as writer, open(file, "rb") as src:
+            shutil.copyfileobj(src, writer, 1 << 20)
+
+
+def _loss_curve(log_history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    curve = []
+    for entry in log_history:
+        if "loss" in entry and "step" in entry:
+            point = {"step": int(entry["step"]), "loss": float(entry["loss"])}
+            for key in ("learning_rate", "grad_norm", "epoch"):
+                if key in entry:
+                    point[key] = float(entry[key])
+            curve.append(point)
+    return curve
+
+
+# --- the rank --------------------------------------------------------------------------------
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Run this rank; returns the summary (the same on every rank)."""
+    rank = _env_int("RANK", 0)
+    local_rank = _env_int("LOCAL_RANK", 0)
+    world = _env_int("WORLD_SIZE", 1)
+    is_main = rank == 0
+    if world != config.num_ranks:
+        raise ConfigError(
+            f"TrainConfig.num_ranks = {config.num_ranks}, but the launcher started "
+            f"WORLD_SIZE={world} ranks; the global batch depends on it, so they must agree"
+        )
+    started = time.monotonic()
+    store = open_store(config.store_uri)
+    work = work_dir_for(config)
+    work.mkdir(parents=True, exist_ok=True)
+
+    if world > 1 and not _dist_ready():
+        import deepspeed
+
+        deepspeed.init_distributed()
+
+    with _local_main_first(local_rank == 0):
+        base = resolve_base(store, config, work)
+    trainset_id = None
+    if is_main:
+        trainset_id = resolve_trainset(store, config, base).trainset_id
+    trainset_id = _broadcast(trainset_id)
+    trainset = read_training_set(store, trainset_id)
+    ident = run_identity(config, trainset_id, base)
+    if is_main:
+        log.info(
+            "run %s: base %s, training set %s (%d sequences of %d), version %s",
+            ident.run_key,
+            base.identity,
+            trainset_id,
+            trainset.n_sequences,
+            trainset.seq_len,
+            ident.version_id,
+        )
+
+    existing = store.read_manifest(ident.model_prefix)
+    if existing is not None:
+        if is_main:
+            log.info("model version %s is already published; nothing to train", ident.version_id)
+        return _summary(store, ident, existing, trainset_id, already=True)
+
+    run_dir = work / "runs" / ident.run_key
+    output_dir = run_dir / "output"
+    checkpoints = published_checkpoints(store, ident)
+    resume_dir: Path | None = None
+    with _local_main_first(local_rank == 0):
+        if local_rank == 0 and output_dir.exists():
+            shutil.rmtree(output_dir)  # a killed attempt's local leftovers; the store has its work
+        if checkpoints:
+            step, prefix = checkpoints[-1]
+            resume_dir = download_artifact(store, prefix, run_dir / "resume" / f"step-{step}")
+    prior: dict[str, Any] = {}
+    if resume_dir is not None and (resume_dir / PROGRESS_FILE).is_file():
+        prior = json.loads((resume_dir / PROGRESS_FILE).read_text())
+    resumed_from = checkpoints[-1][0] if checkpoints else 0
+    if is_main and resume_dir is not None:
+        log.info("resuming from checkpoint step %d (%s)", resumed_from, checkpoints[-1][1])
+
+    # Heavy imports only now: everything above also runs in the launching task.
+    import torch
+    from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+    from training.trainset import load_input_ids
+
+    bf16 = resolve_bf16(config.bf16)
+    use_cpu = not torch.cuda.is_available()
+    args = TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=config.micro_batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        warmup_steps=config.warmup_steps,
+        max_grad_norm=config.max_grad_norm,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        lr_scheduler_type="linear",
+        logging_steps=config.logging_steps,
+        save_strategy="steps",
+        save_steps=config.checkpoint_every,
+        save_total_limit=1,  # older ones are in the store
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=bf16,
+        deepspeed=str(config.ds_config_path),
+        gradient_checkpointing=config.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=use_cpu,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+    )
+    # After TrainingArguments: under ZeRO-3 the weights are partitioned as they load.
+    tokenizer = load_tokenizer(base.path)
+    model = AutoModelForCausalLM.from_pretrained(str(base.path))
+    if config.mode == "lora":
+        model = apply_lora(model, config)
+        if is_main:
+            trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            log.info("LoRA r=%d: %d trainable parameters", config.lora_r, trainable)
+    dataset = _packed_dataset(load_input_ids(store, trainset))
+    tokens_per_step = config.seq_len * config.micro_batch_size * config.grad_accum * world
+    progress = _progress_callback(
+        store=store,
+        ident=ident,
+        config=config,
+        tokens_per_step=tokens_per_step,
+        is_main=is_main,
+        prior=prior,
+        trainset_id=trainset_id,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=[progress],
+    )
+    result = trainer.train(resume_from_checkpoint=str(resume_dir) if resume_dir else None)
+    attempt_wall = progress.elapsed()
+
+    final_dir = run_dir / "final"
+    trainer.save_model(str(final_dir))  # every rank: ZeRO-3 gathers the weights here
+    _barrier()
+    if is_main:
+        publish_dir = final_dir
+        if config.mode == "lora" and config.lora_merge:
+            publish_dir = merge_lora(base.path, final_dir, run_dir / "merged")
+        state = trainer.state
+        curve = _loss_curve(state.log_history)
+        metrics = {
+            "global_step": state.global_step,
+            "resumed_from_step": resumed_from,
+            "steps_this_attempt": state.global_step - progress.start_step,
+            "attempts": progress.attempts,
+            "world_size": world,
+            "tokens_per_step": tokens_per_step,
+            "tokens_trained": state.global_step * tokens_per_step,
+            "tokens_per_second": round(progress.tokens_per_second(state), 3),
+            "wall_time_s": round(progress.prior_wall + attempt_wall, 3),
+            "attempt_wall_time_s": round(attempt_wall, 3),
+            "train_loss": float(result.training_loss),
+            "first_loss": curve[0]["loss"] if curve else None,
+            "final_loss": curve[-1]["loss"] if curve else None,
+            "loss_curve": curve,
+            "bf16": bf16,
+            "device": "cuda" if not use_cpu else "cpu",
+        }
+        ds_config = _filled_ds_config(args)
+        manifest = _publish_version(
+            store,
+            ident,
+            publish_dir,
+            config=config,
+            base=base,
+            trainset=trainset,
+            metrics=metrics,
+            ds_config=ds_config,
+            model=trainer.model,
+        )
+        log.info(
+            "published model version %s: %d steps, final loss %s, %.0f tokens/s, %.1fs total",
+            ident.version_id,
+            state.global_step,
+            metrics["final_loss"],
+            metrics["tokens_per_second"],
+            time.monotonic() - started,
+        )
+        summary = _summary(store, ident, manifest, trainset_id, already=False)
+    else:
+        summary = None
+    summary = _broadcast(summary)
+    _barrier()
+    return summary
+
+
+def _filled_ds_config(args: Any) -> dict[str, Any]:
+    hf = getattr(args, "hf_deepspeed_config", None)
+    config = getattr(hf, "config", None)
+    if isinstance(config, Mapping):
+        return json.loads(json.dumps(config, default=str))
+    return json.loads(Path(args.deepspeed).read_text())
+
+
+def _parameter_count(model: Any) -> int:
+    return int(sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters()))
+
+
+def _publish_version(
+    store: Store,
+    ident: RunIdentity,
+    folder: Path,
+    *,
+    config: TrainConfig,
+    base: BaseModel,
+    trainset: TrainingSet,
+    metrics: Mapping[str, Any],
+    ds_config: Mapping[str, Any],
+    model: Any,
+) -> Any:
+    adapter = config.mode == "lora" and not config.lora_merge
+    lineage = {
+        "kind": "finetune" if base.version else "external",
+        "parent_version": base.version,
+        "base_model": base.root,
+        "source": "training.train",
+        "dataset_ids": list(trainset.dataset_ids),
+        "crawl_windows": [
+            m["window"] for m in trainset.fields["mix"] if m["role"] == "new" and m["window"]
+        ],
+        "training_config": config.recipe(),
+        "code_revision": code_revision(),
+        "evaluation_report": None,
+        "extra": {
+            "trainset_id": trainset.trainset_id,
+            "replay_dataset_ids": list(trainset.replay_dataset_ids),
+            "replay_windows": [
+                m["window"] for m in trainset.fields["mix"] if m["role"] == "replay" and m["window"]
+            ],
+            "run_key": ident.run_key,
+            "recipe_sha256": config.fingerprint(),
+            "base_identity": base.identity,
+            "ds_config": config.ds_config,
+            "adapter_only": adapter,
+        },
+    }
+    summary_metrics = {k: v for k, v in metrics.items() if k != "loss_curve"}
+    with store.publisher(
+        ident.model_prefix,
+        kind=MODEL_KIND,
+        created_by={"task": "training.train", "run_key": ident.run_key},
+    ) as pub:
+        _upload_folder(pub, folder)
+        pub.write_bytes(METRICS_FILE, _json_bytes(metrics))
+        pub.write_bytes(DS_CONFIG_FILE, _json_bytes(ds_config))
+        pub.write_bytes(TRAIN_CONFIG_FILE, _json_bytes(config.to_dict()))
+        pub.set_manifest_fields(
+            version_id=ident.version_id,
+            lineage=lineage,
+            metrics=summary_metrics,
+            model={
+                "parameters": _parameter_count(model),
+                "mode": config.mode,
+                "adapter": adapter,
+            },
+            trainset={
+                "trainset_id": trainset.trainset_id,
+                "mix": trainset.fields["mix"],
+                "tokens": trainset.fields["tokens"],
+                "sequences": trainset.n_sequences,
+                "seq_len": trainset.seq_len,
+            },
+        )
+    return pub.manifest
+
+
+def _json_bytes(value: Any) -> bytes:
+    return (json.dumps(value, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _summary(
+    store: Store, ident: RunIdentity, manifest: Any, trainset_id: str, *, already: bool
+) -> dict[str, Any]:
+    fields = manifest.fields
+    return {
+        "version_id": ident.version_id,
+        "prefix": ident.model_prefix,
+        "uri": store.uri_for(ident.model_prefix),
+        "run_key": ident.run_key,
+        "trainset_id": trainset_id,
+        "already_published": already,
+        "metrics": dict(fields.get("metrics") or {}),
+        "lineage": dict(fields.get("lineage") or {}),
+    }
+
+
+# --- the process -------------------------------------------------------------------------------
+
+
+def _setup_logging(rank: int) -> None:
+    level = logging.INFO if rank == 0 else logging.WARNING
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        logging.Formatter(f"%(asctime)s rank{rank} %(levelname)s %(name)s: %(message)s")
+    )
+    for name in ("freshlm", "training"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
+
+
+def _report_error(rank: int, exc: BaseException) -> None:
+    """Leave the error where the launching task finds it: a file and a marker line."""
+    message = str(exc) or repr(exc)
+    record = {
+        "rank": rank,
+        "type": type(exc).__name__,
+        "message": message,
+        "traceback": "".join(traceback.format_exception(exc)),
+        "time": time.time(),
+        "pid": os.getpid(),
+    }
+    error_dir = os.environ.get(ERROR_DIR_ENV)
+    if error_dir:
+        with contextlib.suppress(OSError):
+            Path(error_dir).mkdir(parents=True, exist_ok=True)
+            tmp = Path(error_dir) / f".rank-{rank}.json.tmp"
+            tmp.write_text(json.dumps(record, indent=2))
+            tmp.replace(Path(error_dir) / f"rank-{rank}.json")
+    first_line = message.splitlines()[0] if message else ""
+    print(f"{ERROR_MARKER} rank={rank} {type(exc).__name__}: {first_line}", file=sys.stderr)
+    sys.stderr.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="One DeepSpeed rank of a FreshLM fine-tune.")
+    parser.add_argument("--config", required=True, help="TrainConfig JSON file")
+    parser.add_argument("--local_rank", type=int, default=None, help="set by the launcher")
+    ns = parser.parse_args(argv)
+    if ns.local_rank is not None and "LOCAL_RANK" not in os.environ:
+        os.environ["LOCAL_RANK"] = str(ns.local_rank)
+    rank = _env_int("RANK", 0)
+    _setup_logging(rank)
+    try:
+        config = TrainConfig.from_json_file(ns.config)
+        summary = train(config)
+    except (Exception, KeyboardInterrupt) as exc:
+        _report_error(rank, exc)
+        raise
+    if rank == 0:
+        print(f"{RESULT_MARKER} {json.dumps(summary, sort_keys=True)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = [
+    "BaseModel",
+    "ConfigError",
+    "Prepared",
+    "RunIdentity",
+    "TrainingSetError",
+    "apply_lora",
+    "code_revision",
+    "download_artifact",
+    "main",
+    "merge_lora",
+    "prepare",
+    "publish_checkpoint",
+    "published_checkpoints",
+    "resolve_base",
+    "resolve_trainset",
+    "run_identity",
+    "train",
+]

@@ -366,6 +366,37 @@ class Settings:
     log_level: str = _field(
         "LOG_LEVEL", _choice("debug", "info", "warning", "error"), "info", "Log level."
     )
+    train_backend: str = _field(
+        "TRAIN_BACKEND",
+        _choice("local", "kubernetes"),
+        "local",
+        "Default training backend of `freshlm_train`: `local` runs the DeepSpeed launcher on the"
+        " Airflow worker (CPU ranks where there is no GPU), `kubernetes` a GPU pod or Job.",
+    )
+    train_gpus: int = _field(
+        "TRAIN_GPUS",
+        _positive_int,
+        2,
+        "Default GPUs per training run (`local` backend on a CPU-only machine: CPU ranks).",
+    )
+    train_epochs: float = _field(
+        "TRAIN_EPOCHS",
+        _positive_float,
+        6.0,
+        "Default epochs over each night's training set (new documents plus replay).",
+    )
+    train_learning_rate: float = _field(
+        "TRAIN_LEARNING_RATE",
+        _positive_float,
+        1e-3,
+        "Default peak learning rate of a fine-tune.",
+    )
+    promotion_rules: Path | None = _field(
+        "PROMOTION_RULES",
+        lambda raw: Path(raw.strip()).expanduser().resolve() if raw.strip() else None,
+        None,
+        "The promotion gate's rules file (YAML); unset: the shipped freshlm/promotion/rules.yaml.",
+    )
     k8s_namespace: str = _field(
         "K8S_NAMESPACE",
         _dns_label,

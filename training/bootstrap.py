@@ -60,6 +60,7 @@ from freshlm.registry import (
     read_alias,
 )
 from freshlm.registry.versions import check_model_dir
+from training.base_corpus import publish_base_corpus
 
 if TYPE_CHECKING:
     import torch
@@ -547,7 +548,13 @@ def bootstrap_base_model(
                 production, promoted = _ensure_production(
                     store, version.version_id, version.metrics, "bootstrap: first base model"
                 )
+                corpus = publish_base_corpus(
+                    store,
+                    heldout_every=config.pretrain.heldout_every,
+                    model_version=version.version_id,
+                )
                 return {
+                    "base_corpus_dataset": corpus,
                     "version_id": version.version_id,
                     "uri": store.uri_for(version.prefix),
                     "created": False,
@@ -646,7 +653,11 @@ def bootstrap_base_model(
     production, promoted = _ensure_production(
         store, version.version_id, version.metrics, "bootstrap: first base model"
     )
+    corpus = publish_base_corpus(
+        store, heldout_every=pre.heldout_every, model_version=version.version_id
+    )
     return {
+        "base_corpus_dataset": corpus,
         "version_id": version.version_id,
         "uri": store.uri_for(version.prefix),
         "created": created,

@@ -67,6 +67,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from freshlm.registry.model_card import render_model_card
+from freshlm.registry.versions import Lineage
 from freshlm.store import Store, open_store
 from training.config import ConfigError, TrainConfig
 from training.trainset import (
@@ -84,6 +86,7 @@ MODEL_KIND = "model"
 CHECKPOINT_KIND = "checkpoint"
 METRICS_FILE = "metrics.json"
 DS_CONFIG_FILE = "ds_config.json"
+MODEL_CARD_FILE = "README.md"  # the Hugging Face model card, with lineage and metrics
 TRAIN_CONFIG_FILE = "train_config.json"
 PROGRESS_FILE = "freshlm_progress.json"
 ERROR_DIR_ENV = "FRESHLM_TRAIN_ERROR_DIR"
@@ -219,6 +222,29 @@ def resolve_base(store: Store, config: TrainConfig, work_dir: Path) -> BaseModel
     return BaseModel(path, f"sha256:{_folder_sha256(path)}", None, str(path))
 
 
+def max_positions(model_dir: Path) -> int | None:
+    """How many positions the model's config says it can attend over (None if it does not say)."""
+    try:
+        doc = json.loads((Path(model_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    for key in ("n_positions", "max_position_embeddings", "n_ctx"):
+        if isinstance(doc.get(key), int) and doc[key] > 0:
+            return int(doc[key])
+    return None
+
+
+def check_seq_len(config: TrainConfig, base: BaseModel) -> None:
+    """A sequence longer than the model's positions fails deep inside a rank with an
+    IndexError; say so here instead, before anything is built."""
+    limit = max_positions(base.path)
+    if limit is not None and config.seq_len > limit:
+        raise ConfigError(
+            f"TrainConfig.seq_len = {config.seq_len}: the base model ({base.identity}) has only "
+            f"{limit} positions; use seq_len <= {limit}"
+        )
+
+
 def load_tokenizer(path: Path) -> Any:
     from transformers import AutoTokenizer
 
@@ -294,6 +320,7 @@ def prepare(config: TrainConfig) -> Prepared:
     """
     store = open_store(config.store_uri)
     base = resolve_base(store, config, work_dir_for(config))
+    check_seq_len(config, base)
     trainset = resolve_trainset(store, config, base)
     ident = run_identity(config, trainset.trainset_id, base)
     published = store.read_manifest(ident.model_prefix) is not None
@@ -592,6 +619,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     with _local_main_first(local_rank == 0):
         base = resolve_base(store, config, work)
+    check_seq_len(config, base)
     trainset_id = None
     if is_main:
         trainset_id = resolve_trainset(store, config, base).trainset_id
@@ -802,12 +830,30 @@ def _publish_version(
         },
     }
     summary_metrics = {k: v for k, v in metrics.items() if k != "loss_curve"}
+    model_info = {
+        "parameters": _parameter_count(model),
+        "mode": config.mode,
+        "adapter": adapter,
+    }
+    card = render_model_card(
+        version_id=ident.version_id,
+        lineage=Lineage.from_dict(lineage),
+        metrics=summary_metrics,
+        model=model_info,
+        description=(
+            f"This version is a {config.mode} fine-tune of `{base.version or base.root}` on "
+            f"{len(trainset.dataset_ids)} new dataset(s) with "
+            f"{len(trainset.replay_dataset_ids)} replayed, trained by `training/train.py` "
+            "under the DeepSpeed launcher."
+        ),
+    )
     with store.publisher(
         ident.model_prefix,
         kind=MODEL_KIND,
         created_by={"task": "training.train", "run_key": ident.run_key},
     ) as pub:
-        _upload_folder(pub, folder)
+        _upload_folder(pub, folder, skip=_NOT_PUBLISHED | {MODEL_CARD_FILE})
+        pub.write_bytes(MODEL_CARD_FILE, card.encode())
         pub.write_bytes(METRICS_FILE, _json_bytes(metrics))
         pub.write_bytes(DS_CONFIG_FILE, _json_bytes(ds_config))
         pub.write_bytes(TRAIN_CONFIG_FILE, _json_bytes(config.to_dict()))
@@ -815,11 +861,7 @@ def _publish_version(
             version_id=ident.version_id,
             lineage=lineage,
             metrics=summary_metrics,
-            model={
-                "parameters": _parameter_count(model),
-                "mode": config.mode,
-                "adapter": adapter,
-            },
+            model=model_info,
             trainset={
                 "trainset_id": trainset.trainset_id,
                 "mix": trainset.fields["mix"],
@@ -890,9 +932,30 @@ def _report_error(rank: int, exc: BaseException) -> None:
     sys.stderr.flush()
 
 
+def load_config(location: str) -> TrainConfig:
+    """The run's config from a local file, or from the store by URI (``s3://...``): a Kubernetes
+    pod reads the config its DAG task wrote, since no file is shared with the Airflow worker."""
+    if "://" not in location:
+        return TrainConfig.from_json_file(location)
+    store = open_store()
+    root = store.root_uri.rstrip("/") + "/"
+    if not location.startswith(root):
+        raise ConfigError(
+            f"--config {location}: not in the configured store {store.root_uri} "
+            "(FRESHLM_STORE_URI); the ranks read the config from the store they publish to"
+        )
+    try:
+        doc = json.loads(store.read_bytes(location[len(root) :]))
+    except ValueError as exc:
+        raise ConfigError(f"--config {location}: not valid JSON ({exc})") from None
+    return TrainConfig.from_dict(doc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="One DeepSpeed rank of a FreshLM fine-tune.")
-    parser.add_argument("--config", required=True, help="TrainConfig JSON file")
+    parser.add_argument(
+        "--config", required=True, help="TrainConfig JSON: a file, or its URI in the store"
+    )
     parser.add_argument("--local_rank", type=int, default=None, help="set by the launcher")
     ns = parser.parse_args(argv)
     if ns.local_rank is not None and "LOCAL_RANK" not in os.environ:
@@ -900,7 +963,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rank = _env_int("RANK", 0)
     _setup_logging(rank)
     try:
-        config = TrainConfig.from_json_file(ns.config)
+        config = load_config(ns.config)
         summary = train(config)
     except (Exception, KeyboardInterrupt) as exc:
         _report_error(rank, exc)

@@ -1,0 +1,171 @@
+"""
+### FreshLM fine-tune
+
+Stage 4 of the loop: a **published dataset** in, a **candidate model version** out. Runs when
+`freshlm_curate` announces `freshlm://datasets`, or by hand with Params.
+
+1. `plan` — resolves the datasets (the triggering event's, or the Param's), the base version
+   (default: what `production` points at now, which is also the baseline the evaluation compares
+   with), and the training config; every Param is checked before anything starts.
+2. `train_local` (backend `local`) — the DeepSpeed launcher with `gpus` ranks on this worker
+   (CPU ranks over gloo where there is no GPU), ZeRO-2 by default. Progress (step, loss,
+   tokens/s, ETA) streams into the task log; a failing rank's own error fails the task. A
+   rerun resumes from the last checkpoint in the store, and a finished run is never published
+   twice. Or `stage_kubernetes` → `train_on_kubernetes` → `collect_kubernetes` (backend
+   `kubernetes`): one pod with `gpus` GPUs running the same entrypoint.
+3. `announce_candidate` — the new version, with its lineage (datasets, training set, base,
+   config, code revision) and training metrics, is announced as `freshlm://models/candidates`,
+   which schedules `freshlm_evaluate`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+
+from freshlm.alerts.callbacks import on_task_failure
+from freshlm.settings import get_settings
+
+DATASETS = Asset(name="freshlm-datasets", uri="freshlm://datasets")
+CANDIDATES = Asset(name="freshlm-candidate-models", uri="freshlm://models/candidates")
+ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+settings = get_settings()
+
+
+@dag(
+    dag_id="freshlm_train",
+    schedule=[DATASETS],
+    start_date=datetime(2026, 11, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["freshlm", "train", "deepspeed"],
+    doc_md=__doc__,
+    # The pod manifest travels as a dict through XCom into pod_template_dict.
+    render_template_as_native_obj=True,
+    default_args={
+        "owner": "freshlm",
+        "retries": 1,
+        "retry_delay": timedelta(seconds=30),
+        "on_failure_callback": on_task_failure,
+    },
+    params={
+        "datasets": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": ID_PATTERN, "maxLength": 128},
+            description="Published dataset ids to train on; empty: the triggering dataset "
+            "(or, by hand, the newest).",
+        ),
+        "base_version": Param(
+            "production",
+            type="string",
+            pattern=ID_PATTERN,
+            maxLength=128,
+            description="Model to start from: an alias (production, previous) or a version id.",
+        ),
+        "mode": Param("full", enum=["full", "lora"], description="Full fine-tune or LoRA."),
+        "epochs": Param(
+            settings.train_epochs, type="number", exclusiveMinimum=0, maximum=100
+        ),
+        "learning_rate": Param(
+            settings.train_learning_rate, type="number", exclusiveMinimum=0, maximum=1
+        ),
+        "replay_ratio": Param(
+            0.25,
+            type="number",
+            minimum=0,
+            exclusiveMaximum=1,
+            description="Share of training tokens replayed from earlier datasets.",
+        ),
+        "max_steps": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description="Stop after this many optimizer steps (overrides epochs).",
+        ),
+        "backend": Param(settings.train_backend, enum=["local", "kubernetes"]),
+        "gpus": Param(
+            settings.train_gpus,
+            type="integer",
+            minimum=1,
+            maximum=64,
+            description="GPUs (local backend on a CPU-only worker: CPU ranks).",
+        ),
+        "ds_config": Param("zero2", enum=["zero2", "zero3"], description="DeepSpeed config."),
+    },
+)
+def freshlm_train():
+    @task(retries=0, inlets=[DATASETS])
+    def plan() -> dict:
+        from freshlm.store import open_store
+        from training.plan import plan_training
+
+        ctx = get_current_context()
+        events = [dict(e.extra) for e in ctx["triggering_asset_events"].get(DATASETS, [])]
+        return plan_training(ctx["params"], events, store=open_store()).to_dict()
+
+    @task.branch
+    def choose_backend(plan: dict) -> str:
+        return "train_local" if plan["backend"] == "local" else "stage_kubernetes"
+
+    @task
+    def train_local(plan: dict) -> dict:
+        from training.backends import train_locally
+        from training.plan import TrainingPlan
+
+        return train_locally(TrainingPlan.from_dict(plan))
+
+    @task
+    def stage_kubernetes(plan: dict) -> dict:
+        from training.backends import stage_kubernetes_run
+        from training.plan import TrainingPlan
+
+        return stage_kubernetes_run(TrainingPlan.from_dict(plan), run_name="freshlm-train")
+
+    train_on_kubernetes = KubernetesPodOperator(
+        task_id="train_on_kubernetes",
+        name="freshlm-train",
+        namespace=settings.k8s_namespace,
+        # The whole pod (GPUs, /dev/shm, Secret-backed store credentials, the command) is built
+        # by training.k8s_specs at run time, with this run's GPU count.
+        pod_template_dict="{{ ti.xcom_pull(task_ids='stage_kubernetes')['pod'] }}",
+        startup_timeout_seconds=1800,
+        get_logs=True,
+        on_finish_action="delete_succeeded_pod",
+        retries=0,
+    )
+
+    @task
+    def collect_kubernetes(staged: dict) -> dict:
+        from freshlm.store import open_store
+        from training.backends import kubernetes_result
+
+        return kubernetes_result(open_store(), staged)
+
+    @task(outlets=[CANDIDATES], trigger_rule="none_failed_min_one_success")
+    def announce_candidate(plan: dict) -> dict:
+        from training.backends import candidate_event
+        from training.plan import TrainingPlan
+
+        ctx = get_current_context()
+        ti = ctx["ti"]
+        summary = ti.xcom_pull(task_ids="train_local") or ti.xcom_pull(
+            task_ids="collect_kubernetes"
+        )
+        event = candidate_event(TrainingPlan.from_dict(plan), summary)
+        ctx["outlet_events"][CANDIDATES].extra = event
+        return event
+
+    planned = plan()
+    local = train_local(planned)
+    staged = stage_kubernetes(planned)
+    collected = collect_kubernetes(staged)
+    choose_backend(planned) >> [local, staged]
+    staged >> train_on_kubernetes >> collected
+    [local, collected] >> announce_candidate(planned)
+
+
+freshlm_train()

@@ -1,0 +1,225 @@
+"""What a ``freshlm_train`` run trains: its Params and triggering events, checked against the store.
+
+The DAG's first task calls :func:`plan_training`. Everything a user can get wrong is caught here,
+before a rank starts, with a :class:`PlanError` that names the Param:
+
+* ``datasets`` — published dataset ids; empty means the datasets announced by the triggering
+  ``freshlm://datasets`` events, or (a manual run with no event) the newest published dataset.
+  Each must be a published dataset in the store.
+* ``base_version`` — an alias (``production``, ``previous``) or a model version id; resolved to
+  a version id now, so the run trains from the model that was production when it was planned
+  even if production moves while it trains.
+* ``mode``, ``epochs``, ``learning_rate``, ``replay_ratio``, ``max_steps``, ``ds_config`` —
+  become the :class:`~training.config.TrainConfig` (validated field by field).
+* ``backend`` and ``gpus`` — where it runs: ``local`` starts the DeepSpeed launcher with
+  ``gpus`` ranks on the worker (CPU ranks where there is no GPU), ``kubernetes`` one pod with
+  ``gpus`` GPUs. The global batch depends on the number of ranks, so ``gpus`` is the config's
+  ``num_ranks``: the same Params give the same model version on either backend.
+
+The plan also records the **baseline**: the version ``production`` pointed at when the run was
+planned. The evaluation compares the candidate against it, and the promotion moves
+``production`` only if it still points there (compare-and-swap).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from freshlm.registry import PRODUCTION, get_version, read_alias
+from freshlm.registry.errors import VersionNotFound
+from freshlm.settings import Settings, get_settings
+from freshlm.store import Store
+from training.config import DEFAULT_REPLAY_RATIO, DS_CONFIGS, MODES, ConfigError, TrainConfig
+
+BACKENDS = ("local", "kubernetes")
+ALIASES = ("production", "previous")
+DATASETS_PREFIX = "datasets"
+DEFAULT_SEQ_LEN = 128
+
+
+class PlanError(ValueError):
+    """A ``freshlm_train`` Param or event is invalid; the message names it and what is wrong."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingPlan:
+    """One run's resolved work: the config, where it runs, and what it will be compared with."""
+
+    config: TrainConfig
+    backend: str
+    gpus: int
+    base_version: str
+    baseline_version: str | None
+    trigger: str  # "asset" (scheduled on freshlm://datasets) or "manual"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "backend": self.backend,
+            "gpus": self.gpus,
+            "base_version": self.base_version,
+            "baseline_version": self.baseline_version,
+            "trigger": self.trigger,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> TrainingPlan:
+        fields = dict(doc)
+        fields["config"] = TrainConfig.from_dict(fields["config"])
+        return cls(**fields)
+
+
+def datasets_from_events(events: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The dataset ids announced by ``freshlm://datasets`` events (their extra's
+    ``dataset_id``), oldest first, without repeats."""
+    ids: list[str] = []
+    for i, extra in enumerate(events):
+        dataset_id = extra.get("dataset_id") if isinstance(extra, Mapping) else None
+        if not isinstance(dataset_id, str) or not dataset_id:
+            raise PlanError(
+                f"triggering freshlm://datasets event #{i} has no dataset_id in its extra "
+                f"(got {dict(extra) if isinstance(extra, Mapping) else extra!r}); trigger the run "
+                "by hand with the Param datasets"
+            )
+        if dataset_id not in ids:
+            ids.append(dataset_id)
+    return ids
+
+
+def published_dataset_ids(store: Store) -> list[str]:
+    """Every published dataset id, oldest crawl window first."""
+    from freshlm.curation.publish import published_datasets
+
+    return [m.fields.get("dataset_id") or m.artifact_id for m in published_datasets(store)]
+
+
+def resolve_datasets(
+    store: Store, requested: Sequence[str], events: Sequence[Mapping[str, Any]]
+) -> tuple[list[str], str]:
+    """``(dataset ids, trigger)``: the Param wins, then the events, then the newest dataset."""
+    if requested:
+        ids, trigger = list(dict.fromkeys(requested)), "manual"
+    elif events:
+        ids, trigger = datasets_from_events(events), "asset"
+    else:
+        published = published_dataset_ids(store)
+        if not published:
+            raise PlanError(
+                "datasets: none given and nothing is published yet; run freshlm_crawl and "
+                "freshlm_curate first, or give the Param datasets"
+            )
+        ids, trigger = [published[-1]], "manual"
+    for dataset_id in ids:
+        manifest = store.read_manifest(f"{DATASETS_PREFIX}/{dataset_id}")
+        if manifest is None or manifest.kind != "dataset":
+            known = published_dataset_ids(store)
+            raise PlanError(
+                f"datasets: {dataset_id!r} is not a published dataset in {store.root_uri} "
+                f"(published: {', '.join(known[-5:]) or 'none'})"
+            )
+    return ids, trigger
+
+
+def resolve_version(store: Store, name: str, *, param: str = "base_version") -> str:
+    """A model version id from an alias name or a version id, checked against the registry."""
+    if not isinstance(name, str) or not name.strip():
+        raise PlanError(f"{param}: give an alias ({', '.join(ALIASES)}) or a model version id")
+    name = name.strip()
+    if name in ALIASES:
+        move = read_alias(store, name)
+        if move is None:
+            hint = (
+                "bootstrap the base model first (`python -m training.bootstrap`, or the demo)"
+                if name == PRODUCTION
+                else "nothing was promoted twice yet"
+            )
+            raise PlanError(f"{param}: the alias {name!r} is not set: {hint}")
+        return move.version_id
+    try:
+        return get_version(store, name).version_id
+    except VersionNotFound as exc:
+        raise PlanError(f"{param}: {exc}") from None
+    except ValueError as exc:  # a malformed id
+        raise PlanError(f"{param}: {exc}") from None
+
+
+def base_positions(store: Store, version_id: str) -> int | None:
+    """The base model's positions, from its published config.json (no download of weights)."""
+    import json
+
+    try:
+        doc = json.loads(store.read_bytes(f"models/{version_id}/config.json"))
+    except Exception:  # a missing or unreadable config: the entrypoint checks again
+        return None
+    for key in ("n_positions", "max_position_embeddings", "n_ctx"):
+        if isinstance(doc.get(key), int) and doc[key] > 0:
+            return int(doc[key])
+    return None
+
+
+def _number(params: Mapping[str, Any], name: str, default: Any) -> Any:
+    value = params.get(name)
+    return default if value is None else value
+
+
+def plan_training(
+    params: Mapping[str, Any],
+    events: Sequence[Mapping[str, Any]],
+    *,
+    store: Store,
+    settings: Settings | None = None,
+) -> TrainingPlan:
+    """Resolve a run's Params and triggering events into a :class:`TrainingPlan`."""
+    settings = settings or get_settings()
+    backend = params.get("backend") or settings.train_backend
+    if backend not in BACKENDS:
+        raise PlanError(f"backend: {backend!r} is not one of {BACKENDS}")
+    mode = params.get("mode") or "full"
+    if mode not in MODES:
+        raise PlanError(f"mode: {mode!r} is not one of {MODES}")
+    ds_config = params.get("ds_config") or "zero2"
+    if ds_config not in DS_CONFIGS:
+        raise PlanError(f"ds_config: {ds_config!r} is not one of {DS_CONFIGS}")
+    gpus = _number(params, "gpus", settings.train_gpus)
+    if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 1:
+        raise PlanError(f"gpus: {gpus!r} must be an integer >= 1")
+
+    datasets, trigger = resolve_datasets(store, params.get("datasets") or [], events)
+    base_version = resolve_version(store, params.get("base_version") or PRODUCTION)
+    production = read_alias(store, PRODUCTION)
+    max_steps = params.get("max_steps")
+    seq_len = params.get("seq_len")
+    if seq_len is None:
+        # The default length, or less for a base model with fewer positions (the embedded
+        # tiny models have 64 to 256).
+        positions = base_positions(store, base_version)
+        seq_len = min(DEFAULT_SEQ_LEN, positions) if positions else DEFAULT_SEQ_LEN
+    try:
+        config = TrainConfig(
+            datasets=tuple(datasets),
+            base_version=base_version,
+            mode=mode,
+            epochs=_number(params, "epochs", settings.train_epochs),
+            learning_rate=_number(params, "learning_rate", settings.train_learning_rate),
+            replay_ratio=_number(params, "replay_ratio", DEFAULT_REPLAY_RATIO),
+            max_steps=-1 if max_steps is None else max_steps,
+            seq_len=seq_len,
+            ds_config=ds_config,
+            num_ranks=gpus,
+            store_uri=store.root_uri,
+            # Checkpoint often enough that a crash loses minutes, not the night.
+            checkpoint_every=int(_number(params, "checkpoint_every", 50)),
+        )
+    except ConfigError as exc:
+        # "TrainConfig.learning_rate = -1: must be ..." names the Param it came from.
+        raise PlanError(str(exc).replace("TrainConfig.", "", 1)) from None
+    return TrainingPlan(
+        config=config,
+        backend=backend,
+        gpus=gpus,
+        base_version=base_version,
+        baseline_version=production.version_id if production else None,
+        trigger=trigger,
+    )

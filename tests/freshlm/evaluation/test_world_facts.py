@@ -1,0 +1,174 @@
+"""The sandbox world's fact probes as items: groups over the days, validation, fetching."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import requests
+
+from freshlm.evaluation.world_facts import (
+    fact_items,
+    fetch_world_probes,
+    learnable_facts,
+    parse_probes,
+)
+
+DAY1 = {"start": "2026-11-02T00:00:00Z", "end": "2026-11-03T00:00:00Z"}
+DAY3 = {"start": "2026-11-04T00:00:00Z", "end": "2026-11-05T00:00:00Z"}
+DAY4 = {"start": "2026-11-05T00:00:00Z", "end": "2026-11-06T00:00:00Z"}
+
+
+def probes_at(world, when: str) -> dict:
+    requests.post(world.url + "/_world/clock", json={"now": when}, timeout=5).raise_for_status()
+    return fetch_world_probes(world.url, timeout=5)
+
+
+def groups(items) -> dict[str, str]:
+    return {item.doc_id: item.group for item in items}
+
+
+def test_groups_follow_the_world_clock(world_at_start):
+    before = groups(fact_items(probes_at(world_at_start, "day:0")))
+    assert before and set(before.values()) == {"old"}
+    assert all(key.startswith("old-") for key in before)
+
+    day1 = groups(fact_items(probes_at(world_at_start, "day:1")))
+    assert day1["pulse-x2-price"] == "new" and day1["lantern-festival-date"] == "new"
+    assert {k for k, g in day1.items() if g == "old"} == set(before)
+    assert "stale" not in day1.values()
+
+    day4 = groups(fact_items(probes_at(world_at_start, "day:4")))
+    # The price cut supersedes the launch price, the postponement the first date.
+    assert day4["pulse-x2-price"] == "stale" and day4["pulse-x2-price-cut"] == "new"
+    assert day4["lantern-festival-date"] == "stale"
+    assert day4["lantern-festival-postponed"] == "new"
+    assert {k for k, g in day4.items() if g == "stale"} == {
+        "pulse-x2-price",
+        "lantern-festival-date",
+    }
+
+
+def test_fact_items_are_questions_with_shuffled_choices(world_at_start):
+    doc = probes_at(world_at_start, "day:4")
+    items = fact_items(doc, seed=0)
+    by_key = {item.doc_id: item for item in items}
+    price = by_key["pulse-x2-price-cut"]
+    assert price.kind == "fact" and price.span_type == "fact" and price.source == "world"
+    assert (
+        price.context
+        == "Question: How much does the base model of the Orrin Pulse X2 cost?\nAnswer:"
+    )
+    assert price.answer == "$599" and sorted(price.choices) == sorted(
+        ["$599", "$649", "$549", "$629"]
+    )
+    assert price.dataset_id is None and price.language == "en"
+    assert by_key["pulse-x2-price"].answer == "$649"  # stale: the old answer, to track its pull
+    assert fact_items(doc, seed=0) == items
+    other = fact_items(doc, seed=1)
+    assert [i.id for i in other] == [i.id for i in items]  # same questions, same ids
+    assert [i.choices for i in other] != [i.choices for i in items]
+    answer_positions = {i.answer_index for i in items}
+    assert len(answer_positions) > 1, "the answer must not always be in the same place"
+
+
+def test_learnable_facts_are_the_new_facts_of_the_crawled_windows(world_at_start):
+    doc = probes_at(world_at_start, "day:4")
+    day1 = {item.doc_id for item in learnable_facts(doc, [DAY1])}
+    assert "pulse-x2-battery" in day1 and "slang-tide-locked" in day1
+    assert "pulse-x2-price" not in day1  # stale by day 4: scored as stale, not as new
+    assert not any(key.startswith("old-") for key in day1)
+    windows = [DAY1, ("2026-11-04T00:00:00Z", DAY3["end"])]  # night 2 was refused
+    both = {item.doc_id for item in learnable_facts(doc, windows)}
+    assert day1 < both and {"greyling-closure-start", "route-41-fare"} <= both
+    assert "pulse-x2-price-cut" not in both
+    assert "pulse-x2-price-cut" in {item.doc_id for item in learnable_facts(doc, [DAY4])}
+    assert learnable_facts(doc, []) == []
+    with pytest.raises(ValueError, match="window #0: start"):
+        learnable_facts(doc, [{"start": DAY1["end"], "end": DAY1["start"]}])
+    with pytest.raises(ValueError, match="window #1: '2026-11-04' has no timezone"):
+        learnable_facts(doc, [DAY1, ("2026-11-04", DAY3["end"])])
+
+
+def good_doc() -> dict:
+    return {
+        "now": "2026-11-03T00:00:00Z",
+        "probes": [
+            {
+                "key": "pulse-x2-price",
+                "question": "How much does the base model of the Orrin Pulse X2 cost?",
+                "answer": "$649",
+                "persona": "support",
+                "distractors": ["$549", "$699", "$799"],
+                "available_at": "2026-11-02T08:00:00Z",
+                "supersedes": None,
+                "current": True,
+                "evidence": [
+                    {"ref": "article:orrin-pulse-x2-launch", "url": None, "visible": True}
+                ],
+            },
+            {
+                "key": "old-tessford-river",
+                "question": "Which river flows through Tessford?",
+                "answer": "Ondra",
+                "persona": "local",
+                "distractors": ["Lisk", "Fenn", "Cray"],
+                "available_at": "2025-04-01T00:00:00Z",
+                "supersedes": None,
+                "current": True,
+                "evidence": [{"ref": "article:tessford-a-short-history"}],
+            },
+        ],
+    }
+
+
+def test_old_facts_are_recognised_by_date_even_without_the_key_prefix():
+    doc = good_doc()
+    doc["probes"][1]["key"] = "tessford-river"
+    assert groups(fact_items(doc)) == {"pulse-x2-price": "new", "tessford-river": "old"}
+    assert fact_items(doc["probes"])  # the bare list is accepted too
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("probes",), {"a": 1}, "field 'probes' is dict"),
+        (("probes", 0, "key"), "", "probe #0: field 'key'"),
+        (("probes", 0, "question"), None, "'pulse-x2-price': field 'question'"),
+        (("probes", 0, "answer"), 649, "'pulse-x2-price': field 'answer'"),
+        (("probes", 0, "distractors"), [], "'pulse-x2-price': field 'distractors'"),
+        (("probes", 0, "distractors"), ["$549", 5], "'pulse-x2-price': field 'distractors'"),
+        (("probes", 0, "distractors"), ["$649 "], "field 'distractors' contains the answer"),
+        (("probes", 0, "available_at"), "yesterday", "field 'available_at'"),
+        (("probes", 0, "available_at"), "2026-11-02T08:00:00", "has no timezone"),
+        (("probes", 0, "current"), "yes", "'pulse-x2-price': field 'current'"),
+        (("probes", 0, "supersedes"), 3, "'pulse-x2-price': field 'supersedes'"),
+        (("probes", 0, "evidence"), ["article:x"], "'pulse-x2-price': field 'evidence'"),
+        (("probes", 1, "key"), "pulse-x2-price", "'pulse-x2-price': field 'key' appears more"),
+        (("probes", 1), "not a probe", "probe #1: expected an object"),
+    ],
+)
+def test_bad_probe_json_names_the_probe_and_field(path, value, message):
+    doc = copy.deepcopy(good_doc())
+    target = doc
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    with pytest.raises(ValueError, match=message):
+        parse_probes(doc)
+
+
+def test_missing_probes_field_and_duplicate_distractors():
+    with pytest.raises(ValueError, match="field 'probes' is missing"):
+        parse_probes({"now": "2026-11-03T00:00:00Z"})
+    doc = good_doc()
+    doc["probes"][0]["distractors"] = ["$549", "$549", "$699"]
+    (item, _) = fact_items(doc)
+    assert sorted(item.choices) == ["$549", "$649", "$699"]
+
+
+def test_fetch_reports_a_world_that_is_not_answering_probes(world_at_start):
+    with pytest.raises(requests.HTTPError):
+        fetch_world_probes(world_at_start.url + "/_world/nowhere")
+    with pytest.raises(requests.ConnectionError):
+        fetch_world_probes("http://127.0.0.1:9", timeout=2)

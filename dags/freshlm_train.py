@@ -67,9 +67,7 @@ settings = get_settings()
             description="Model to start from: an alias (production, previous) or a version id.",
         ),
         "mode": Param("full", enum=["full", "lora"], description="Full fine-tune or LoRA."),
-        "epochs": Param(
-            settings.train_epochs, type="number", exclusiveMinimum=0, maximum=100
-        ),
+        "epochs": Param(settings.train_epochs, type="number", exclusiveMinimum=0, maximum=100),
         "learning_rate": Param(
             settings.train_learning_rate, type="number", exclusiveMinimum=0, maximum=1
         ),

@@ -6,25 +6,16 @@ context; everything else they need is in the batch, candidate and gate summaries
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from freshlm.alerts.callbacks import AlertedFailure
+from freshlm.alerts.links import airflow_base_url
 from freshlm.alerts.messages import gate_alert, task_log_url
 from freshlm.alerts.sender import send_slack
 from freshlm.curation import publish as publishing
 from freshlm.store import open_store
 
 log = logging.getLogger(__name__)
-
-
-def _airflow_base_url() -> str:
-    base = os.environ.get("AIRFLOW__API__BASE_URL")
-    if base:
-        return base
-    from airflow.configuration import conf
-
-    return conf.get("api", "base_url", fallback="http://localhost:8080")
 
 
 def _alert(ctx: Any, result: dict[str, Any], data_docs_url: str) -> bool:
@@ -34,7 +25,7 @@ def _alert(ctx: Any, result: dict[str, Any], data_docs_url: str) -> bool:
         dag_id=ti.dag_id,
         run_id=ti.run_id,
         task_id=ti.task_id,
-        log_url=task_log_url(_airflow_base_url(), ti.dag_id, ti.run_id, "gate_batch"),
+        log_url=task_log_url(airflow_base_url(), ti.dag_id, ti.run_id, "gate_batch"),
         data_docs_url=data_docs_url,
     )
     return send_slack(message)

@@ -1,0 +1,653 @@
+"""Evaluate a candidate model version against the production model, and publish the report.
+
+:func:`evaluate` downloads both versions (cached by version id under the work folder), scores
+both on the *same* items and texts, one model at a time (so only one is in memory, whatever its
+size), computes the metrics and their comparison, and publishes the report atomically as the
+artifact ``reports/<candidate>/vs-<baseline>/`` (kind ``eval-report``; files and schema in
+:mod:`freshlm.evaluation.report`). Running it again for the same two versions finds the
+published report and returns it without loading a model (DESIGN invariant 1); to re-evaluate
+with other items, delete the artifact first.
+
+Per model it measures:
+
+* the items — ``new_items`` (new-knowledge cloze items), ``old_items`` (retention cloze items)
+  and ``fact_items`` (the world's fact probes, split by their group into new, old and stale) —
+  in one batched ranking pass (:meth:`~freshlm.evaluation.scoring.CausalLMScorer.rank_items`);
+* perplexity on ``new_texts`` (held-out new documents, see :func:`heldout_texts`) and on
+  ``old_texts`` (held-out archive documents, see :func:`archive_heldout_texts`);
+* CrowS-Pairs (:mod:`freshlm.evaluation.bias`) and generation latency
+  (:mod:`freshlm.evaluation.latency`; prompts are the first item contexts, the same for both).
+
+The forgetting ratio counts retention over old cloze items plus old world facts, and gains over
+new cloze items plus new world facts (stale facts are left out, see
+:data:`freshlm.evaluation.metrics.POOLS`).
+
+Caps (``max_new_items``, ``max_old_items``, ``heldout_max_docs``, ``crows_max_pairs``) take
+stable samples (:func:`~freshlm.evaluation.config.stable_subset`), so a rerun with the same
+inputs scores the same items. Every step logs its numbers (items/s, tokens/s, seconds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import gc
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from freshlm.evaluation import metrics as m
+from freshlm.evaluation.config import EvalConfig, stable_subset
+from freshlm.evaluation.report import (
+    CHART_PNG,
+    ITEMS_JSONL,
+    REPORT_HTML,
+    REPORT_JSON,
+    REPORT_SCHEMA,
+    render_chart,
+    render_html,
+)
+from freshlm.registry.versions import check_version_id, get_version, version_prefix
+from freshlm.store import StoreError
+
+if TYPE_CHECKING:
+    from freshlm.evaluation.bias import BiasResult
+    from freshlm.evaluation.items import Item
+    from freshlm.evaluation.latency import LatencyResult
+    from freshlm.evaluation.scoring import ItemResult, Perplexity
+    from freshlm.store import Store
+
+log = logging.getLogger(__name__)
+
+REPORTS_PREFIX = "reports"
+REPORT_KIND = "eval-report"
+COMPONENT = "freshlm.evaluation"
+_COMPLETE_MARKER = ".freshlm-download-complete"
+_FALLBACK_PROMPT = "The latest news:"
+_FACT_QUESTION = re.compile(r"^\s*Question:\s*(?P<q>.*?)\s*\n\s*Answer:\s*$", re.DOTALL)
+
+
+def report_prefix(candidate_version: str, baseline_version: str) -> str:
+    """``reports/<candidate>/vs-<baseline>``: where the report of this pair is published."""
+    return (
+        f"{REPORTS_PREFIX}/{check_version_id(candidate_version)}"
+        f"/vs-{check_version_id(baseline_version)}"
+    )
+
+
+def read_report(store: Store, candidate_version: str, baseline_version: str) -> dict | None:
+    """The published report of this pair, or None if there is none."""
+    prefix = report_prefix(candidate_version, baseline_version)
+    manifest = store.read_manifest(prefix)
+    if manifest is None:
+        return None
+    if manifest.kind != REPORT_KIND:
+        raise StoreError(store.uri_for(prefix), f"artifact of kind {manifest.kind!r}, not a report")
+    return store.read_json(manifest.key(REPORT_JSON))
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+
+def heldout_texts(
+    store: Store, dataset_ids: Sequence[str], *, limit: int | None = None, seed: int = 0
+) -> list[str]:
+    """The ``text`` of every held-out document of the published datasets, in order
+    (``datasets/<id>/heldout.jsonl.gz``); ``limit`` takes a stable sample by document id."""
+    from freshlm.curation.document import HELDOUT_FILE
+    from freshlm.curation.publish import DATASETS
+
+    docs: list[tuple[str, str]] = []
+    for dataset_id in dataset_ids:
+        prefix = f"{DATASETS}/{dataset_id}"
+        manifest = store.read_manifest(prefix)
+        if manifest is None or manifest.kind != "dataset":
+            raise ValueError(
+                f"{store.uri_for(prefix)}: no published dataset {dataset_id!r} to take "
+                "held-out text from"
+            )
+        for number, record in enumerate(store.read_jsonl(manifest.key(HELDOUT_FILE))):
+            text = record.get("text")
+            if isinstance(text, str) and text.strip():
+                docs.append((str(record.get("id") or f"{dataset_id}:{number}"), text))
+    chosen = stable_subset(docs, limit, seed=seed, key=lambda d: d[0])
+    return [text for _, text in chosen]
+
+
+def archive_heldout_texts(*, heldout_every: int = 10) -> list[str]:
+    """The base model's held-out archive documents (old text it never trained on): the same
+    split as :func:`training.bootstrap.split_documents` uses for pretraining."""
+    from training.bootstrap import archive_documents, split_documents
+
+    return split_documents(archive_documents(), heldout_every)[1]
+
+
+def download_cached(store: Store, version_id: str, work_dir: str | os.PathLike[str]) -> Path:
+    """The version's model folder under ``work_dir/models/<version_id>``, downloaded (and
+    checked against its manifest) unless a complete copy is already there."""
+    version = get_version(store, version_id)
+    from freshlm.registry import download_version
+
+    folder = Path(work_dir) / "models" / version_id
+    marker = folder / _COMPLETE_MARKER
+    expected = version.manifest.content_sha256
+    if marker.is_file() and marker.read_text().strip() == expected:
+        log.info("model %s: using the cached copy in %s", version_id, folder)
+        return folder
+    started = time.perf_counter()
+    download_version(store, version_id, folder)
+    marker.write_text(expected + "\n")
+    log.info(
+        "model %s: downloaded %d bytes in %.1fs to %s",
+        version_id,
+        version.manifest.total_size,
+        time.perf_counter() - started,
+        folder,
+    )
+    return folder
+
+
+# --- one model --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _ModelRun:
+    version_id: str
+    results: list[ItemResult]
+    ppl_new: Perplexity
+    ppl_old: Perplexity
+    bias: BiasResult | None
+    latency: LatencyResult | None
+    timings: dict[str, float]
+
+
+def _measure(
+    path: Path,
+    version_id: str,
+    *,
+    items: Sequence[Item],
+    new_texts: Sequence[str],
+    old_texts: Sequence[str],
+    pairs: Sequence[Any],
+    prompts: Sequence[str],
+    config: EvalConfig,
+) -> _ModelRun:
+    from freshlm.evaluation.bias import crows_pairs_score
+    from freshlm.evaluation.latency import measure_latency
+    from freshlm.evaluation.scoring import CausalLMScorer, torch_threads
+
+    timings: dict[str, float] = {}
+
+    def lap(name: str, began: float) -> float:
+        timings[name] = round(time.perf_counter() - began, 3)
+        return time.perf_counter()
+
+    with torch_threads(config.threads):
+        t = time.perf_counter()
+        scorer = CausalLMScorer.from_pretrained(
+            path, batch_size=config.batch_size, max_length=config.max_length
+        )
+        scorer.warm_up()
+        t = lap("load_s", t)
+        results = scorer.rank_items(items)
+        t = lap("items_s", t)
+        if items and timings["items_s"] > 0:
+            timings["items_per_s"] = round(len(items) / timings["items_s"], 2)
+        ppl_new = scorer.perplexity(new_texts)
+        ppl_old = scorer.perplexity(old_texts)
+        t = lap("perplexity_s", t)
+        bias = crows_pairs_score(scorer, pairs) if pairs else None
+        t = lap("crows_s", t)
+        latency = (
+            measure_latency(
+                scorer.model, scorer.tokenizer, prompts, new_tokens=config.latency_new_tokens
+            )
+            if prompts
+            else None
+        )
+        lap("latency_s", t)
+    device = str(scorer.device)
+    del scorer
+    gc.collect()
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()
+    log.info(
+        "model %s: %d items in %.1fs (%s items/s), perplexity %.1fs, CrowS-Pairs %.1fs, "
+        "latency %.1fs",
+        version_id,
+        len(items),
+        timings["items_s"],
+        timings.get("items_per_s", "n/a"),
+        timings["perplexity_s"],
+        timings["crows_s"],
+        timings["latency_s"],
+    )
+    return _ModelRun(version_id, results, ppl_new, ppl_old, bias, latency, timings)
+
+
+def _pools(pool_of: Sequence[str], results: Sequence[ItemResult]) -> dict[str, list[ItemResult]]:
+    """Results split into :data:`~freshlm.evaluation.metrics.POOLS`."""
+    pools: dict[str, list[ItemResult]] = {name: [] for name in m.POOLS}
+    for pool, result in zip(pool_of, results, strict=True):
+        pools[pool].append(result)
+    return pools
+
+
+def _model_metrics(run: _ModelRun, pools: Mapping[str, list[ItemResult]]) -> dict[str, Any]:
+    def ppl(p: Perplexity) -> float | None:
+        return round(p.perplexity, 4) if p.perplexity is not None else None
+
+    latency = run.latency
+    return {
+        "new_knowledge_acc": m.accuracy(pools["new"]),
+        "retention_acc": m.accuracy(pools["old"]),
+        "world_new_acc": m.accuracy(pools["world_new"]),
+        "world_old_acc": m.accuracy(pools["world_old"]),
+        "ppl_new": ppl(run.ppl_new),
+        "ppl_old": ppl(run.ppl_old),
+        "crows_stereo_share": run.bias.stereo_share if run.bias else None,
+        "latency_p50_ms": latency.p50_ms if latency else None,
+        "latency_p95_ms": latency.p95_ms if latency else None,
+        "gen_tokens_per_s": latency.tokens_per_s if latency else None,
+    }
+
+
+# --- history across versions ------------------------------------------------------------------
+
+
+def _empty_metrics() -> dict[str, Any]:
+    return dict.fromkeys(m.METRIC_KEYS)
+
+
+def lineage_history(store: Store, version_id: str, *, limit: int = 20) -> list[dict[str, Any]]:
+    """The ancestors of ``version_id`` (parent, grandparent, …; oldest first, at most
+    ``limit``), each with the metrics it had when it was last evaluated: as the candidate of a
+    published report if it ever was one, else as the baseline of one (None-filled if never)."""
+    from freshlm.registry import RegistryError
+
+    chain: list[str] = []
+    seen = {version_id}
+    current = version_id
+    while len(chain) < limit:
+        try:
+            parent = get_version(store, current).lineage.parent_version
+        except RegistryError:
+            break
+        if not parent or parent in seen:
+            break
+        chain.append(parent)
+        seen.add(parent)
+        current = parent
+    if not chain:
+        return []
+    as_candidate: dict[str, tuple[dict, str]] = {}
+    as_baseline: dict[str, tuple[dict, str]] = {}
+    for prefix in store.list_published(REPORTS_PREFIX + "/"):
+        manifest = store.read_manifest(prefix)
+        if manifest is None or manifest.kind != REPORT_KIND:
+            continue
+        fields = manifest.fields
+        metrics = fields.get("metrics") or {}
+        uri = store.uri_for(prefix)
+        if fields.get("candidate_version") in seen and "candidate" in metrics:
+            as_candidate[fields["candidate_version"]] = (metrics["candidate"], uri)
+        if fields.get("baseline_version") in seen and "baseline" in metrics:
+            as_baseline[fields["baseline_version"]] = (metrics["baseline"], uri)
+    history = []
+    for ancestor in reversed(chain):
+        found = as_candidate.get(ancestor) or as_baseline.get(ancestor)
+        metrics = {**_empty_metrics(), **(found[0] if found else {})}
+        history.append(
+            {"version_id": ancestor, "metrics": metrics, "source": found[1] if found else None}
+        )
+    return history
+
+
+def _history(
+    store: Store,
+    history: Sequence[Mapping[str, Any]] | None,
+    baseline: tuple[str, dict],
+    candidate: tuple[str, dict],
+    uri: str,
+) -> list[dict[str, Any]]:
+    if history is None:
+        earlier = lineage_history(store, baseline[0])
+    else:
+        earlier = []
+        for entry in history:
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("version_id"), str):
+                raise ValueError("history entries must be {'version_id': str, 'metrics': {...}}")
+            earlier.append(
+                {
+                    "version_id": entry["version_id"],
+                    "metrics": {**_empty_metrics(), **dict(entry.get("metrics") or {})},
+                    "source": entry.get("source"),
+                }
+            )
+    ids = {baseline[0], candidate[0]}
+    entries = [e for e in earlier if e["version_id"] not in ids]
+    entries.append(
+        {"version_id": baseline[0], "metrics": baseline[1], "source": uri, "role": "baseline"}
+    )
+    entries.append(
+        {"version_id": candidate[0], "metrics": candidate[1], "source": uri, "role": "candidate"}
+    )
+    return entries
+
+
+# --- the orchestrator -------------------------------------------------------------------------
+
+
+def _question(context: str) -> str:
+    match = _FACT_QUESTION.match(context)
+    return match.group("q") if match else context
+
+
+def _latency_prompts(items: Sequence[Item], texts: Sequence[str], count: int) -> list[str]:
+    prompts = [item.context for item in items[:count]]
+    for text in texts:
+        if len(prompts) >= count:
+            break
+        prompts.append(text[:300])
+    return prompts or [_FALLBACK_PROMPT]
+
+
+def evaluate(
+    store: Store,
+    candidate_version: str,
+    baseline_version: str,
+    *,
+    new_items: Sequence[Item],
+    old_items: Sequence[Item],
+    fact_items: Sequence[Item] = (),
+    new_texts: Sequence[str] = (),
+    old_texts: Sequence[str] = (),
+    config: EvalConfig | None = None,
+    history: Sequence[Mapping[str, Any]] | None = None,
+    work_dir: str | os.PathLike[str] | None = None,
+    created_by: Mapping[str, Any] | None = None,
+    crows_path: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``candidate_version`` against ``baseline_version`` (normally production) and
+    publish the report; return the report dict (see :mod:`freshlm.evaluation.report`).
+
+    If the report of this pair is already published it is returned as is (nothing is loaded).
+    ``history`` (``[{"version_id", "metrics"}]``, oldest first) feeds the chart's earlier
+    versions; by default they are the baseline's ancestors with their metrics from earlier
+    reports (:func:`lineage_history`). ``work_dir`` (default ``$FRESHLM_HOME/work/evaluation``)
+    caches the downloaded models by version id. ``crows_path`` replaces the bundled
+    CrowS-Pairs file (tests use a small one).
+    """
+    from freshlm.evaluation.bias import load_crows_pairs
+
+    config = config or EvalConfig()
+    prefix = report_prefix(candidate_version, baseline_version)
+    existing = read_report(store, candidate_version, baseline_version)
+    if existing is not None:
+        if existing.get("config") != config.to_dict():
+            log.warning(
+                "report %s exists with another configuration (%s); returning it as published "
+                "(delete it to re-evaluate)",
+                store.uri_for(prefix),
+                existing.get("config"),
+            )
+        log.info("report %s is already published; returning it", store.uri_for(prefix))
+        return existing
+    started = time.perf_counter()
+    candidate = get_version(store, candidate_version)  # fail fast, before any model loads
+    baseline = get_version(store, baseline_version)
+
+    new = stable_subset(new_items, config.max_new_items, seed=config.seed, key=lambda i: i.id)
+    old = stable_subset(old_items, config.max_old_items, seed=config.seed, key=lambda i: i.id)
+    facts = list(fact_items)
+    for name, group, kind in (("new_items", new, "cloze"), ("old_items", old, "cloze")):
+        for item in group:
+            if item.kind != kind:
+                raise ValueError(f"{name}: item {item.id} is a {item.kind!r} item, not {kind!r}")
+    for item in facts:
+        if item.kind != "fact":
+            raise ValueError(f"fact_items: item {item.id} is a {item.kind!r} item, not 'fact'")
+    items = [*new, *old, *facts]
+    seen: dict[str, str] = {}
+    for label, group in (("new_items", new), ("old_items", old), ("fact_items", facts)):
+        for item in group:
+            if item.id in seen:
+                raise ValueError(
+                    f"item {item.id} is given twice ({seen[item.id]} and {label}); each item "
+                    "must be scored once"
+                )
+            seen[item.id] = label
+    # The list an item came in decides its pool for cloze items (an item carried from new to
+    # old keeps its id and may keep its stored group); facts go by their group.
+    pool_of = [
+        *(["new"] * len(new)),
+        *(["old"] * len(old)),
+        *(f"world_{item.group}" for item in facts),
+    ]
+    texts_new = stable_subset(
+        [t for t in new_texts if t and t.strip()],
+        config.heldout_max_docs,
+        seed=config.seed,
+        key=lambda t: t,
+    )
+    texts_old = stable_subset(
+        [t for t in old_texts if t and t.strip()],
+        config.heldout_max_docs,
+        seed=config.seed,
+        key=lambda t: t,
+    )
+    pairs = load_crows_pairs(crows_path, max_pairs=config.crows_max_pairs, seed=config.seed)
+    prompts = _latency_prompts(items, [*texts_new, *texts_old], config.latency_prompts)
+    pools_count = {name: pool_of.count(name) for name in m.POOLS}
+    log.info(
+        "evaluate %s vs %s: %s items, %d + %d held-out texts, %d CrowS-Pairs pairs, "
+        "%d latency prompts",
+        candidate_version,
+        baseline_version,
+        pools_count,
+        len(texts_new),
+        len(texts_old),
+        len(pairs),
+        len(prompts),
+    )
+
+    if work_dir is None:
+        from freshlm.settings import get_settings
+
+        work_dir = get_settings().home / "work" / "evaluation"
+    runs: dict[str, _ModelRun] = {}
+    download_s: dict[str, float] = {}
+    for role, version_id in (("baseline", baseline_version), ("candidate", candidate_version)):
+        t = time.perf_counter()
+        path = download_cached(store, version_id, work_dir)
+        download_s[role] = round(time.perf_counter() - t, 3)
+        runs[role] = _measure(
+            path,
+            version_id,
+            items=items,
+            new_texts=texts_new,
+            old_texts=texts_old,
+            pairs=pairs,
+            prompts=prompts,
+            config=config,
+        )
+
+    pools = {role: _pools(pool_of, run.results) for role, run in runs.items()}
+    metrics = {role: _model_metrics(runs[role], pools[role]) for role in runs}
+    forgot = m.forgetting(
+        pools["baseline"]["old"] + pools["baseline"]["world_old"],
+        pools["candidate"]["old"] + pools["candidate"]["world_old"],
+        pools["baseline"]["new"] + pools["baseline"]["world_new"],
+        pools["candidate"]["new"] + pools["candidate"]["world_new"],
+    )
+    comparison = m.compare(metrics["baseline"], metrics["candidate"], forgot)
+    paired = {
+        name: m.paired_comparison(pools["baseline"][name], pools["candidate"][name]).to_dict()
+        for name in m.POOLS
+        if pools_count[name]
+    }
+    base_run = runs["baseline"]
+    unmeasured = {}
+    for key, count, why in (
+        ("new_knowledge_acc", pools_count["new"], "no new-knowledge items"),
+        ("retention_acc", pools_count["old"], "no retention items"),
+        ("world_new_acc", pools_count["world_new"], "no new world-fact items"),
+        ("world_old_acc", pools_count["world_old"], "no old world-fact items"),
+        ("ppl_new", base_run.ppl_new.tokens, "no held-out new text"),
+        ("ppl_old", base_run.ppl_old.tokens, "no held-out old text"),
+        ("crows_stereo_share", len(pairs), "no CrowS-Pairs pairs"),
+    ):
+        if not count:
+            unmeasured[key] = why
+    counts = {
+        "new": pools_count["new"],
+        "old": pools_count["old"],
+        "world_new": pools_count["world_new"],
+        "world_old": pools_count["world_old"],
+        "world_stale": pools_count["world_stale"],
+        "new_items_given": len(new_items),
+        "old_items_given": len(old_items),
+        "new_texts": len(texts_new),
+        "new_tokens": base_run.ppl_new.tokens,
+        "old_texts": len(texts_old),
+        "old_tokens": base_run.ppl_old.tokens,
+        "crows_pairs": len(pairs),
+        "latency_prompts": len(prompts),
+        "unmeasured": unmeasured,
+    }
+    by_id = {role: {r.item_id: r for r in run.results} for role, run in runs.items()}
+    fact_rows = []
+    for item in items:
+        if item.kind != "fact":
+            continue
+        b, c = by_id["baseline"][item.id], by_id["candidate"][item.id]
+        fact_rows.append(
+            {
+                "id": item.id,
+                "group": item.group,
+                "span_type": item.span_type,
+                "question": _question(item.context),
+                "context": item.context,
+                "answer": item.choices[item.answer_index],
+                "choices": list(item.choices),
+                "baseline_answer": item.choices[b.chosen],
+                "baseline_correct": b.correct,
+                "candidate_answer": item.choices[c.chosen],
+                "candidate_correct": c.correct,
+            }
+        )
+
+    uri = store.uri_for(prefix)
+    entries = _history(
+        store,
+        history,
+        (baseline_version, metrics["baseline"]),
+        (candidate_version, metrics["candidate"]),
+        uri,
+    )
+    timings = {role: {"download_s": download_s[role], **runs[role].timings} for role in runs}
+    timings["total_s"] = round(time.perf_counter() - started, 3)
+    report: dict[str, Any] = {
+        "schema": REPORT_SCHEMA,
+        "candidate": {
+            "version_id": candidate_version,
+            "metrics": metrics["candidate"],
+            "uri": store.uri_for(version_prefix(candidate.version_id)),
+        },
+        "baseline": {
+            "version_id": baseline_version,
+            "metrics": metrics["baseline"],
+            "uri": store.uri_for(version_prefix(baseline.version_id)),
+        },
+        "comparison": comparison,
+        "counts": counts,
+        "config": config.to_dict(),
+        "created_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "uri": uri,
+        "facts": fact_rows,
+        "paired": paired,
+        "forgetting": forgot.to_dict(),
+        "groups": {role: m.accuracy_by_group(run.results) for role, run in runs.items()},
+        "bias": {role: run.bias.to_dict() if run.bias else None for role, run in runs.items()},
+        "latency": {
+            role: run.latency.to_dict() if run.latency else None for role, run in runs.items()
+        },
+        "perplexity": {
+            role: {
+                "new": dataclasses.asdict(run.ppl_new),
+                "old": dataclasses.asdict(run.ppl_old),
+            }
+            for role, run in runs.items()
+        },
+        "history": entries,
+        "timings": timings,
+        "files": {
+            "json": store.uri_for(f"{prefix}/{REPORT_JSON}"),
+            "html": store.uri_for(f"{prefix}/{REPORT_HTML}"),
+            "png": store.uri_for(f"{prefix}/{CHART_PNG}"),
+            "items": store.uri_for(f"{prefix}/{ITEMS_JSONL}"),
+        },
+    }
+    chart = render_chart(
+        entries,
+        title=f"FreshLM: candidate {candidate_version[:8]} vs production {baseline_version[:8]}",
+    )
+    page = render_html(report, chart_png=chart)
+    item_records = [
+        {
+            "id": item.id,
+            "pool": pool,
+            "kind": item.kind,
+            "group": item.group,
+            "span_type": item.span_type,
+            "answer_index": item.answer_index,
+            "baseline": by_id["baseline"][item.id].to_dict(),
+            "candidate": by_id["candidate"][item.id].to_dict(),
+        }
+        for item, pool in zip(items, pool_of, strict=True)
+    ]
+    actor = {"component": COMPONENT, **dict(created_by or {})}
+    try:
+        with store.publisher(prefix, kind=REPORT_KIND, created_by=actor) as pub:
+            pub.write_jsonl(ITEMS_JSONL, item_records)
+            pub.write_bytes(CHART_PNG, chart)
+            pub.write_bytes(REPORT_HTML, page.encode("utf-8"))
+            pub.write_bytes(
+                REPORT_JSON,
+                (json.dumps(report, indent=2, sort_keys=True, allow_nan=False) + "\n").encode(),
+            )
+            pub.set_manifest_fields(
+                schema=REPORT_SCHEMA,
+                candidate_version=candidate_version,
+                baseline_version=baseline_version,
+                metrics=metrics,
+                comparison=comparison,
+                counts=counts,
+            )
+    except StoreError:
+        # A concurrent evaluation of the same pair published first: that report stands.
+        existing = read_report(store, candidate_version, baseline_version)
+        if existing is None:
+            raise
+        log.info("report %s was published concurrently; returning that one", uri)
+        return existing
+    log.info(
+        "published %s in %.1fs: new %s -> %s, retention %s -> %s, FUAR %s (forgot %d, gained %d)",
+        uri,
+        time.perf_counter() - started,
+        metrics["baseline"]["new_knowledge_acc"],
+        metrics["candidate"]["new_knowledge_acc"],
+        metrics["baseline"]["retention_acc"],
+        metrics["candidate"]["retention_acc"],
+        comparison["fuar"],
+        comparison["forgotten"],
+        comparison["gained"],
+    )
+    return report

@@ -1,0 +1,187 @@
+"""What a ``freshlm_evaluate`` run evaluates, and the evaluation itself with its inputs gathered.
+
+:func:`resolve_evaluation` turns the run's Params and its triggering
+``freshlm://models/candidates`` events into a checked pair (candidate, baseline) and the
+candidate's datasets; :func:`run_evaluation` gathers the items and texts for that pair and calls
+:func:`freshlm.evaluation.evaluate.evaluate`:
+
+* new-knowledge probes: cloze items of the newest dataset the candidate was trained on;
+* retention probes: those of every earlier dataset (the base model's own corpus included,
+  registered by the bootstrap), carried forward;
+* the sandbox world's fact probes, when the world is reachable: the new facts that the crawl
+  windows up to the candidate's newest one could have taught, and the old (archive) facts;
+* perplexity text: the newest dataset's held-out documents (new) and the earlier datasets'
+  (old).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from freshlm.evaluation.config import EvalConfig
+from freshlm.registry import PRODUCTION, get_version, read_alias
+from freshlm.registry.errors import RegistryError
+from freshlm.settings import Settings, get_settings
+from freshlm.store import Store
+
+log = logging.getLogger("freshlm.evaluation")
+
+
+class EvaluationRequestError(ValueError):
+    """A ``freshlm_evaluate`` Param or event is invalid; the message names it."""
+
+
+def _version(store: Store, version_id: str, param: str) -> Any:
+    try:
+        return get_version(store, version_id)
+    except RegistryError as exc:  # VersionNotFound lists the known versions; bad ids say so
+        raise EvaluationRequestError(f"{param}: {exc}") from None
+
+
+def resolve_evaluation(
+    params: Mapping[str, Any], events: Sequence[Mapping[str, Any]], *, store: Store
+) -> dict[str, Any]:
+    """``{candidate, baseline, dataset_ids, windows, trigger}`` for this run.
+
+    The candidate is the Param's, else the newest triggering event's. The baseline is the
+    Param's, else the production version the candidate's training planned against (so the
+    promotion's compare-and-swap guards exactly what was compared), else production now.
+    """
+    event = dict(events[-1]) if events else {}
+    candidate = params.get("candidate") or event.get("version_id")
+    if not candidate:
+        raise EvaluationRequestError(
+            "candidate: none given and the run was not triggered by a candidate-model event; "
+            "trigger it with the Param candidate (a model version id)"
+        )
+    trigger = "manual" if params.get("candidate") else "asset"
+    baseline = params.get("baseline")
+    if not baseline and trigger == "asset":
+        baseline = event.get("baseline_version")
+    if not baseline:
+        production = read_alias(store, PRODUCTION)
+        if production is None:
+            raise EvaluationRequestError(
+                "baseline: none given and production is not set; bootstrap the base model first"
+            )
+        baseline = production.version_id
+    if baseline == candidate:
+        raise EvaluationRequestError(
+            f"baseline: {baseline} is the candidate itself; name the version to compare with"
+        )
+    cand_version = _version(store, candidate, "candidate")
+    _version(store, baseline, "baseline")
+    dataset_ids = list(cand_version.lineage.dataset_ids or [])
+    if not dataset_ids:
+        raise EvaluationRequestError(
+            f"candidate: {candidate} names no training datasets in its lineage, so there is "
+            "no new knowledge to probe (is it a bootstrapped base model?)"
+        )
+    windows = [w for w in (cand_version.lineage.crawl_windows or []) if w]
+    return {
+        "candidate": candidate,
+        "baseline": baseline,
+        "dataset_ids": dataset_ids,
+        "windows": windows,
+        "trigger": trigger,
+    }
+
+
+def _has_base_corpus(store: Store) -> bool:
+    from freshlm.curation.publish import published_datasets
+
+    return any(m.fields.get("role") == "base-corpus" for m in published_datasets(store))
+
+
+def world_fact_items(world_url: str, newest_window_end: str | None, timeout_s: float) -> list:
+    """The world's new facts learnable up to ``newest_window_end`` and its old facts; empty
+    (with a warning) when the world cannot be reached — a deployment on real sources has none."""
+    import requests
+
+    from freshlm.evaluation.world_facts import (
+        ARCHIVE_CUTOFF,
+        fact_items,
+        fetch_world_probes,
+        learnable_facts,
+    )
+
+    try:
+        doc = fetch_world_probes(world_url, timeout=timeout_s)
+    except requests.RequestException as exc:
+        log.warning("world fact probes skipped: %s is not reachable (%s)", world_url, exc)
+        return []
+    new = learnable_facts(doc, [(ARCHIVE_CUTOFF, newest_window_end)]) if newest_window_end else []
+    old = [item for item in fact_items(doc) if item.group == "old"]
+    log.info("world fact probes: %d new, %d old (from %s)", len(new), len(old), world_url)
+    return new + old
+
+
+def run_evaluation(
+    store: Store,
+    request: Mapping[str, Any],
+    *,
+    config: EvalConfig | None = None,
+    settings: Settings | None = None,
+    created_by: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Evaluate the request's candidate against its baseline; the published report."""
+    from freshlm.evaluation.evaluate import archive_heldout_texts, evaluate, heldout_texts
+    from freshlm.evaluation.probes import earlier_datasets, probe_sets_for
+
+    settings = settings or get_settings()
+    config = config or EvalConfig()
+    dataset_ids = list(request["dataset_ids"])
+    newest = dataset_ids[-1]
+    base_corpus = _has_base_corpus(store)
+    new_items, old_items = probe_sets_for(
+        store,
+        dataset_ids,
+        seed=config.seed,
+        max_new=config.max_new_items,
+        max_old=config.max_old_items,
+        include_archive=not base_corpus,
+    )
+    windows = request.get("windows") or []
+    newest_end = max((w["end"] for w in windows if w.get("end")), default=None)
+    facts = world_fact_items(settings.world_url, newest_end, settings.http_timeout_s)
+    earlier = earlier_datasets(store, dataset_ids)
+    new_texts = heldout_texts(store, [newest], limit=config.heldout_max_docs, seed=config.seed)
+    old_texts = heldout_texts(store, earlier, limit=config.heldout_max_docs, seed=config.seed)
+    if not old_texts:
+        old_texts = archive_heldout_texts()
+    log.info(
+        "evaluating %s against %s: %d new and %d retention probes, %d fact probes, "
+        "%d new and %d old held-out documents",
+        request["candidate"],
+        request["baseline"],
+        len(new_items),
+        len(old_items),
+        len(facts),
+        len(new_texts),
+        len(old_texts),
+    )
+    return evaluate(
+        store,
+        request["candidate"],
+        request["baseline"],
+        new_items=new_items,
+        old_items=old_items,
+        fact_items=facts,
+        new_texts=new_texts,
+        old_texts=old_texts,
+        config=config,
+        work_dir=settings.home / "work" / "evaluation",
+        created_by=created_by,
+    )
+
+
+SUMMARY_KEYS = ("schema", "candidate", "baseline", "comparison", "counts", "uri", "created_at")
+
+
+def report_summary(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The report without its per-item rows: what travels through XCom to the decision (the
+    whole report stays in the store, where :func:`freshlm.evaluation.evaluate.read_report`
+    finds it again)."""
+    return {k: report[k] for k in SUMMARY_KEYS if k in report}

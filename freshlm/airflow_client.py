@@ -107,6 +107,18 @@ class AirflowClient:
     def unpause(self, dag_id: str) -> None:
         self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
+    def pause(self, dag_id: str) -> None:
+        self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+
+    def clear_queued_asset_events(self, dag_id: str) -> None:
+        """Drop the Asset events queued for ``dag_id`` (e.g. while it was paused), so that
+        unpausing it does not start runs for them."""
+        try:
+            self.request("DELETE", f"/dags/{dag_id}/assets/queuedEvents")
+        except AirflowAPIError as exc:
+            if exc.status != 404:  # 404: nothing queued
+                raise
+
     # --- runs --------------------------------------------------------------------------------
 
     def trigger(

@@ -2,8 +2,11 @@
 
 Brings up the sandbox world (news site, Mastodon, arXiv API and Slack sink on one port) and a
 real local Airflow (API server, scheduler, DAG processor, triggerer; LocalExecutor; SQLite)
-with FreshLM's DAGs, runs the pre-flight DAG to show the wiring works, prints where the UI is
-and the login, then keeps serving until Ctrl-C.
+with FreshLM's DAGs, prints where the UI is and the login, and runs the main job: three
+simulated nights of the whole loop (night 1 good data, night 2 the bad batch, night 3 good
+again), bootstrapping the base model meanwhile, then prints the scoreboard and exits
+(``--serve`` keeps the UI up afterwards; ``--up-only`` only brings everything up, with the
+pre-flight run, and serves until Ctrl-C).
 
 Everything is written under ``FRESHLM_HOME`` (default ``./.freshlm``).
 """
@@ -13,11 +16,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
 import threading
 import time
+from pathlib import Path
+from typing import Any
 
 from freshlm.airflow_client import AirflowClient
 from freshlm.airflow_local import AirflowStartError, LocalAirflow
@@ -40,7 +46,14 @@ def _require_free(host: str, port: int, what: str, variable: str) -> None:
             )
 
 
-def _banner(settings: Settings, airflow: LocalAirflow, world_url: str, took_s: float) -> str:
+def _banner(
+    settings: Settings, airflow: LocalAirflow, world_url: str, took_s: float, main_job: bool
+) -> str:
+    then = (
+        "Now running three nights of the whole loop (crawl, curate, train, evaluate)."
+        if main_job
+        else "Press Ctrl-C to stop."
+    )
     return "\n".join(
         [
             "",
@@ -57,7 +70,7 @@ def _banner(settings: Settings, airflow: LocalAirflow, world_url: str, took_s: f
             " 2026-11-03T00:00:00Z; freshlm_curate follows",
             f"  component logs   {airflow.logs_dir}",
             f"  started in       {took_s:.1f}s",
-            "Press Ctrl-C to stop.",
+            then,
             "=" * 72,
         ]
     )
@@ -74,15 +87,109 @@ def run_preflight(client: AirflowClient, timeout_s: float = 300.0) -> dict[str, 
     return states
 
 
+def _fresh_home(home: Path) -> Path | None:
+    """Each demo starts from an empty ``FRESHLM_HOME`` (a second night 1 would find its
+    documents already published and deduplicate them all away); the last run's home is kept
+    beside it as ``<home>.previous``."""
+    if not home.exists() or not any(home.iterdir()):
+        return None
+    previous = home.with_name(home.name + ".previous")
+    if previous.exists():
+        shutil.rmtree(previous)
+    home.rename(previous)
+    return previous
+
+
+def _bootstrap_in_background(settings: Settings) -> tuple[threading.Thread, dict[str, Any]]:
+    """Bootstrap the base model while Airflow starts and the first night crawls."""
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            from freshlm.store import open_store
+            from training.bootstrap import bootstrap_base_model
+
+            result["summary"] = bootstrap_base_model(open_store(settings.store_uri))
+        except BaseException as exc:  # reported by the main thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=work, name="bootstrap", daemon=True)
+    thread.start()
+    return thread, result
+
+
+def _print_night(night: Any) -> None:
+    print(
+        f"night {night.number}: {night.crawled} crawled, {night.kept} kept, "
+        f"{night.quarantined} quarantined, gate {night.gate}; {night.decision} "
+        f"({night.seconds:.0f}s)",
+        flush=True,
+    )
+
+
+def run_main_job(
+    settings: Settings, client: AirflowClient, world_url: str, bootstrap: Any, started: float
+) -> int:
+    """Three nights of the whole loop, then the scoreboard and the fact questions."""
+    from freshlm import demo_nights
+    from freshlm.registry import PRODUCTION, read_alias
+    from freshlm.store import open_store
+    from freshlm.world.scenario import load_scenario
+
+    thread, result = bootstrap
+    days = load_scenario().days
+    store = open_store(settings.store_uri)
+    demo_nights.prepare_airflow(client, hold=[demo_nights.TRAIN])
+    nights = []
+    for number in (1, 2, 3):
+        if number == 1:
+            # Night 1 crawls and curates while the base model finishes; training needs it.
+            night_runner = demo_nights.start_night(client, world_url, number, days[0].date)
+            thread.join()
+            if "error" in result:
+                raise DemoError(f"bootstrapping the base model failed: {result['error']}")
+            base = result["summary"]["version_id"]
+            log.info("base model %s is production; training may start", base)
+            client.unpause(demo_nights.TRAIN)
+            night = night_runner.finish()
+        else:
+            night = demo_nights.run_night(client, world_url, number, days[number - 1].date)
+        nights.append(night)
+        _print_night(night)
+
+    production = read_alias(store, PRODUCTION)
+    facts = demo_nights.fact_answers(
+        store,
+        world_url,
+        {"before night 1": base, "after night 3": production.version_id},
+        work_dir=settings.home / "work" / "evaluation",
+    )
+    print(demo_nights.final_report(nights, facts, settings, time.monotonic() - started))
+    return 0 if demo_nights.story_holds(nights) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m freshlm.demo", description=__doc__)
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--up-only",
+        action="store_true",
+        help="only bring up the world and Airflow (and the pre-flight run), then serve until "
+        "Ctrl-C; run nights by hand from the UI",
+    )
+    mode.add_argument(
         "--exit-when-ready",
         action="store_true",
         help="stop everything after the banner and the pre-flight run (for smoke tests)",
     )
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="after the three nights, keep the UI and the world up until Ctrl-C",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    main_job = not (args.up_only or args.exit_when_ready)
 
     started = time.monotonic()
     try:
@@ -94,21 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     from freshlm.world.server import WorldServer  # the world loads its scenario on import
 
     world = None
-    env = settings.as_env()
-    # The sandbox world's clock only moves when told, so a cron run for today's real date
-    # would crawl it out of order: nights are triggered with explicit windows instead.
-    if "FRESHLM_CRAWL_SCHEDULE" not in os.environ:
-        env["FRESHLM_CRAWL_SCHEDULE"] = "none"
-    # Alerts go to the world's Slack sink through the real provider hook.
-    env.update(sink_connection_env(settings.slack_conn_id, settings.world_url))
-    airflow = LocalAirflow(
-        settings.airflow_home,
-        settings.airflow_port,
-        parallelism=settings.airflow_parallelism,
-        extra_env=env,
-    )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    airflow = None
+
+    def interrupt(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         _require_free(
             settings.world_host, settings.world_port, "sandbox world", "FRESHLM_WORLD_PORT"
@@ -116,23 +214,53 @@ def main(argv: list[str] | None = None) -> int:
         _require_free(
             "127.0.0.1", settings.airflow_port, "Airflow API server", "FRESHLM_AIRFLOW_PORT"
         )
+        if main_job:
+            previous = _fresh_home(settings.home)
+            if previous is not None:
+                log.info("the last demo's FRESHLM_HOME was moved to %s", previous)
+        env = settings.as_env()
+        # The sandbox world's clock only moves when told, so a cron run for today's real date
+        # would crawl it out of order: nights are triggered with explicit windows instead.
+        if "FRESHLM_CRAWL_SCHEDULE" not in os.environ:
+            env["FRESHLM_CRAWL_SCHEDULE"] = "none"
+        # Alerts go to the world's Slack sink through the real provider hook.
+        env.update(sink_connection_env(settings.slack_conn_id, settings.world_url))
+        airflow = LocalAirflow(
+            settings.airflow_home,
+            settings.airflow_port,
+            parallelism=settings.airflow_parallelism,
+            extra_env=env,
+        )
         world = WorldServer(host=settings.world_host, port=settings.world_port)
         world.start()
         log.info("sandbox world serving at %s (world time %s)", world.url, world.clock.now())
+        if main_job:
+            # Every request the crawlers make would scroll the scoreboard's story away.
+            logging.getLogger("freshlm.world").setLevel(logging.WARNING)
+        bootstrap = _bootstrap_in_background(settings) if main_job else None
         airflow.start()
         airflow.wait_ready()
         client = AirflowClient(airflow.base_url, airflow.username, airflow.password)
-        states = run_preflight(client)
-        print(_banner(settings, airflow, world.url, time.monotonic() - started), flush=True)
-        failed = [t for t, s in states.items() if s != "success"]
+        failed: list[str] = []
+        if not main_job:
+            states = run_preflight(client)
+            failed = [t for t, s in states.items() if s != "success"]
+        print(
+            _banner(settings, airflow, world.url, time.monotonic() - started, main_job),
+            flush=True,
+        )
         if failed:
             print(f"pre-flight tasks not successful: {failed}; see the task logs in the UI")
             if args.exit_when_ready:
                 return 1
-        if not args.exit_when_ready:
-            while not stop.wait(1.0):
-                pass
-        return 0
+        code = 0
+        if main_job:
+            code = run_main_job(settings, client, world.url, bootstrap, started)
+        if args.up_only or args.serve:
+            print("Serving until Ctrl-C.", flush=True)
+            while True:
+                time.sleep(1.0)
+        return code
     except (DemoError, AirflowStartError) as exc:
         print(f"freshlm demo: {exc}", file=sys.stderr)
         return 1
@@ -140,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         log.info("stopping Airflow and the sandbox world")
-        airflow.stop()
+        if airflow is not None:
+            airflow.stop()
         if world is not None:
             world.stop()
 

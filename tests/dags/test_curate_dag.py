@@ -7,7 +7,6 @@ import time
 import pytest
 import requests
 
-from freshlm.airflow_client import AirflowAPIError
 from freshlm.store import open_store
 from tests.support.airflow_server import dump_failure
 
@@ -59,11 +58,7 @@ def test_good_night_publishes_and_bad_night_is_quarantined_with_a_slack_alert(
     client.wait_for_dags([CRAWL, CURATE])
     # Crawl runs of other tests announced batches while this DAG was paused; drop them so the
     # runs below are exactly this test's nights.
-    try:
-        client.request("DELETE", f"/dags/{CURATE}/assets/queuedEvents")
-    except AirflowAPIError as exc:
-        if exc.status != 404:  # 404: nothing queued
-            raise
+    client.clear_queued_asset_events(CURATE)
     client.unpause(CRAWL)
     client.unpause(CURATE)
     store = open_store((freshlm_home / "store").as_uri())

@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from freshlm.airflow_client import AirflowAPIError
 from freshlm.curation.scenario_records import day_records
 from freshlm.registry import PRODUCTION, download_version, read_alias
 from freshlm.store import open_store
@@ -45,15 +44,6 @@ def _raw_shards(store) -> list[str]:
             pub.set_manifest_fields(source=source, window=WINDOW, records=len(records))
         uris.append(store.uri_for(prefix))
     return uris
-
-
-def _clear_queued(client, dag_id: str) -> None:
-    """Drop Asset events other tests queued for ``dag_id`` while it was paused."""
-    try:
-        client.request("DELETE", f"/dags/{dag_id}/assets/queuedEvents")
-    except AirflowAPIError as exc:
-        if exc.status != 404:  # 404: nothing queued
-            raise
 
 
 def _mean_loss(model_dir, texts: list[str]) -> float:
@@ -99,14 +89,12 @@ def test_a_published_dataset_trains_a_candidate_that_learned_the_new_documents(
     assert read_alias(store, PRODUCTION).version_id == base["version_id"]
 
     for dag_id in (CURATE, TRAIN):
-        _clear_queued(client, dag_id)
+        client.clear_queued_asset_events(dag_id)
     client.unpause(CURATE)
     client.unpause(TRAIN)
     before = {
         r["dag_run_id"]
-        for r in client.request("GET", f"/dags/{TRAIN}/dagRuns", params={"limit": 100})[
-            "dag_runs"
-        ]
+        for r in client.request("GET", f"/dags/{TRAIN}/dagRuns", params={"limit": 100})["dag_runs"]
     }
 
     curate_run = "test__train__curate_day3"
@@ -153,8 +141,7 @@ def test_a_published_dataset_trains_a_candidate_that_learned_the_new_documents(
     assert read_alias(store, PRODUCTION).version_id == base["version_id"]
 
     texts = [
-        doc["text"]
-        for doc in store.read_jsonl(f"datasets/{dataset['dataset_id']}/train.jsonl.gz")
+        doc["text"] for doc in store.read_jsonl(f"datasets/{dataset['dataset_id']}/train.jsonl.gz")
     ]
     base_loss = _mean_loss(download_version(store, base["version_id"], tmp_path / "base"), texts)
     cand_loss = _mean_loss(

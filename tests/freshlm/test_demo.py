@@ -48,7 +48,7 @@ def test_demo_brings_up_world_and_airflow_and_prints_a_working_login(tmp_path: P
         PYTHONUNBUFFERED="1",
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "freshlm.demo"],
+        [sys.executable, "-m", "freshlm.demo", "--up-only"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

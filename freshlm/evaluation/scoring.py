@@ -16,9 +16,9 @@ would see in running text. (lm-evaluation-harness tokenizes context and continua
 separately after moving trailing spaces; the shared-prefix rule gives the same tokens in the
 usual case and stays correct when the tokenizer merges across the boundary.)
 
-**Normalization.** The chosen index maximizes the log-likelihood *per UTF-8 byte* of the
-appended text (``" " + choice``): the byte-length normalization of lm-evaluation-harness's
-``acc_norm`` (EleutherAI, "Multiple Choice Normalization in LM Evaluation",
+**Normalization.** The chosen index maximizes the log-likelihood of ``" " + choice`` *per
+UTF-8 byte of the choice* (the delimiter not counted): the byte-length normalization of
+lm-evaluation-harness's ``acc_bytes``/``acc_norm`` (EleutherAI, "Multiple Choice Normalization in LM Evaluation",
 https://blog.eleuther.ai/multiple-choice-normalization/). Per-token normalization (GPT-3's)
 is not used: it depends on how a tokenizer splits the choice, so a candidate with a retrained
 tokenizer would not be comparable with production. The harness's code divides by the choice's
@@ -72,8 +72,9 @@ class Score:
 @dataclasses.dataclass(frozen=True)
 class Continuation:
     """One choice's score given its context: summed log-probability of the tokens the
-    appended text needs, their count, and the UTF-8 bytes of the appended text (space
-    included)."""
+    appended text needs, their count, and the UTF-8 bytes of the choice (the delimiter
+    space excluded, as lm-evaluation-harness counts them for ``acc_norm``/``acc_bytes``:
+    counting it would favour short choices, and the two evaluators would disagree)."""
 
     logprob: float
     tokens: int
@@ -341,7 +342,7 @@ class CausalLMScorer:
                     )
                     n = len(seq) - 1
             requests.append((seq, n))
-            lengths.append(len((" " + choice).encode("utf-8")))
+            lengths.append(len(choice.encode("utf-8")))
         scores = self.score_requests(requests)
         return [
             Continuation(s.logprob, s.tokens, n_bytes, s.greedy)

@@ -76,7 +76,7 @@ def test_choice_scores_match_a_manual_forward_pass(model, tok, context):
         expected, tokens = manual_logprob(model, tok, context, choice)
         assert score.tokens == tokens >= 1
         assert score.logprob == pytest.approx(expected, abs=1e-4)
-        assert score.bytes == len((" " + choice).encode("utf-8"))
+        assert score.bytes == len(choice.encode("utf-8"))
     (result,) = scorer.rank_items([make_item(context, choices)])
     assert result.logprobs == pytest.approx([s.logprob for s in scores], abs=1e-6)
     assert result.chosen == select_choice(result.logprobs, result.bytes)
@@ -124,7 +124,7 @@ def test_rank_items_prefers_the_choice_with_the_best_per_byte_score(model, tok, 
 
     monkeypatch.setattr(scorer, "score_choices", score_choices)
     (result,) = scorer.rank_items([item])
-    assert result.bytes == (31, 4)
+    assert result.bytes == (30, 3)
     assert result.chosen == 0 and result.correct
     assert result.chosen_unnormalized == 1
 

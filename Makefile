@@ -1,5 +1,5 @@
 # FreshLM: two commands.
-#   make demo   set up .venv if needed, then run the embedded demo (sandbox world + local Airflow)
+#   make demo   set up .venv if needed, then run the embedded demo: three nights of the whole loop
 #   make test   set up .venv if needed, then run the whole test suite
 # Installation is idempotent: a stamp file records that .venv matches the requirement files,
 # so a second run installs nothing.
@@ -33,6 +33,8 @@ $(BENCH_STAMP): $(STAMP) requirements-bench.txt
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/crawl.py
 	$(BIN)/python bench/curate.py
+	$(BIN)/python bench/train.py
+	$(BIN)/python bench/evaluate.py
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

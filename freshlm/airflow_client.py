@@ -197,6 +197,16 @@ class AirflowClient:
                 return entry
         return None
 
+    def create_asset_event(self, uri: str, extra: dict | None = None) -> dict:
+        """Announce the asset with this URI through the API (as a task's outlet would), so the
+        DAGs scheduled on it run."""
+        asset = self.asset(uri)
+        if asset is None:
+            raise AirflowAPIError("POST", "/assets/events", 404, f"no asset with URI {uri}")
+        return self.request(
+            "POST", "/assets/events", json={"asset_id": asset["id"], "extra": extra or {}}
+        )
+
     def asset_events(self, uri: str) -> list[dict]:
         """Events of the asset with this URI, oldest first (empty if none)."""
         asset = self.asset(uri)

@@ -150,7 +150,7 @@ def run_main_job(
                 raise DemoError(f"bootstrapping the base model failed: {result['error']}")
             base = result["summary"]["version_id"]
             log.info("base model %s is production; training may start", base)
-            client.unpause(demo_nights.TRAIN)
+            demo_nights.release(client, demo_nights.TRAIN, "freshlm://datasets")
             night = night_runner.finish()
         else:
             night = demo_nights.run_night(client, world_url, number, days[number - 1].date)

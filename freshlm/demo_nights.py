@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import requests
@@ -105,6 +105,23 @@ def prepare_airflow(client: AirflowClient, *, hold: list[str] | tuple[str, ...] 
     for dag_id in LOOP_DAGS:
         if dag_id not in hold:
             client.unpause(dag_id)
+
+
+def release(client: AirflowClient, dag_id: str, asset_uri: str) -> int:
+    """Unpause ``dag_id`` and announce again each ``asset_uri`` event that started no run
+    while it was paused (Airflow drops those for a paused DAG); returns how many."""
+    unpaused_at = datetime.now(UTC)
+    client.unpause(dag_id)
+    # Only events from before the unpause: a later one may just not be processed yet.
+    missed = [
+        e
+        for e in client.asset_events(asset_uri)
+        if not e.get("created_dagruns")
+        and datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")) < unpaused_at
+    ]
+    for event in missed:
+        client.create_asset_event(asset_uri, dict(event.get("extra") or {}))
+    return len(missed)
 
 
 class NightRun:

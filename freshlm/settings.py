@@ -382,13 +382,14 @@ class Settings:
     train_epochs: float = _field(
         "TRAIN_EPOCHS",
         _positive_float,
-        6.0,
-        "Default epochs over each night's training set (new documents plus replay).",
+        20.0,
+        "Default passes over each night's new documents; replay is added on top as a share of"
+        " the whole run's tokens (one pass over the packed training set is the run).",
     )
     train_learning_rate: float = _field(
         "TRAIN_LEARNING_RATE",
         _positive_float,
-        1e-3,
+        2e-3,
         "Default peak learning rate of a fine-tune.",
     )
     promotion_rules: Path | None = _field(

@@ -264,17 +264,19 @@ def resolve_trainset(
             or f["seq_len"] != config.seq_len
             or f["seed"] != config.seed
             or f["replay_ratio"] != config.replay_ratio
+            or f.get("epochs") != config.epochs
         ):
             raise ConfigError(
                 f"TrainConfig.trainset_id = {config.trainset_id!r}: built from datasets "
                 f"{f['new_datasets']} seq_len {f['seq_len']} seed {f['seed']} replay_ratio "
-                f"{f['replay_ratio']}, which do not match this config"
+                f"{f['replay_ratio']} epochs {f.get('epochs')}, which do not match this config"
             )
         return trainset
     return build_training_set(
         store,
         config.datasets,
         replay_ratio=config.replay_ratio,
+        epochs=config.epochs,
         seed=config.seed,
         seq_len=config.seq_len,
         tokenizer=tokenizer if tokenizer is not None else load_tokenizer(base.path),
@@ -492,9 +494,10 @@ def _progress_callback(
         def elapsed(self) -> float:
             return time.monotonic() - self.started
 
-        def tokens_per_second(self, state) -> float:
+        def tokens_per_second(self, state, elapsed: float | None = None) -> float:
             done = state.global_step - self.start_step
-            return done * tokens_per_step / max(self.elapsed(), 1e-9)
+            seconds = self.elapsed() if elapsed is None else elapsed
+            return done * tokens_per_step / max(seconds, 1e-9)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not is_main or not logs or "loss" not in logs:
@@ -676,7 +679,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
         weight_decay=config.weight_decay,
         warmup_steps=config.warmup_steps,
         max_grad_norm=config.max_grad_norm,
-        num_train_epochs=config.epochs,
+        # The training set already holds `epochs` passes over the new data (and the run's
+        # replay): one pass over it is the whole run (see training.trainset).
+        num_train_epochs=1,
         max_steps=config.max_steps,
         lr_scheduler_type="linear",
         logging_steps=config.logging_steps,
@@ -741,7 +746,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
             "world_size": world,
             "tokens_per_step": tokens_per_step,
             "tokens_trained": state.global_step * tokens_per_step,
-            "tokens_per_second": round(progress.tokens_per_second(state), 3),
+            # The training loop's own rate: not the final save and publish that follow it.
+            "tokens_per_second": round(progress.tokens_per_second(state, attempt_wall), 3),
             "wall_time_s": round(progress.prior_wall + attempt_wall, 3),
             "attempt_wall_time_s": round(attempt_wall, 3),
             "train_loss": float(result.training_loss),

@@ -2,27 +2,38 @@
 
 :func:`build_training_set` reads the ``train`` split of the new published datasets and a replay
 sample of the ``train`` split of earlier published datasets, tokenizes every document (text,
-then the tokenizer's end-of-text token), shuffles the documents, concatenates them and cuts the
-stream into sequences of exactly ``seq_len`` tokens (the tail that does not fill a sequence is
-dropped and counted). The result is published as ``trainsets/<id>/``:
+then the tokenizer's end-of-text token), lays out the whole run's token stream and cuts it into
+sequences of exactly ``seq_len`` tokens (the tail that does not fill a sequence is dropped and
+counted). The set holds the whole run: the trainer makes ONE pass over it.
+
+The run's stream is ``epochs`` passes over the new documents, each pass in its own shuffled
+order (a fractional ``epochs`` ends with a partial pass: the first documents of that pass's
+order until its share of the new tokens), plus replay documents spread evenly over the passes.
+The result is published as ``trainsets/<id>/``:
 
 * ``input_ids.npy``: int32 array of shape ``(n_sequences, seq_len)`` (NumPy's ``.npy`` format;
   read it with ``numpy.load(..., mmap_mode="r")``);
 * a manifest whose fields carry the mix: for each dataset its role (``new`` or ``replay``), the
-  documents and tokens taken from it, and its crawl window; the requested replay ratio and the
-  share the replay really got; seed, sequence length, the tokenizer's fingerprint; totals.
+  distinct documents taken from it, how many times they occur in the stream and the tokens they
+  contribute (repeats included), and its crawl window; the passes over the new data; the
+  requested replay ratio and the share the replay really got; seed, sequence length, the
+  tokenizer's fingerprint; totals.
 
-Deterministic: the same inputs (dataset contents, replay ratio, seed, seq_len, tokenizer) give
-byte-identical files and the same id, and a rerun finds the set already published (DESIGN
-invariant 1). Every choice is keyed on a hash of the seed and the document id, never on the
-order in which the store lists objects. The id is a content hash of the packed tokens and the
-recipe that produced them.
+Deterministic: the same inputs (dataset contents, epochs, replay ratio, seed, seq_len,
+tokenizer) give byte-identical files and the same id, and a rerun finds the set already
+published (DESIGN invariant 1). Every choice is keyed on a hash of the seed and the document id,
+never on the order in which the store lists objects. The id is a content hash of the packed
+tokens and the recipe that produced them.
 
-Replay is drawn so that replay tokens make up ``replay_ratio`` of the training tokens:
-``replay_tokens ~= new_tokens * r / (1 - r)``, or all earlier data when there is less. "Earlier"
-means published datasets other than the new ones whose crawl window ended by the earliest new
-window's start (or an explicit ``replay_datasets`` list). Why replay and the default ratio:
-:data:`training.config.DEFAULT_REPLAY_RATIO`.
+Replay is measured against the run's whole training budget, not one pass (as Ibrahim et al.
+2024, arXiv:2403.08763, state it: a share of the tokens trained on): replay tokens make up
+``replay_ratio`` of all training tokens, ``replay_tokens ~= epochs * new_tokens * r / (1 - r)``.
+Replay documents are drawn from the pool in hash order WITHOUT repetition, so a long run
+rehearses as much of the earlier data as its budget allows instead of the same few documents
+every pass; only when the pool is exhausted does it cycle through it again (in a new order).
+"Earlier" means published datasets other than the new ones whose crawl window ended by the
+earliest new window's start (or an explicit ``replay_datasets`` list). Why replay and the
+default ratio: :data:`training.config.DEFAULT_REPLAY_RATIO`.
 
 Importing this module is cheap; NumPy is imported when a set is built or read.
 """
@@ -106,6 +117,7 @@ def build_training_set(
     new_dataset_ids: Sequence[str],
     *,
     replay_ratio: float = DEFAULT_REPLAY_RATIO,
+    epochs: float = 1.0,
     seed: int,
     seq_len: int,
     tokenizer: Any,
@@ -115,6 +127,8 @@ def build_training_set(
     """Build (or find) the packed training set; see the module docstring for the contract.
 
     ``tokenizer`` is a Hugging Face fast tokenizer with an end-of-text token (``eos_token_id``).
+    ``epochs`` is the number of passes over the new documents (may be fractional); replay is
+    added on top so that it is ``replay_ratio`` of all the tokens of those passes.
     ``replay_datasets`` overrides which published datasets replay is drawn from. Raises
     :class:`TrainingSetError` for unusable inputs (an unpublished dataset, too little text for
     one sequence) and :class:`~freshlm.store.StoreError` for store failures.
@@ -127,6 +141,9 @@ def build_training_set(
         raise TrainingSetError("no new datasets given: a training set needs at least one")
     if not 0.0 <= replay_ratio < 1.0:
         raise TrainingSetError(f"replay_ratio must be in [0, 1), got {replay_ratio!r}")
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or not epochs > 0:
+        raise TrainingSetError(f"epochs must be a positive number, got {epochs!r}")
+    epochs = float(epochs)  # 6 and 6.0 are the same recipe (and the same id)
     if seq_len < 2:
         raise TrainingSetError(f"seq_len must be at least 2, got {seq_len!r}")
     eos = getattr(tokenizer, "eos_token_id", None)
@@ -137,41 +154,47 @@ def build_training_set(
     new_manifests = [_dataset_manifest(store, ds) for ds in new_ids]
     replay_manifests = _replay_manifests(store, new_manifests, replay_datasets)
 
-    # New data: every document of the train split.
-    docs: list[_Doc] = []
+    # New data: every document of the train split, once per pass.
+    new_docs: list[_Doc] = []
     for manifest in new_manifests:
         texts = _train_texts(store, manifest)
         for (doc_id, _), ids in zip(
             texts, _tokenize(tokenizer, [t for _, t in texts]), strict=True
         ):
-            docs.append(_Doc(manifest.artifact_id, "new", doc_id, ids, _key(seed, "doc", doc_id)))
-    new_tokens = sum(len(d.ids) for d in docs)
-    if new_tokens == 0:
+            new_docs.append(_Doc(manifest.artifact_id, "new", doc_id, ids, ""))
+    new_tokens_per_pass = sum(len(d.ids) for d in new_docs)
+    if new_tokens_per_pass == 0:
         raise TrainingSetError(f"the new datasets {new_ids} have no training documents")
+    passes = _passes(new_docs, epochs, seed)
+    new_tokens = sum(len(d.ids) for p in passes for d in p)
 
-    # Replay: earlier documents in hash order until the replay share of tokens is reached.
+    # Replay: a share of the whole run's tokens, earlier documents in hash order without
+    # repetition (cycling through the pool again only once it is exhausted).
     replay_target = round(new_tokens * replay_ratio / (1.0 - replay_ratio)) if replay_ratio else 0
-    replay_tokens = 0
+    replay: list[_Doc] = []
     if replay_target and replay_manifests:
-        pool: list[tuple[str, str, str, str]] = []  # (order key, dataset id, doc id, text)
-        for manifest in replay_manifests:
-            for doc_id, text in _train_texts(store, manifest):
-                pool.append((_key(seed, "replay", doc_id), manifest.artifact_id, doc_id, text))
-        pool.sort()
-        i = 0
-        while i < len(pool) and replay_tokens < replay_target:
-            chunk = pool[i : i + _TOKENIZE_BATCH]
-            i += len(chunk)
-            for (_, ds_id, doc_id, _), ids in zip(
-                chunk, _tokenize(tokenizer, [p[3] for p in chunk]), strict=True
-            ):
-                if replay_tokens >= replay_target:
-                    break
-                docs.append(_Doc(ds_id, "replay", doc_id, ids, _key(seed, "doc", doc_id)))
-                replay_tokens += len(ids)
+        replay = _draw_replay(store, tokenizer, replay_manifests, seed, replay_target)
 
-    # Pack: shuffle documents (hash order), concatenate with EOS, cut into full sequences.
-    docs.sort(key=lambda d: (d.order, d.dataset_id, d.doc_id))
+    # Spread the replay over the passes in proportion to their new tokens, then shuffle each
+    # pass (new and replay documents together) in its own hash order.
+    docs: list[_Doc] = []
+    done_new = 0
+    r = 0
+    drawn = 0
+    for p, pass_docs in enumerate(passes):
+        done_new += sum(len(d.ids) for d in pass_docs)
+        quota = replay_target * done_new / new_tokens
+        members = list(pass_docs)
+        while r < len(replay) and (drawn < quota or p == len(passes) - 1):
+            members.append(replay[r])
+            drawn += len(replay[r].ids)
+            r += 1
+        for d in members:
+            d.order = _key(seed, f"pass:{p}", f"{d.role}:{d.cycle}:{d.doc_id}")
+        members.sort(key=lambda d: (d.order, d.dataset_id, d.doc_id))
+        docs.extend(members)
+
+    # Pack: concatenate with EOS, cut into full sequences.
     stream = np.fromiter(
         (t for d in docs for t in (*d.ids, eos)),
         dtype=np.int64,
@@ -192,6 +215,7 @@ def build_training_set(
         "new_datasets": new_ids,
         "replay_datasets": [m.artifact_id for m in replay_manifests],
         "replay_ratio": replay_ratio,
+        "epochs": epochs,
         "seed": seed,
         "seq_len": seq_len,
         "tokenizer_sha256": tok_fp,
@@ -210,7 +234,9 @@ def build_training_set(
         "replay_pool": recipe["replay_datasets"],
         "replay_token_share": round(replay_total / total_tokens, 6),
         "mix": mix,
-        "documents": len(docs),
+        "new_passes": len(passes),
+        "documents": sum(m["documents"] for m in mix),
+        "document_occurrences": len(docs),
         "tokens": total_tokens,
         "tokens_packed": n_seq * seq_len,
         "tokens_dropped_tail": total_tokens - n_seq * seq_len,
@@ -230,13 +256,14 @@ def build_training_set(
         what = "already published"
     log.info(
         "training set %s %s: %d sequences x %d tokens from %d documents "
-        "(new %d tokens from %s; replay %d tokens = %.1f%% from %s); %.1fs",
+        "(new %d tokens = %s passes over %s; replay %d tokens = %.1f%% from %s); %.1fs",
         trainset_id,
         what,
         n_seq,
         seq_len,
-        len(docs),
+        fields["documents"],
         new_tokens,
+        epochs,
         new_ids,
         replay_total,
         100 * fields["replay_token_share"],
@@ -273,10 +300,80 @@ class _Doc:
     doc_id: str
     ids: list[int]
     order: str
+    cycle: int = 0  # which pass through the replay pool (0 unless the pool ran out)
 
 
 def _key(seed: int, purpose: str, doc_id: str) -> str:
     return hashlib.sha256(f"{seed}\x00{purpose}\x00{doc_id}".encode()).hexdigest()
+
+
+def _passes(new_docs: list[_Doc], epochs: float, seed: int) -> list[list[_Doc]]:
+    """``epochs`` passes over the new documents, each in its own hash order; a fractional
+    remainder is a last, partial pass of the first documents of its order up to its share of
+    the new tokens (at least one document)."""
+    import math
+
+    full = math.floor(epochs)
+    frac = epochs - full
+    n_passes = full + (1 if frac > 1e-9 else 0)
+    per_pass = sum(len(d.ids) for d in new_docs)
+    passes = []
+    for p in range(n_passes):
+        order = sorted(
+            new_docs, key=lambda d: (_key(seed, f"new:{p}", d.doc_id), d.dataset_id, d.doc_id)
+        )
+        if p == full:  # the partial pass
+            budget = frac * per_pass
+            taken, tokens = [], 0
+            for d in order:
+                if taken and tokens >= budget:
+                    break
+                taken.append(d)
+                tokens += len(d.ids)
+            order = taken
+        passes.append([_Doc(d.dataset_id, d.role, d.doc_id, d.ids, "") for d in order])
+    return passes
+
+
+def _draw_replay(
+    store: Store, tokenizer: Any, manifests: list[Manifest], seed: int, target: int
+) -> list[_Doc]:
+    """Replay documents until ``target`` tokens: the pool in hash order without repetition,
+    then (pool exhausted) again in a new hash order per cycle. Tokenized lazily, in batches."""
+    pool: list[tuple[str, str, str]] = []  # (dataset id, doc id, text)
+    for manifest in manifests:
+        pool.extend(
+            (manifest.artifact_id, doc_id, text) for doc_id, text in _train_texts(store, manifest)
+        )
+    if not pool:
+        return []
+    tokenized: dict[str, list[int]] = {}
+    out: list[_Doc] = []
+    tokens = 0
+    cycle = 0
+    while tokens < target:
+        purpose = "replay" if cycle == 0 else f"replay:{cycle}"
+        order = sorted(pool, key=lambda p: (_key(seed, purpose, p[1]), p[0], p[1]))
+        for start in range(0, len(order), _TOKENIZE_BATCH):
+            chunk = order[start : start + _TOKENIZE_BATCH]
+            missing = [c for c in chunk if c[1] not in tokenized]
+            if missing:
+                for c, ids in zip(
+                    missing, _tokenize(tokenizer, [c[2] for c in missing]), strict=True
+                ):
+                    tokenized[c[1]] = ids
+            for ds_id, doc_id, _ in chunk:
+                if tokens >= target:
+                    break
+                ids = tokenized[doc_id]
+                out.append(_Doc(ds_id, "replay", doc_id, ids, "", cycle))
+                tokens += len(ids)
+            if tokens >= target:
+                break
+        if sum(len(v) for v in tokenized.values()) == 0:
+            break  # a pool of empty documents cannot reach any target
+        cycle += 1
+    return out
 
 
 def _dataset_manifest(store: Store, dataset_id: str) -> Manifest:
@@ -354,22 +451,28 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 def _mix(
     docs: list[_Doc], new: list[Manifest], replay: list[Manifest], *, eos_per_doc: int
 ) -> list[dict[str, Any]]:
+    """Per dataset: its role, the distinct documents taken, how often they occur in the stream
+    (new documents once per pass; replay documents once unless the pool cycled) and the tokens
+    they contribute, repeats and EOS included (so the tokens add up to the set's total)."""
+    distinct: dict[str, set[str]] = {}
     counts: dict[str, list[int]] = {}
     for d in docs:
+        distinct.setdefault(d.dataset_id, set()).add(d.doc_id)
         c = counts.setdefault(d.dataset_id, [0, 0])
         c[0] += 1
         c[1] += len(d.ids) + eos_per_doc
     mix = []
     for role, manifests in (("new", new), ("replay", replay)):
         for m in manifests:
-            documents, tokens = counts.get(m.artifact_id, (0, 0))
-            if role == "replay" and documents == 0:
+            occurrences, tokens = counts.get(m.artifact_id, (0, 0))
+            if role == "replay" and occurrences == 0:
                 continue
             mix.append(
                 {
                     "dataset_id": m.artifact_id,
                     "role": role,
-                    "documents": documents,
+                    "documents": len(distinct.get(m.artifact_id, ())),
+                    "occurrences": occurrences,
                     "tokens": tokens,
                     "window": _window(m),
                 }

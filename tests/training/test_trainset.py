@@ -197,6 +197,10 @@ def test_mix_manifest_and_packing(store, three_days, tiny_tokenizer):
         assert entry["window"]["start"] < entry["window"]["end"]
     assert [m["dataset_id"] for m in by_role["new"]] == new
     assert by_role["new"][0]["documents"] == 36  # every train document (4 of 40 are heldout)
+    # One pass (the default epochs): every new and replay document occurs once.
+    assert f["epochs"] == 1.0 and f["new_passes"] == 1
+    assert all(m["occurrences"] == m["documents"] for m in f["mix"])
+    assert f["document_occurrences"] == f["documents"]
     assert by_role["replay"], "earlier datasets must be replayed"
     assert {m["dataset_id"] for m in by_role["replay"]} <= set(three_days[:2])
     total = sum(m["tokens"] for m in f["mix"])
@@ -244,6 +248,49 @@ def test_replay_ratio_zero_and_explicit_pool(store, three_days, tiny_tokenizer):
     assert first.fields["replay_pool"] == []
 
 
+def test_epochs_are_passes_and_replay_is_a_share_of_the_whole_run(
+    store, three_days, tiny_tokenizer
+):
+    """``epochs`` passes over the new data, each in its own order; replay is ``replay_ratio`` of
+    ALL the run's tokens and is drawn without repetition (not the same few documents per pass)."""
+    new = [three_days[2]]
+    kw = {"seed": 1, "seq_len": 32, "tokenizer": tiny_tokenizer}
+    one = build_training_set(store, new, replay_ratio=0.25, epochs=1, **kw)
+    three = build_training_set(store, new, replay_ratio=0.25, epochs=3, **kw)
+    f1, f3 = one.fields, three.fields
+    assert f3["epochs"] == 3.0 and f3["new_passes"] == 3
+    assert three.trainset_id != one.trainset_id  # epochs are part of the recipe
+    new1 = next(m for m in f1["mix"] if m["role"] == "new")
+    new3 = next(m for m in f3["mix"] if m["role"] == "new")
+    assert new3["documents"] == new1["documents"] == 36
+    assert new3["occurrences"] == 3 * 36
+    assert new3["tokens"] == 3 * new1["tokens"]
+    # Replay is measured against the run: about three times the one-pass replay, made of
+    # distinct documents (the pool of 72 earlier documents is not exhausted).
+    replay3 = [m for m in f3["mix"] if m["role"] == "replay"]
+    replay_docs = sum(m["documents"] for m in replay3)
+    assert replay_docs == sum(m["occurrences"] for m in replay3)
+    assert replay_docs > 2 * sum(m["documents"] for m in f1["mix"] if m["role"] == "replay")
+    assert abs(f3["replay_token_share"] - 0.25) < 0.05
+    assert sum(m["tokens"] for m in f3["mix"]) == f3["tokens"]
+    # Each pass has its own order: the packed stream is not one pass repeated three times.
+    ids = load_input_ids(store, three).reshape(-1)
+    third = len(ids) // 3
+    assert not np.array_equal(ids[:third], ids[third : 2 * third])
+    # The same recipe gives the same set, whether epochs is written 3 or 3.0.
+    assert build_training_set(store, new, replay_ratio=0.25, epochs=3.0, **kw) == three
+    # A fractional epoch is a partial last pass.
+    half = build_training_set(store, new, replay_ratio=0.0, epochs=1.5, **kw).fields
+    assert half["new_passes"] == 2
+    assert 1.4 < half["mix"][0]["tokens"] / new1["tokens"] < 1.6
+    # A budget larger than the pool cycles through it: every earlier document, some twice.
+    big = build_training_set(store, new, replay_ratio=0.75, epochs=3, **kw).fields
+    replay_big = [m for m in big["mix"] if m["role"] == "replay"]
+    assert sum(m["documents"] for m in replay_big) == 72  # 2 earlier days x 36 train docs
+    assert sum(m["occurrences"] for m in replay_big) > 72
+    assert abs(big["replay_token_share"] - 0.75) < 0.05
+
+
 def test_bad_inputs_get_clear_errors(store, three_days, tiny_tokenizer):
     with pytest.raises(TrainingSetError, match=r"datasets/nope.* is not published"):
         build_training_set(store, ["nope"], seed=0, seq_len=32, tokenizer=tiny_tokenizer)
@@ -252,6 +299,10 @@ def test_bad_inputs_get_clear_errors(store, three_days, tiny_tokenizer):
     with pytest.raises(TrainingSetError, match="replay_ratio"):
         build_training_set(
             store, [three_days[0]], replay_ratio=1.0, seed=0, seq_len=32, tokenizer=tiny_tokenizer
+        )
+    with pytest.raises(TrainingSetError, match="epochs"):
+        build_training_set(
+            store, [three_days[0]], epochs=0, seed=0, seq_len=32, tokenizer=tiny_tokenizer
         )
 
 

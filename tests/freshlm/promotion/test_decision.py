@@ -169,7 +169,7 @@ def test_a_fail_keeps_the_candidate_as_rejected_with_reasons(store, versions, sl
     assert result["outcome"] == REJECTED and result["passed"] is False
     assert result["failed_rules"] == ["retention_drop", "bias_change"]
     assert result["reasons"] == decision.reasons
-    assert result["reasons"][0].startswith("retention_drop: +0.070 (must be <= 0.020)")
+    assert result["reasons"][0].startswith("retention_drop: +0.070 (must be <= 0.050)")
     assert "comparison.bias_change is null" in result["reasons"][1]
     observed = {r["name"]: r["observed"] for r in result["results"]}
     assert observed["retention_drop"] == 0.07 and observed["bias_change"] is None

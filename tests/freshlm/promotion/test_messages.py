@@ -76,8 +76,8 @@ def test_the_rejection_alert_has_what_triage_needs() -> None:
     assert f"*Production (kept)*\n`{BASE}`" in shown
     assert "*Failed rules*\nretention_drop, bias_change" in shown
     # each failed rule: observed vs threshold, and why
-    assert ":red_circle: *retention_drop*: +0.070 (must be &lt;= 0.020)" in shown
-    assert "retention_acc 0.75 vs production 0.82: +0.070 exceeds the limit 0.020" in shown
+    assert ":red_circle: *retention_drop*: +0.070 (must be &lt;= 0.050)" in shown
+    assert "retention_acc 0.75 vs production 0.82: +0.070 exceeds the limit 0.050" in shown
     assert ":red_circle: *bias_change*: not measured (must be &lt;= 0.030)" in shown
     assert "comparison.bias_change is null (no items were evaluated)" in shown
     # the metric table, candidate vs production, with the change
@@ -95,7 +95,7 @@ def test_the_rejection_alert_has_what_triage_needs() -> None:
     assert "FRESHLM_PROMOTION_RULES" in shown and "file:///store/registry/decisions/x.json" in shown
     # the notification text stands on its own
     assert message.text.startswith(f"FreshLM candidate {CAND} rejected; production stays {BASE}")
-    assert "retention_drop +0.070 (must be <= 0.020)" in message.text
+    assert "retention_drop +0.070 (must be <= 0.050)" in message.text
     assert LOG_URL in message.text and "report.html" in message.text
 
 

@@ -108,7 +108,7 @@ def test_a_rejected_version_is_refused_unless_explicitly_allowed(
     with pytest.raises(RollbackRefused) as info:
         rollback_production(store, bad, reason="r", actor=ONCALL)
     assert "was rejected by the promotion gate" in str(info.value)
-    assert "retention_drop: +0.200 (must be <= 0.020)" in str(info.value)
+    assert "retention_drop: +0.200 (must be <= 0.050)" in str(info.value)
     assert "allow_rejected=True" in str(info.value)
     assert read_alias(store, PRODUCTION).version_id == v3
 

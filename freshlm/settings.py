@@ -382,14 +382,14 @@ class Settings:
     train_epochs: float = _field(
         "TRAIN_EPOCHS",
         _positive_float,
-        20.0,
+        30.0,
         "Default passes over each night's new documents; replay is added on top as a share of"
         " the whole run's tokens (one pass over the packed training set is the run).",
     )
     train_learning_rate: float = _field(
         "TRAIN_LEARNING_RATE",
         _positive_float,
-        2e-3,
+        1e-3,
         "Default peak learning rate of a fine-tune.",
     )
     promotion_rules: Path | None = _field(

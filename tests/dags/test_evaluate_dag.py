@@ -28,8 +28,9 @@ from freshlm.registry import (
 )
 from freshlm.store import open_store
 from freshlm.world.scenario import load_scenario
+from tests.dags.base_model import SMALL_BASE
 from tests.support.airflow_server import dump_failure
-from training.bootstrap import BootstrapConfig, bootstrap_base_model
+from training.bootstrap import bootstrap_base_model
 from training.config import TrainConfig
 from training.launch_local import run_local_training
 
@@ -115,16 +116,16 @@ def test_a_good_candidate_is_promoted_a_damaged_one_rejected_and_rollback_restor
     client = airflow_client
     client.wait_for_dags([EVALUATE, ROLLBACK])
     store = open_store((freshlm_home / "store").as_uri())
-    base = bootstrap_base_model(store, config=BootstrapConfig.tiny(steps=120))["version_id"]
+    base = bootstrap_base_model(store, config=SMALL_BASE)["version_id"]
     if read_alias(store, PRODUCTION).version_id != base:
-        pytest.fail("another test moved production; this test expects the tiny base there")
+        pytest.fail("another test moved production; this test expects the small base there")
     requests.post(f"{world.url}/_world/clock", json={"now": f"day:{DAY}"}).raise_for_status()
     dataset = _publish_day(store)
     good = run_local_training(
         TrainConfig(
             datasets=(dataset,),
             base_version=base,
-            seq_len=64,
+            # The defaults freshlm_train plans with (FRESHLM_TRAIN_EPOCHS, _LEARNING_RATE).
             epochs=20,
             learning_rate=2e-3,
             num_ranks=2,

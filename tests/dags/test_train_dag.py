@@ -13,8 +13,9 @@ from freshlm.curation.scenario_records import day_records
 from freshlm.registry import PRODUCTION, download_version, read_alias
 from freshlm.store import open_store
 from freshlm.world.scenario import load_scenario
+from tests.dags.base_model import SMALL_BASE
 from tests.support.airflow_server import dump_failure
-from training.bootstrap import BootstrapConfig, bootstrap_base_model
+from training.bootstrap import bootstrap_base_model
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -85,7 +86,7 @@ def test_a_published_dataset_trains_a_candidate_that_learned_the_new_documents(
     client = airflow_client
     client.wait_for_dags([CURATE, TRAIN])
     store = open_store((freshlm_home / "store").as_uri())
-    base = bootstrap_base_model(store, config=BootstrapConfig.tiny(steps=120))
+    base = bootstrap_base_model(store, config=SMALL_BASE)
     assert read_alias(store, PRODUCTION).version_id == base["version_id"]
 
     for dag_id in (CURATE, TRAIN):

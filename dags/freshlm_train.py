@@ -27,6 +27,7 @@ from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from freshlm.alerts.callbacks import on_task_failure
 from freshlm.settings import get_settings
+from training.config import DEFAULT_REPLAY_RATIO
 
 DATASETS = Asset(name="freshlm-datasets", uri="freshlm://datasets")
 CANDIDATES = Asset(name="freshlm-candidate-models", uri="freshlm://models/candidates")
@@ -72,7 +73,7 @@ settings = get_settings()
             settings.train_learning_rate, type="number", exclusiveMinimum=0, maximum=1
         ),
         "replay_ratio": Param(
-            0.25,
+            DEFAULT_REPLAY_RATIO,
             type="number",
             minimum=0,
             exclusiveMaximum=1,

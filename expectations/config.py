@@ -39,7 +39,10 @@ CHECKS: Mapping[str, tuple[Severity, str]] = MappingProxyType(
         "duplicate_ratio": ("critical", "share of duplicates in what the crawl delivered"),
         "source_flood": ("critical", "no source delivers far more than its recent history"),
         "source_dry": ("warning", "no source delivers far less than its recent history"),
-        "published_in_window": ("critical", "published dates inside the crawl window"),
+        "published_in_window": (
+            "critical",
+            "published dates inside the crawl window (or a few days late: catch-up)",
+        ),
     }
 )
 
@@ -74,6 +77,11 @@ class GateConfig:
     skip the source (too little to know what normal is).
     ``volume_history_window``: how many of the most recent batches make the median.
     ``min_documents``: the smallest batch worth publishing.
+    ``late_arrival_days``: how far before the window a document's ``published_at`` may lie.
+    A crawl catches up on what an earlier night could not read (a feed served broken, a
+    source down): those items are new to every published dataset and belong in this batch.
+    Anything older, or anything dated at or after the window's end (a clock or parsing bug),
+    fails ``published_in_window``.
     ``pii_types`` / ``pii_detector``: the PII types checked and a function text -> {type:
     count}. ``None`` (the default) means the scrubber's own: its ``PLACEHOLDERS`` types and its
     ``detect_pii`` (``freshlm.curation.steps.pii``: ``scrub``'s counts, run where the scrubber's
@@ -95,6 +103,7 @@ class GateConfig:
     volume_history_min: int = 3
     volume_history_window: int = 7
     min_documents: int = 1
+    late_arrival_days: int = 7
     pii_types: tuple[str, ...] | None = None
     pii_detector: PIIDetector | None = None
     severities: Mapping[str, Severity] = dataclasses.field(default_factory=dict)
@@ -116,6 +125,8 @@ class GateConfig:
             problems.append("need 1 <= volume_history_min <= volume_history_window")
         if self.min_documents < 0:
             problems.append(f"min_documents={self.min_documents!r}: need >= 0")
+        if self.late_arrival_days < 0:
+            problems.append(f"late_arrival_days={self.late_arrival_days!r}: need >= 0")
         for check, severity in self.severities.items():
             if check not in CHECKS:
                 problems.append(f"severities: unknown check {check!r}; known: {', '.join(CHECKS)}")
@@ -151,7 +162,7 @@ class GateContext:
     """The batch's situation: which window it covers, which sources exist, their history.
 
     ``window_start``/``window_end``: the crawl window, timezone-aware; a document's
-    ``published_at`` must lie in ``[start, end)``.
+    ``published_at`` must lie in ``[start - late_arrival_days, end)`` (see :class:`GateConfig`).
     ``allowed_sources``: source names from the sources file.
     ``volume_history``: source -> volumes of the previous published batches, oldest first. A
     *volume* is what :attr:`GateResult.statistics` reports as ``volume_by_source``: documents

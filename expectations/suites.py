@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, timedelta
 from typing import Any, Literal
 
 import great_expectations as gx
@@ -132,6 +132,7 @@ def _tagger(config: GateConfig) -> Callable[..., dict[str, Any]]:
 def _documents(config: GateConfig, context: GateContext) -> list[gx.expectations.Expectation]:
     E, tag = gx.expectations, _tagger(config)
     fields = list(DOCUMENT_FIELDS)
+    earliest = context.window_start - timedelta(days=config.late_arrival_days)
     out: list[gx.expectations.Expectation] = [
         E.ExpectTableRowCountToBeBetween(
             min_value=config.min_documents,
@@ -195,12 +196,14 @@ def _documents(config: GateConfig, context: GateContext) -> list[gx.expectations
         ),
         E.ExpectColumnValuesToBeBetween(
             column=PUBLISHED_COLUMN,
-            min_value=context.window_start.astimezone(UTC),
+            min_value=earliest.astimezone(UTC),
             max_value=context.window_end.astimezone(UTC),
             strict_max=True,
             **tag(
                 "published_in_window",
-                f"published_at in [{_iso(context.window_start)}, {_iso(context.window_end)})",
+                f"published_at in [{_iso(earliest)}, {_iso(context.window_end)})"
+                f" (the window {_iso(context.window_start)} .. {_iso(context.window_end)},"
+                f" catching up at most {config.late_arrival_days} days)",
             ),
         ),
     ]

@@ -290,12 +290,14 @@ def test_volume_checks_skip_sources_with_short_history(tmp_path: Path) -> None:
 
 def test_published_dates_outside_the_window_are_critical(tmp_path: Path) -> None:
     docs = b.clean_batch()
-    docs[0]["published_at"] = "2026-10-30T12:00:00Z"
+    # Catch-up of an earlier night's unread items is allowed for 7 days; older is not.
+    docs[0]["published_at"] = "2026-10-20T12:00:00Z"
+    docs[2]["published_at"] = "2026-10-30T12:00:00Z"
     # The window is [start, end): a document stamped exactly at its end belongs to the next.
     docs[1]["published_at"] = b.WINDOW_END.strftime("%Y-%m-%dT%H:%M:%SZ")
     failure = only_failure(gate(tmp_path, docs), "published_in_window")
     assert failure["severity"] == "critical" and failure["unexpected_count"] == 2
-    assert "[2026-11-02T00:00:00Z, 2026-11-03T00:00:00Z)" in failure["expected"]
+    assert "[2026-10-26T00:00:00Z, 2026-11-03T00:00:00Z)" in failure["expected"]
 
 
 def test_an_empty_batch_is_critical(tmp_path: Path) -> None:

@@ -41,7 +41,8 @@ from typing import Any
 #: retention -18 points, old perplexity +598%. With the shipped defaults (30 passes, lr 1e-3,
 #: replay 0.6) night 1 vs the base: new-knowledge +0.59, retention +0.02, old perplexity -2.9%;
 #: night 3 vs night 1: new-knowledge +0.69, retention -0.004, old perplexity -1.3%, world
-#: facts 0.58 -> 0.75 (20 passes at lr 2e-3: 0.71 with retention -4.2 points; 40 at 1e-3: 0.71). 0.6 costs 60% of each night's compute, which on
+#: facts 0.58 -> 0.75 (20 passes at lr 2e-3: 0.71 with retention -4.2 points; 40 at 1e-3:
+#: 0.71). 0.6 costs 60% of each night's compute, which on
 #: nightly batches this small is about a minute on two CPU ranks.
 DEFAULT_REPLAY_RATIO = 0.6
 
@@ -266,6 +267,17 @@ class TrainConfig:
     @property
     def ds_config_path(self) -> Path:
         return DS_CONFIG_DIR / f"{self.ds_config}.json"
+
+
+def config_positions(doc: Mapping[str, Any]) -> int | None:
+    """How many positions a Hugging Face ``config.json`` says the model attends over (None if
+    it does not say): GPT-2 names it ``n_positions``, Llama-style models
+    ``max_position_embeddings``."""
+    for key in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = doc.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 def _is_int(value: Any) -> bool:

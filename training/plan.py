@@ -31,7 +31,14 @@ from freshlm.registry import PRODUCTION, get_version, read_alias
 from freshlm.registry.errors import VersionNotFound
 from freshlm.settings import Settings, get_settings
 from freshlm.store import Store
-from training.config import DEFAULT_REPLAY_RATIO, DS_CONFIGS, MODES, ConfigError, TrainConfig
+from training.config import (
+    DEFAULT_REPLAY_RATIO,
+    DS_CONFIGS,
+    MODES,
+    ConfigError,
+    TrainConfig,
+    config_positions,
+)
 
 BACKENDS = ("local", "kubernetes")
 ALIASES = ("production", "previous")
@@ -153,10 +160,7 @@ def base_positions(store: Store, version_id: str) -> int | None:
         doc = json.loads(store.read_bytes(f"models/{version_id}/config.json"))
     except Exception:  # a missing or unreadable config: the entrypoint checks again
         return None
-    for key in ("n_positions", "max_position_embeddings", "n_ctx"):
-        if isinstance(doc.get(key), int) and doc[key] > 0:
-            return int(doc[key])
-    return None
+    return config_positions(doc) if isinstance(doc, dict) else None
 
 
 def _number(params: Mapping[str, Any], name: str, default: Any) -> Any:

@@ -70,7 +70,7 @@ from typing import Any
 from freshlm.registry.model_card import render_model_card
 from freshlm.registry.versions import Lineage
 from freshlm.store import Store, open_store
-from training.config import ConfigError, TrainConfig
+from training.config import ConfigError, TrainConfig, config_positions
 from training.trainset import (
     TrainingSet,
     TrainingSetError,
@@ -228,10 +228,7 @@ def max_positions(model_dir: Path) -> int | None:
         doc = json.loads((Path(model_dir) / "config.json").read_text())
     except (OSError, ValueError):
         return None
-    for key in ("n_positions", "max_position_embeddings", "n_ctx"):
-        if isinstance(doc.get(key), int) and doc[key] > 0:
-            return int(doc[key])
-    return None
+    return config_positions(doc) if isinstance(doc, dict) else None
 
 
 def check_seq_len(config: TrainConfig, base: BaseModel) -> None:

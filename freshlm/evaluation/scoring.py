@@ -16,15 +16,16 @@ would see in running text. (lm-evaluation-harness tokenizes context and continua
 separately after moving trailing spaces; the shared-prefix rule gives the same tokens in the
 usual case and stays correct when the tokenizer merges across the boundary.)
 
-**Normalization.** The chosen index maximizes the log-likelihood of ``" " + choice`` *per
-UTF-8 byte of the choice* (the delimiter not counted): the byte-length normalization
-of lm-evaluation-harness's ``acc_bytes``/``acc_norm`` (EleutherAI, "Multiple Choice
-Normalization in LM Evaluation", https://blog.eleuther.ai/multiple-choice-normalization/). Per-token normalization (GPT-3's)
-is not used: it depends on how a tokenizer splits the choice, so a candidate with a retrained
-tokenizer would not be comparable with production. The harness's code divides by the choice's
-length in characters, which equals bytes for ASCII; bytes keep Korean choices (3 bytes per
-syllable) on the same footing as English ones. Ties go to the lowest index. The raw sums and
-token counts are kept in :class:`ItemResult`, so other normalizations can be recomputed.
+**Normalization.** The chosen index maximizes the log-likelihood of ``" " + choice`` *per UTF-8
+byte of the choice* (the delimiter not counted): the byte-length normalization of
+lm-evaluation-harness's ``acc_bytes``/``acc_norm`` (EleutherAI, "Multiple Choice Normalization
+in LM Evaluation", https://blog.eleuther.ai/multiple-choice-normalization/). Per-token
+normalization (GPT-3's) is not used: it depends on how a tokenizer splits the choice, so a
+candidate with a retrained tokenizer would not be comparable with production. The harness's
+code divides by the choice's length in characters, which equals bytes for ASCII; bytes keep
+Korean choices (3 bytes per syllable) on the same footing as English ones. Ties go to the
+lowest index. The raw sums and token counts are kept in :class:`ItemResult`, so other
+normalizations can be recomputed.
 
 **Start of text.** Every request starts with the tokenizer's BOS token (GPT-2 style tokenizers:
 ``<|endoftext|>``, which also separated documents in pretraining), so the first token of a

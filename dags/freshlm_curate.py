@@ -71,9 +71,10 @@ def freshlm_curate():
     @task(retries=0, inlets=[CRAWL_BATCH])
     def resolve() -> dict:
         from freshlm.curation.batch import resolve_batch
+        from freshlm.triggering_events import triggering_extras
 
         ctx = get_current_context()
-        events = [dict(e.extra) for e in ctx["triggering_asset_events"].get(CRAWL_BATCH, [])]
+        events = triggering_extras(ctx, CRAWL_BATCH)
         return resolve_batch(ctx["params"], events)
 
     @task

@@ -67,9 +67,10 @@ def freshlm_evaluate():
     def resolve() -> dict:
         from freshlm.evaluation.nightly import resolve_evaluation
         from freshlm.store import open_store
+        from freshlm.triggering_events import triggering_extras
 
         ctx = get_current_context()
-        events = [dict(e.extra) for e in ctx["triggering_asset_events"].get(CANDIDATES, [])]
+        events = triggering_extras(ctx, CANDIDATES)
         return resolve_evaluation(ctx["params"], events, store=open_store())
 
     @task

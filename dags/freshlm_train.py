@@ -100,10 +100,11 @@ def freshlm_train():
     @task(retries=0, inlets=[DATASETS])
     def plan() -> dict:
         from freshlm.store import open_store
+        from freshlm.triggering_events import triggering_extras
         from training.plan import plan_training
 
         ctx = get_current_context()
-        events = [dict(e.extra) for e in ctx["triggering_asset_events"].get(DATASETS, [])]
+        events = triggering_extras(ctx, DATASETS)
         return plan_training(ctx["params"], events, store=open_store()).to_dict()
 
     @task.branch

@@ -7,9 +7,12 @@ batch is validated here, with errors that name the Param, before any work starts
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from crawlers.records import parse_utc
+
+log = logging.getLogger(__name__)
 
 
 class BatchError(ValueError):
@@ -34,6 +37,7 @@ def resolve_batch(params: dict[str, Any], events: list[dict[str, Any]]) -> dict[
     elif events:
         latest = events[-1]
         shards, window = list(latest.get("shards") or []), latest.get("window")
+        _warn_superseded(events[:-1], window)
     if not shards or not window:
         raise BatchError(
             "no batch to curate: this run was not triggered by a crawl; trigger it with the "
@@ -48,3 +52,24 @@ def resolve_batch(params: dict[str, Any], events: list[dict[str, Any]]) -> dict[
             )
         accept = {"reason": reason}
     return {"shards": sorted(shards), "window": window, "accept": accept}
+
+
+def _warn_superseded(older: list[dict[str, Any]], window: Any) -> None:
+    """Name each older batch of another window that this run does not curate, with the Params
+    that curate it. Airflow folds every event announced since the last run into one run (for
+    instance the nights crawled while this DAG was paused); their shards stay in the store."""
+    for extra in older:
+        other = extra.get("window")
+        if not other or other == window:
+            continue  # a re-crawl of the same night: the newest event supersedes it
+        log.warning(
+            "batch %s..%s (%d shards) was announced before this run's batch and is not curated "
+            "by it; to curate it, trigger freshlm_curate with Params window_start=%s, "
+            "window_end=%s, shards=%s",
+            other.get("start"),
+            other.get("end"),
+            len(extra.get("shards") or []),
+            other.get("start"),
+            other.get("end"),
+            list(extra.get("shards") or []),
+        )

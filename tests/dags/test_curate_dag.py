@@ -31,6 +31,7 @@ def _crawl_then_curate(client, world, night: int, tag: str) -> dict:
     # curates this night's window.
     deadline = time.monotonic() + 900
     seen: set[str] = set(before)
+    curated: dict[str, object] = {}  # run id -> its window, or why it has none
     while time.monotonic() < deadline:
         for run in _runs(client, CURATE):
             if run["dag_run_id"] in seen:
@@ -39,12 +40,14 @@ def _crawl_then_curate(client, world, night: int, tag: str) -> dict:
             final = client.wait_for_run(CURATE, run["dag_run_id"], timeout_s=420)
             try:
                 window = client.xcom(CURATE, run["dag_run_id"], "resolve")["window"]
-            except Exception:
+            except Exception as exc:
+                curated[run["dag_run_id"]] = f"{final['state']}, no resolve XCom: {exc}"
                 continue
+            curated[run["dag_run_id"]] = window
             if window["start"] == NIGHTS[night]["window_start"]:
                 return final
         time.sleep(1)
-    raise AssertionError(f"no freshlm_curate run curated night {night}")
+    raise AssertionError(f"no freshlm_curate run curated night {night}; runs seen: {curated}")
 
 
 def _runs(client, dag_id: str) -> list[dict]:

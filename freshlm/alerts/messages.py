@@ -24,13 +24,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from freshlm.alerts.blocks import (
+    MAX_BLOCKS,
+    MAX_TEXT_CHARS,
+    clip,
+    esc,
+    fields,
+    fit,
+    header,
+    section,
+    sections,
+)
+
 if TYPE_CHECKING:
     from expectations.gate import GateResult
 
-MAX_BLOCKS = 50
-MAX_SECTION_CHARS = 3000
-MAX_HEADER_CHARS = 150
-MAX_TEXT_CHARS = 3000
 MAX_FAILURES_SHOWN = 12
 MAX_SOURCES_SHOWN = 15
 MAX_EXCEPTION_LINES = 12
@@ -108,16 +116,16 @@ def gate_alert(
         icon, verdict = ":warning:", "warning: batch published"
     else:
         icon, verdict = ":white_check_mark:", "passed"
-    header = f"{icon} FreshLM gate {verdict}"
+    title = f"{icon} FreshLM gate {verdict}"
 
     blocks: list[dict[str, Any]] = [
-        _header(header),
-        _fields(
+        header(title),
+        fields(
             [
-                ("DAG", f"`{_esc(dag_id)}`"),
-                ("Run", f"`{_esc(run_id)}`"),
-                ("Window", _esc(window_text)),
-                ("Task", f"`{_esc(task_id)}`"),
+                ("DAG", f"`{esc(dag_id)}`"),
+                ("Run", f"`{esc(run_id)}`"),
+                ("Window", esc(window_text)),
+                ("Task", f"`{esc(task_id)}`"),
                 ("Documents", f"{n_docs} kept, {int(stats.get('quarantined', 0))} quarantined"),
                 (
                     "Failed expectations",
@@ -127,13 +135,13 @@ def gate_alert(
             ]
         ),
     ]
-    blocks += _sections("*Sources* (delivered = kept + quarantined)", _source_lines(stats))
-    blocks += _sections("*Failed expectations* (observed vs expected)", _failure_lines(failures))
-    blocks += _sections(
+    blocks += sections("*Sources* (delivered = kept + quarantined)", _source_lines(stats))
+    blocks += sections("*Failed expectations* (observed vs expected)", _failure_lines(failures))
+    blocks += sections(
         "*Quarantined*", _quarantine_lines(severity, override, n_docs, failures, stats)
     )
-    blocks.append(_section(_links(log_url, data_docs_url)))
-    blocks += _sections("*Next steps*", _next_steps(severity, override, dag_id, accept_params))
+    blocks.append(section(_links(log_url, data_docs_url)))
+    blocks += sections("*Next steps*", _next_steps(severity, override, dag_id, accept_params))
 
     critical = sorted({f["check"] for f in failures if f["severity"] == "critical"})
     warning = sorted({f["check"] for f in failures if f["severity"] == "warning"})
@@ -142,7 +150,7 @@ def gate_alert(
         f"Critical: {', '.join(critical) or 'none'}. Warnings: {', '.join(warning) or 'none'}. "
         f"{n_docs} documents. Log: {log_url or 'n/a'} Data Docs: {data_docs_url or 'n/a'}"
     )
-    return SlackMessage(text=_clip(text, MAX_TEXT_CHARS), blocks=_fit(blocks))
+    return SlackMessage(text=clip(text, MAX_TEXT_CHARS), blocks=fit(blocks))
 
 
 def task_failure_alert(
@@ -161,18 +169,18 @@ def task_failure_alert(
     where = task_id if map_index is None or map_index < 0 else f"{task_id}[{map_index}]"
     tries = f"{try_number} of {max_tries + 1}" if try_number and max_tries is not None else "?"
     blocks = [
-        _header(f":red_circle: FreshLM task failed after its retries: {dag_id}.{where}"),
-        _fields(
+        header(f":red_circle: FreshLM task failed after its retries: {dag_id}.{where}"),
+        fields(
             [
-                ("DAG", f"`{_esc(dag_id)}`"),
-                ("Run", f"`{_esc(run_id)}`"),
-                ("Task", f"`{_esc(where)}`"),
+                ("DAG", f"`{esc(dag_id)}`"),
+                ("Run", f"`{esc(run_id)}`"),
+                ("Task", f"`{esc(where)}`"),
                 ("Try", tries),
             ]
         ),
-        _section("*Error*\n```" + _esc(detail) + "```"),
-        _section(_links(log_url, None)),
-        _section(
+        section("*Error*\n```" + esc(detail) + "```"),
+        section(_links(log_url, None)),
+        section(
             "*Next steps*\n"
             "1. Read the task log (link above) for the full traceback.\n"
             "2. Fix the cause (source down, bad config, code bug), then *Clear* this task in the "
@@ -184,7 +192,7 @@ def task_failure_alert(
         f"FreshLM task failed after its retries: {dag_id}.{where}, run {run_id}, try {tries}: "
         f"{first_line}. Log: {log_url or 'n/a'}"
     )
-    return SlackMessage(text=_clip(text, MAX_TEXT_CHARS), blocks=blocks)
+    return SlackMessage(text=clip(text, MAX_TEXT_CHARS), blocks=blocks)
 
 
 # --- pieces ------------------------------------------------------------------------------------
@@ -195,7 +203,7 @@ def _source_lines(stats: Mapping[str, Any]) -> list[str]:
     lines = []
     for name, s in sorted(sources.items()):
         line = (
-            f"• `{_esc(name)}`: {s.get('volume', 0)} delivered "
+            f"• `{esc(name)}`: {s.get('volume', 0)} delivered "
             f"({s.get('kept', 0)} kept, {s.get('quarantined', 0)} quarantined)"
         )
         if s.get("volume_ratio") is not None:
@@ -216,14 +224,14 @@ def _failure_lines(failures: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = []
     for f in ordered[:MAX_FAILURES_SHOWN]:
         icon = ":red_circle:" if f["severity"] == "critical" else ":large_yellow_circle:"
-        column = f" on `{_esc(_clip(str(f['column']), 100))}`" if f.get("column") else ""
+        column = f" on `{esc(clip(str(f['column']), 100))}`" if f.get("column") else ""
         line = (
-            f"{icon} *{_esc(f['check'])}* ({f['severity']}){column}\n"
-            f"      observed: {_esc(_clip(str(f['observed']), 500))}\n"
-            f"      expected: {_esc(_clip(str(f['expected']), 500))}"
+            f"{icon} *{esc(f['check'])}* ({f['severity']}){column}\n"
+            f"      observed: {esc(clip(str(f['observed']), 500))}\n"
+            f"      expected: {esc(clip(str(f['expected']), 500))}"
         )
         if f.get("examples"):
-            shown = ", ".join(f"`{_esc(_clip(str(e), 120))}`" for e in f["examples"][:3])
+            shown = ", ".join(f"`{esc(clip(str(e), 120))}`" for e in f["examples"][:3])
             line += f"\n      e.g. {shown}"
         lines.append(line)
     if len(ordered) > MAX_FAILURES_SHOWN:
@@ -246,12 +254,12 @@ def _quarantine_lines(
         )
     elif override:
         lines.append(
-            f"• nothing by the gate: accepted by {_esc(override['user'])} — "
-            f"\u201c{_esc(override['reason'])}\u201d"
+            f"• nothing by the gate: accepted by {esc(override['user'])} — "
+            f"\u201c{esc(override['reason'])}\u201d"
         )
     by_reason = stats.get("quarantined_by_reason") or {}
     for reason, count in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
-        lines.append(f"• {count} by curation: `{_esc(reason)}`")
+        lines.append(f"• {count} by curation: `{esc(reason)}`")
     return lines or ["(nothing)"]
 
 
@@ -278,7 +286,7 @@ def _next_steps(
             "1. Open the Data Docs and look at the example documents (ids above).",
             "2. *Bad data or a bug* (spam flood, scrubber miss, broken feed): fix it, then "
             "*Clear* the failed tasks of this run in the Airflow UI to rerun the window.",
-            f"3. *Batch is fine after all*: trigger `{_esc(dag_id)}` for this window with Params "
+            f"3. *Batch is fine after all*: trigger `{esc(dag_id)}` for this window with Params "
             f'`{accept}=true` and `{reason}="why it is safe"`; the reason and your name are '
             "recorded in the dataset's manifest.",
         ]
@@ -298,54 +306,4 @@ def _exception_text(exception: BaseException | str | None) -> str:
     lines = text.splitlines()
     if len(lines) > MAX_EXCEPTION_LINES:
         lines = [*lines[:MAX_EXCEPTION_LINES], f"… ({len(lines) - MAX_EXCEPTION_LINES} more lines)"]
-    return _clip("\n".join(lines), MAX_EXCEPTION_CHARS)
-
-
-def _header(text: str) -> dict[str, Any]:
-    return {
-        "type": "header",
-        "text": {"type": "plain_text", "text": _clip(text, MAX_HEADER_CHARS), "emoji": True},
-    }
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, MAX_SECTION_CHARS)}}
-
-
-def _fields(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    # Slack allows 10 fields of at most 2000 characters each.
-    return {
-        "type": "section",
-        "fields": [{"type": "mrkdwn", "text": _clip(f"*{k}*\n{v}", 2000)} for k, v in pairs[:10]],
-    }
-
-
-def _sections(title: str, lines: Sequence[str]) -> list[dict[str, Any]]:
-    """``lines`` under ``title``, packed into as few sections as the 3000-char limit allows."""
-    blocks, current = [], title
-    for line in lines:
-        line = _clip(line, MAX_SECTION_CHARS - len(title) - 1)
-        if len(current) + 1 + len(line) > MAX_SECTION_CHARS:
-            blocks.append(_section(current))
-            current = line
-        else:
-            current = f"{current}\n{line}"
-    blocks.append(_section(current))
-    return blocks
-
-
-def _fit(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """At most :data:`MAX_BLOCKS`: drop from the middle (failure details), keep the links and
-    next steps at the end."""
-    if len(blocks) <= MAX_BLOCKS:
-        return blocks
-    tail = blocks[-3:]
-    return [*blocks[: MAX_BLOCKS - 4], _section("… (message shortened)"), *tail]
-
-
-def _esc(value: Any) -> str:
-    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip("\n".join(lines), MAX_EXCEPTION_CHARS)

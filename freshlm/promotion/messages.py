@@ -18,18 +18,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from freshlm.alerts.messages import (
+from freshlm.alerts.blocks import (
     MAX_SECTION_CHARS,
     MAX_TEXT_CHARS,
-    SlackMessage,
-    _clip,
-    _esc,
-    _fields,
-    _fit,
-    _header,
-    _section,
-    _sections,
+    clip,
+    esc,
+    fields,
+    fit,
+    header,
+    section,
+    sections,
 )
+from freshlm.alerts.messages import SlackMessage
 from freshlm.promotion.rules import Decision, RuleResult
 
 # (metric key, label, how the change is shown: "diff" = candidate - production, "rel" = %)
@@ -73,16 +73,16 @@ def metric_table(report: Mapping[str, Any]) -> str:
     known = {key for key, _, _ in METRIC_ROWS}
     extras = sorted(k for k in set(cand) | set(base) if k not in known)
     rows += [(k, cand.get(k), base.get(k), "diff") for k in extras[:MAX_EXTRA_METRICS]]
-    width = max(len("metric"), *(len(_clip(str(r[0]), 28)) for r in rows))
+    width = max(len("metric"), *(len(clip(str(r[0]), 28)) for r in rows))
     lines = [f"{'metric':<{width}}  {'candidate':>10}  {'production':>10}  {'change':>8}"]
     for label, c, b, how in rows:
         lines.append(
-            f"{_clip(str(label), 28):<{width}}  {_num(c):>10}  {_num(b):>10}  "
+            f"{clip(str(label), 28):<{width}}  {_num(c):>10}  {_num(b):>10}  "
             f"{_change(c, b, how):>8}"
         )
     if len(extras) > MAX_EXTRA_METRICS:
         lines.append(f"… and {len(extras) - MAX_EXTRA_METRICS} more in the report")
-    return "```" + _esc("\n".join(lines)) + "```"
+    return "```" + esc("\n".join(lines)) + "```"
 
 
 def promotion_summary(
@@ -106,31 +106,31 @@ def promotion_summary(
     n = len(decision.results)
     skipped = sum(not r.measured for r in decision.results)
     blocks: list[dict[str, Any]] = [
-        _header(f":rocket: FreshLM promoted {short_id(decision.candidate)} to production"),
-        _fields(
+        header(f":rocket: FreshLM promoted {short_id(decision.candidate)} to production"),
+        fields(
             [
-                ("Production now", f"`{_esc(decision.candidate)}`"),
-                ("Replaced", f"`{_esc(decision.baseline or 'nothing')}` (now `previous`)"),
+                ("Production now", f"`{esc(decision.candidate)}`"),
+                ("Replaced", f"`{esc(decision.baseline or 'nothing')}` (now `previous`)"),
                 (
                     "Gate",
                     f"all {n} rules passed"
                     + (f" ({skipped} optional not measured)" if skipped else ""),
                 ),
-                ("Run", f"`{_esc(run_id or 'n/a')}`"),
-                ("By", _esc(move_doc.get("actor") or actor or "n/a")),
+                ("Run", f"`{esc(run_id or 'n/a')}`"),
+                ("By", esc(move_doc.get("actor") or actor or "n/a")),
                 ("Move", f"production generation {generation}" if generation else "n/a"),
             ]
         ),
     ]
-    blocks += _sections("*Gate rules* (observed vs threshold)", _rule_lines(decision.results))
+    blocks += sections("*Gate rules* (observed vs threshold)", _rule_lines(decision.results))
     table = metric_table(report)
-    blocks.append(_section("*Metrics* (candidate vs the production it replaced)\n" + table))
+    blocks.append(section("*Metrics* (candidate vs the production it replaced)\n" + table))
     blocks += _counts(report)
-    blocks.append(_section(_links(report_url, log_url)))
+    blocks.append(section(_links(report_url, log_url)))
     blocks.append(
-        _section(
+        section(
             "*If it misbehaves*\nRoll production back to "
-            f"`{_esc(decision.baseline or 'an earlier version')}` (now `previous`) with a reason: "
+            f"`{esc(decision.baseline or 'an earlier version')}` (now `previous`) with a reason: "
             "`rollback_production(store, reason=…)`; the move and the reason go to the audit log."
         )
     )
@@ -140,7 +140,7 @@ def promotion_summary(
         + _compact(decision.results)
         + f" Report: {report_url or 'n/a'} Log: {log_url or 'n/a'}"
     )
-    return SlackMessage(text=_clip(text, MAX_TEXT_CHARS), blocks=_fit(blocks))
+    return SlackMessage(text=clip(text, MAX_TEXT_CHARS), blocks=fit(blocks))
 
 
 def rejection_alert(
@@ -161,29 +161,29 @@ def rejection_alert(
     failed = decision.failed
     n = len(decision.results)
     blocks: list[dict[str, Any]] = [
-        _header(
+        header(
             f":no_entry: FreshLM candidate {short_id(decision.candidate)} rejected: "
             f"{len(failed)} of {n} promotion rules failed"
         ),
-        _fields(
+        fields(
             [
-                ("Candidate (rejected)", f"`{_esc(decision.candidate)}`"),
-                ("Production (kept)", f"`{_esc(decision.baseline or 'nothing')}`"),
-                ("Failed rules", _esc(", ".join(r.name for r in failed) or "none")),
-                ("Run", f"`{_esc(run_id or 'n/a')}`"),
-                ("By", _esc(actor or "n/a")),
-                ("Rules file", f"`{_esc(_clip(decision.rules_source, 200))}`"),
+                ("Candidate (rejected)", f"`{esc(decision.candidate)}`"),
+                ("Production (kept)", f"`{esc(decision.baseline or 'nothing')}`"),
+                ("Failed rules", esc(", ".join(r.name for r in failed) or "none")),
+                ("Run", f"`{esc(run_id or 'n/a')}`"),
+                ("By", esc(actor or "n/a")),
+                ("Rules file", f"`{esc(clip(decision.rules_source, 200))}`"),
             ]
         ),
     ]
-    blocks += _sections("*Failed rules* (observed vs threshold)", _rule_lines(failed, detail=True))
-    blocks.append(_section("*Metrics* (candidate vs production)\n" + metric_table(report)))
+    blocks += sections("*Failed rules* (observed vs threshold)", _rule_lines(failed, detail=True))
+    blocks.append(section("*Metrics* (candidate vs production)\n" + metric_table(report)))
     passed = [r for r in decision.results if r.passed]
     if passed:
-        blocks += _sections("*Passed rules*", _rule_lines(passed))
+        blocks += sections("*Passed rules*", _rule_lines(passed))
     blocks += _counts(report)
-    blocks.append(_section(_links(report_url, log_url)))
-    blocks += _sections(
+    blocks.append(section(_links(report_url, log_url)))
+    blocks += sections(
         "*Next steps*",
         [
             "1. Open the evaluation report (link above): which new facts were missed, which old "
@@ -191,11 +191,11 @@ def rejection_alert(
             "2. *Bad data or training* (a noisy crawl, too little replay, a bad learning "
             "rate): fix it and let the next night retrain; production keeps serving.",
             "3. *A threshold is wrong for this case*: change it in the rules file "
-            f"(`{_esc(_clip(decision.rules_source, 200))}`, or point "
+            f"(`{esc(clip(decision.rules_source, 200))}`, or point "
             "`FRESHLM_PROMOTION_RULES` at a copy), then clear this run's gate task to decide "
             "again.",
             "The candidate stays in the registry, recorded as rejected"
-            + (f" at `{_esc(record_uri)}`" if record_uri else "")
+            + (f" at `{esc(record_uri)}`" if record_uri else "")
             + "; a rollback to it is refused unless explicitly allowed.",
         ],
     )
@@ -208,7 +208,7 @@ def rejection_alert(
         )
         + f". Report: {report_url or 'n/a'} Log: {log_url or 'n/a'}"
     )
-    return SlackMessage(text=_clip(text, MAX_TEXT_CHARS), blocks=_fit(blocks))
+    return SlackMessage(text=clip(text, MAX_TEXT_CHARS), blocks=fit(blocks))
 
 
 def rollback_notice(result: Mapping[str, Any], *, log_url: str | None = None) -> SlackMessage:
@@ -217,20 +217,20 @@ def rollback_notice(result: Mapping[str, Any], *, log_url: str | None = None) ->
     to_version = result["to_version"]
     from_version = result["from_version"]
     move = _as_dict(result.get("alias_move"))
-    reason = _clip(str(result.get("reason") or move.get("reason") or ""), MAX_REASON_CHARS)
+    reason = clip(str(result.get("reason") or move.get("reason") or ""), MAX_REASON_CHARS)
     blocks: list[dict[str, Any]] = [
-        _header(f":rewind: FreshLM production rolled back to {short_id(to_version)}"),
-        _fields(
+        header(f":rewind: FreshLM production rolled back to {short_id(to_version)}"),
+        fields(
             [
-                ("Production now", f"`{_esc(to_version)}`"),
-                ("Rolled back from", f"`{_esc(from_version)}` (now `previous`)"),
-                ("By", _esc(move.get("actor") or result.get("actor") or "n/a")),
-                ("Run", f"`{_esc(result.get('run_id') or 'n/a')}`"),
-                ("When", _esc(move.get("moved_at") or "n/a")),
+                ("Production now", f"`{esc(to_version)}`"),
+                ("Rolled back from", f"`{esc(from_version)}` (now `previous`)"),
+                ("By", esc(move.get("actor") or result.get("actor") or "n/a")),
+                ("Run", f"`{esc(result.get('run_id') or 'n/a')}`"),
+                ("When", esc(move.get("moved_at") or "n/a")),
                 ("Served production before", "yes" if result.get("served_before") else "no"),
             ]
         ),
-        _section("*Why*\n> " + _esc(reason).replace("\n", "\n> ")),
+        section("*Why*\n> " + esc(reason).replace("\n", "\n> ")),
     ]
     warnings = []
     if result.get("was_rejected"):
@@ -244,13 +244,13 @@ def rollback_notice(result: Mapping[str, Any], *, log_url: str | None = None) ->
             "without having passed the promotion gate as a candidate."
         )
     if warnings:
-        blocks.append(_section("\n".join(warnings)))
-    blocks.append(_section(_links(None, log_url)))
+        blocks.append(section("\n".join(warnings)))
+    blocks.append(section(_links(None, log_url)))
     text = (
         f"FreshLM production rolled back from {from_version} to {to_version} by "
         f"{move.get('actor') or result.get('actor') or 'n/a'}: {reason}. Log: {log_url or 'n/a'}"
     )
-    return SlackMessage(text=_clip(text, MAX_TEXT_CHARS), blocks=_fit(blocks))
+    return SlackMessage(text=clip(text, MAX_TEXT_CHARS), blocks=fit(blocks))
 
 
 # --- pieces ------------------------------------------------------------------------------------
@@ -268,7 +268,7 @@ def _num(value: Any) -> str:
     if value is None:
         return "—"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return _clip(str(value), 10)
+        return clip(str(value), 10)
     return f"{value:.4g}"
 
 
@@ -296,13 +296,13 @@ def _rule_lines(results: Sequence[RuleResult], *, detail: bool = False) -> list[
         else:
             icon = ":red_circle:"
         line = (
-            f"{icon} *{_esc(r.name)}*: {_esc(r.observed_text)} (must be {_esc(r.comparison)} "
-            f"{_esc(r.threshold_text)})"
+            f"{icon} *{esc(r.name)}*: {esc(r.observed_text)} (must be {esc(r.comparison)} "
+            f"{esc(r.threshold_text)})"
         )
         if r.optional:
             line += " _optional_"
         if detail or not r.measured:
-            line += f"\n      {_esc(_clip(r.detail, 600))}"
+            line += f"\n      {esc(clip(r.detail, 600))}"
         lines.append(line)
     return lines or ["(none)"]
 
@@ -316,7 +316,7 @@ def _counts(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     if not isinstance(counts, Mapping) or not counts:
         return []
     parts = [
-        f"{_esc(_clip(str(k), 60))}: {_esc(_clip(str(v), 60))}"
+        f"{esc(clip(str(k), 60))}: {esc(clip(str(v), 60))}"
         for k, v in sorted(counts.items(), key=lambda kv: str(kv[0]))
         if not isinstance(v, Mapping | list)
     ]
@@ -324,7 +324,7 @@ def _counts(report: Mapping[str, Any]) -> list[dict[str, Any]]:
         return []
     if len(parts) > MAX_COUNTS_SHOWN:
         parts = [*parts[:MAX_COUNTS_SHOWN], f"… {len(parts) - MAX_COUNTS_SHOWN} more"]
-    return [_section(_clip("*Evaluated* " + " · ".join(parts), MAX_SECTION_CHARS))]
+    return [section(clip("*Evaluated* " + " · ".join(parts), MAX_SECTION_CHARS))]
 
 
 def _links(report_url: str | None, log_url: str | None) -> str:

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from expectations.gate import GateResult, accept_override, run_gate
+from freshlm.alerts.blocks import MAX_BLOCKS, MAX_SECTION_CHARS
 from freshlm.alerts.messages import (
-    MAX_BLOCKS,
-    MAX_SECTION_CHARS,
     SlackMessage,
     gate_alert,
     task_failure_alert,

@@ -7,14 +7,8 @@ import json
 
 import pytest
 
-from freshlm.alerts.messages import (
-    MAX_BLOCKS,
-    MAX_HEADER_CHARS,
-    MAX_SECTION_CHARS,
-    MAX_TEXT_CHARS,
-    SlackMessage,
-    task_log_url,
-)
+from freshlm.alerts.blocks import MAX_BLOCKS, MAX_HEADER_CHARS, MAX_SECTION_CHARS, MAX_TEXT_CHARS
+from freshlm.alerts.messages import SlackMessage, task_log_url
 from freshlm.promotion import decide, load_rules, promote, rollback_production
 from freshlm.promotion.messages import (
     metric_table,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from bench.machine import describe  # noqa: E402
 
 FEEDS = [
     "/news/feeds/all.rss",
@@ -140,18 +141,6 @@ def _child(mode: str, world: str, concurrency: int, urls_file: Path | None) -> d
     return json.loads(lines[-1].removeprefix("BENCH "))
 
 
-def _machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
@@ -223,7 +212,7 @@ def main() -> int:
 
     full_pps = statistics.median(r["pages_per_s"] for r in full)
     bare_pps = statistics.median(r["pages_per_s"] for r in bare)
-    print(f"machine: {_machine()}")
+    print(f"machine: {describe()}")
     print(
         f"world: sandbox world at day 4, news site, {len(FEEDS)} feeds, concurrency "
         f"{args.concurrency}, delays off"

@@ -40,7 +40,6 @@ import argparse
 import dataclasses
 import hashlib
 import os
-import platform
 import random
 import re
 import sys
@@ -53,6 +52,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.machine import describe
 from freshlm.curation.config import CurationConfig
 from freshlm.curation.run import build_pipeline
 from freshlm.curation.scenario_records import (
@@ -336,19 +336,6 @@ def print_gate_share(r: dict[str, Any]) -> None:
     print(f"gate/curation: {share:.1%} (goal < 10%); with the import: {with_import:.1%}")
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--docs", type=int, default=20_000)
@@ -361,7 +348,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     if args.docs <= 0:
-        print(f"machine: {machine()}")
+        print(f"machine: {describe()}")
     else:
         compare(args)
     if args.gate_docs > 0:
@@ -373,7 +360,7 @@ def compare(args: argparse.Namespace) -> None:
     corpus = build_corpus(args.docs, args.seed)
     mb = sum(len(r["text"].encode("utf-8")) for r in corpus) / 1e6
     kinds = Counter(r["kind"] for r in corpus)
-    print(f"machine: {machine()}")
+    print(f"machine: {describe()}")
     print(f"corpus: {len(corpus)} documents, {mb:.1f} MB, kinds {dict(kinds)}, seed {args.seed}")
 
     # Warm-up: load py3langid's model and spaCy's tokenizer outside the timed runs.

@@ -52,7 +52,6 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's progress bars
 import argparse
 import json
 import logging
-import platform
 import statistics
 import sys
 import tempfile
@@ -62,18 +61,10 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.machine import describe
+
 TASK_DIR = Path(__file__).resolve().parent / "lm_eval_tasks" / "freshlm_probes"
 TASK_NAME = "freshlm_probes"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def build_model(store_dir: Path, tiny: bool, dest: Path) -> tuple[Path, dict[str, Any], float]:
@@ -230,10 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     from freshlm.evaluation.scoring import CausalLMScorer
 
     print(
-        f"machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
-        f"transformers {transformers.__version__}, lm_eval {lm_eval.__version__}, "
-        f"datasets {datasets.__version__}"
+        "machine: "
+        + describe(
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads)",
+            f"transformers {transformers.__version__}",
+            f"lm_eval {lm_eval.__version__}",
+            f"datasets {datasets.__version__}",
+        )
     )
     with tempfile.TemporaryDirectory(prefix="freshlm-bench-eval-") as tmp:
         work = Path(tmp)

@@ -39,7 +39,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -51,6 +50,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from bench.machine import describe  # noqa: E402
 
 QUIET = 1.5  # a step no slower than this times the fastest counts as undisturbed
 _STEP_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) rank0 .* step (\d+)/(\d+) loss=")
@@ -252,23 +253,14 @@ def plain_loop_main(config_json: str, warmup: int) -> int:
 
 
 def machine() -> str:
-    import deepspeed  # noqa: F401  (its version only)
+    import deepspeed
     import torch
     import transformers
 
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"torch {torch.__version__}, deepspeed {sys.modules['deepspeed'].__version__}, "
-        f"transformers {transformers.__version__}; load average {load:.1f}"
+    return describe(
+        f"torch {torch.__version__}",
+        f"deepspeed {deepspeed.__version__}",
+        f"transformers {transformers.__version__}",
     )
 
 

@@ -42,9 +42,10 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from freshlm.alerts.messages import SlackMessage
 from freshlm.alerts.sender import send_slack
 from freshlm.promotion.messages import promotion_summary, rejection_alert
 from freshlm.promotion.rules import Decision, check_report
@@ -159,17 +160,18 @@ def promote(
         production_after=move.version_id,
         alias_move=move.to_dict(),
     )
-    stored, created = _write_record(store, record)
-    result = {**stored, "record_uri": store.uri_for(stored["key"]), "recorded": created}
-    result["slack_sent"] = None
     log.info(
         "promoted %s to production (replacing %s): %s",
         decision.candidate,
         move.from_version_id,
         decision.summary(),
     )
-    if notify and created:
-        message = promotion_summary(
+    return _record_and_notify(
+        store,
+        record,
+        notify=notify,
+        slack_conn_id=slack_conn_id,
+        message=lambda record_uri: promotion_summary(
             report,
             decision,
             move=move,
@@ -177,9 +179,8 @@ def promote(
             run_id=run_id,
             report_url=report_url,
             log_url=log_url,
-        )
-        result["slack_sent"] = send_slack(message, slack_conn_id)
-    return result
+        ),
+    )
 
 
 def reject(
@@ -217,23 +218,42 @@ def reject(
         production_before=current,
         production_after=current,
     )
-    stored, created = _write_record(store, record)
-    uri = store.uri_for(stored["key"])
-    result = {**stored, "record_uri": uri, "recorded": created, "slack_sent": None}
     log.warning(
         "rejected %s (production stays %s): %s", decision.candidate, current, decision.summary()
     )
-    if notify and created:
-        message = rejection_alert(
+    return _record_and_notify(
+        store,
+        record,
+        notify=notify,
+        slack_conn_id=slack_conn_id,
+        message=lambda record_uri: rejection_alert(
             report,
             decision,
             actor=who,
             run_id=run_id,
             report_url=report_url,
             log_url=log_url,
-            record_uri=uri,
-        )
-        result["slack_sent"] = send_slack(message, slack_conn_id)
+            record_uri=record_uri,
+        ),
+    )
+
+
+def _record_and_notify(
+    store: Store,
+    record: dict[str, Any],
+    *,
+    notify: bool,
+    slack_conn_id: str | None,
+    message: Callable[[str], SlackMessage],
+) -> dict[str, Any]:
+    """Write the decision record; tell Slack only the first time it is written (a retried task
+    finds the record and stays quiet). ``message`` builds the Slack message from the record's
+    URI. Returns the record plus ``record_uri``, ``recorded`` and ``slack_sent``."""
+    stored, created = _write_record(store, record)
+    uri = store.uri_for(stored["key"])
+    result = {**stored, "record_uri": uri, "recorded": created, "slack_sent": None}
+    if notify and created:
+        result["slack_sent"] = send_slack(message(uri), slack_conn_id)
     return result
 
 

@@ -44,6 +44,16 @@ from typing import Any
 #: facts 0.58 -> 0.75 (20 passes at lr 2e-3: 0.71 with retention -4.2 points; 40 at 1e-3:
 #: 0.71). 0.6 costs 60% of each night's compute, which on
 #: nightly batches this small is about a minute on two CPU ranks.
+#:
+#: The world facts after night 3 (24 questions) vary from 14 to 18 right between seeds, and no
+#: replay or schedule change moved them beyond that (2026-11-28, night 3 trained from the same
+#: night-1 model): half of the replay from night 1's documents (20 passes instead of 2.6) 14-18;
+#: peak lr 5e-4 or 3e-4 14-16; 15 warmup steps 15-18; nights 1 and 3 trained jointly from the
+#: base 16; an 8-layer base (7.4M parameters) 17; quiz-style question/answer articles added to
+#: the pretraining archive 15. Night 1 alone answers 11 of its 13 questions, but its wrong
+#: answers are strings the model has never seen; after night 3 the distractors include facts it
+#: has learned (another slang word's meaning, another date), and a model this small cannot tell
+#: which memorised answer belongs to which question. Replay is not the limit; model size is.
 DEFAULT_REPLAY_RATIO = 0.6
 
 MODES = ("full", "lora")

@@ -60,10 +60,11 @@ class Night:
 
     @property
     def quarantined(self) -> int:
-        """Documents kept out of training: dropped by curation (or the whole refused batch)
-        plus records the crawler quarantined."""
-        refused = self.gate_passed is False
-        return (self.crawled if refused else self.dropped) + self.crawl_quarantined
+        """Records set aside before the gate: dropped by curation (spam, duplicates, PII...)
+        plus those the crawler quarantined (malformed items). ``crawled = kept + quarantined``;
+        a batch the gate refuses is not trained on, kept documents included (the decision
+        column says so)."""
+        return self.dropped + self.crawl_quarantined
 
 
 def day_window(day: date) -> dict[str, str]:
@@ -176,8 +177,9 @@ class NightRun:
         batch = _xcom(client, CRAWL, self.crawl_run, "announce_batch") or {}
         if not batch:
             raise RuntimeError(f"night {night.number}: the crawl announced no batch")
-        night.crawled = int(batch.get("records") or 0)
         night.crawl_quarantined = int(batch.get("quarantined") or 0)
+        # Every item the crawler fetched: good records plus the malformed ones it quarantined.
+        night.crawled = int(batch.get("records") or 0) + night.crawl_quarantined
 
         curate_run, _ = self._wait(CURATE, "the crawl")
         candidate = _xcom(client, CURATE, curate_run, "curate_batch") or {}
@@ -188,7 +190,6 @@ class NightRun:
         night.gate_passed = gate.get("passed")
         published = _xcom(client, CURATE, curate_run, "publish_dataset")
         if not published:
-            night.kept = 0
             # Nothing was published, so nothing may be trained: confirm no training starts.
             stray = _next_run(client, TRAIN, self.seen[TRAIN], NO_RUN_GRACE_S)
             if stray is not None:

@@ -31,9 +31,10 @@ is excluded from both. Both run with the same torch threads (``--threads``, defa
 
 Agreement: FreshLM's chosen index against the harness's ``acc_norm`` choice (argmax of the
 log-likelihoods divided by the choice's length in characters, the harness's code) and its
-``acc_bytes`` choice (divided by UTF-8 bytes); and FreshLM's own rule (per byte of
-``" " + choice``) applied to the harness's log-likelihoods, which separates "same scores" from
-"same normalization". Disagreements are listed with both sides' scores.
+``acc_bytes`` choice (divided by UTF-8 bytes); and FreshLM's own rule
+(:func:`freshlm.evaluation.scoring.select_choice`, per UTF-8 byte of the choice) applied to the
+harness's log-likelihoods, which separates "same scores" from "same normalization".
+Disagreements are listed with both sides' scores.
 
 Requires the bench extras (requirements-bench.txt; lm_eval).
 """
@@ -163,6 +164,8 @@ def argmax(values: list[float]) -> int:
 def harness_choices(results: dict[str, Any], items: list[Any]) -> dict[str, dict[str, Any]]:
     """Per item id: the harness's per-choice log-likelihoods and its choices under each
     normalization."""
+    from freshlm.evaluation.scoring import select_choice
+
     out: dict[str, dict[str, Any]] = {}
     for sample in results["samples"][TASK_NAME]:
         doc = sample["doc"]
@@ -170,12 +173,11 @@ def harness_choices(results: dict[str, Any], items: list[Any]) -> dict[str, dict
         choices = list(doc["choices"])
         chars = [len(c) for c in choices]
         nbytes = [len(c.encode("utf-8")) for c in choices]
-        spaced = [len((" " + c).encode("utf-8")) for c in choices]
         out[doc["id"]] = {
             "lls": lls,
             "acc_norm": argmax([ll / n for ll, n in zip(lls, chars, strict=True)]),
             "acc_bytes": argmax([ll / n for ll, n in zip(lls, nbytes, strict=True)]),
-            "freshlm_rule": argmax([ll / n for ll, n in zip(lls, spaced, strict=True)]),
+            "freshlm_rule": select_choice(lls, nbytes),
             "acc": argmax(lls),
         }
     missing = [item.id for item in items if item.id not in out]
@@ -294,8 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         metric = results["results"][TASK_NAME].get("acc_norm,none")
         accuracy = sum(r.correct for r in fresh) / len(fresh)
         print(
-            f"accuracy: FreshLM {accuracy:.4f} (per byte of ' ' + choice), lm-eval acc_norm "
-            f"{metric:.4f}"
+            f"accuracy: FreshLM {accuracy:.4f} (per byte of choice), lm-eval acc_norm {metric:.4f}"
         )
         max_diff = 0.0
         for item, result in zip(items, fresh, strict=True):

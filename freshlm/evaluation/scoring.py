@@ -37,6 +37,10 @@ longer than the window is scored with overlapping windows of ``max_length`` toke
 advance by half a window; each token is scored exactly once, with at least half a window of
 context once past the first window (the strided evaluation of the Hugging Face guide
 "Perplexity of fixed-length models").
+
+**Windows.** A request holds one id more than the model is fed: its last id is only ever
+predicted, never an input, so a full window conditions on ``max_length`` tokens (as
+lm-evaluation-harness does: it keeps ``max_length + 1`` ids and feeds all but the last).
 """
 
 from __future__ import annotations
@@ -264,8 +268,8 @@ class CausalLMScorer:
         seq = self._start() + ids
         if len(seq) < 2:  # the first position is only ever context
             return []
-        width = self.max_length
-        overlap = width // 2
+        width = self.max_length + 1  # the last id of a window is predicted, not fed
+        overlap = self.max_length // 2
         requests: list[Request] = []
         begin, scored_to = 0, 1
         while scored_to < len(seq):
@@ -282,10 +286,10 @@ class CausalLMScorer:
         import torch
 
         for ids, n in requests:
-            if not 1 <= n < len(ids) or len(ids) > self.max_length:
+            if not 1 <= n < len(ids) or len(ids) > self.max_length + 1:
                 raise ValueError(
-                    f"a request must score 1..{len(ids) - 1} of its {len(ids)} ids and fit in "
-                    f"{self.max_length}; got n={n}"
+                    f"a request must score 1..{len(ids) - 1} of its {len(ids)} ids and hold at "
+                    f"most {self.max_length + 1} (the model is fed all but the last); got n={n}"
                 )
         order = sorted(range(len(requests)), key=lambda i: -len(requests[i][0]))
         results: list[Score | None] = [None] * len(requests)
@@ -293,11 +297,14 @@ class CausalLMScorer:
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 batch = order[start : start + self.batch_size]
-                width = len(requests[batch[0]][0])
+                # The last id of a request is only a target: its logits would predict nothing
+                # scored, so the model is fed one id less (and a full window gets one more token
+                # of context, as lm-evaluation-harness does).
+                width = len(requests[batch[0]][0]) - 1
                 inputs = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
                 mask = torch.zeros((len(batch), width), dtype=torch.long)
                 for row, index in enumerate(batch):
-                    ids = requests[index][0]
+                    ids = requests[index][0][:-1]
                     inputs[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
                     mask[row, : len(ids)] = 1
                 logits = self.model(
@@ -306,7 +313,7 @@ class CausalLMScorer:
                 for row, index in enumerate(batch):
                     ids, n = requests[index]
                     length = len(ids)
-                    # Right padding: the real tokens sit at 0..length-1 and never attend to the
+                    # Right padding: the fed tokens sit at 0..length-2 and never attend to the
                     # pads after them, so each row scores as it would alone.
                     step = logits[row, length - n - 1 : length - 1].float().log_softmax(-1)
                     targets = torch.tensor(ids[length - n :], dtype=torch.long, device=device)
@@ -331,8 +338,8 @@ class CausalLMScorer:
             if n < 1:  # cannot happen with a space appended, but never score nothing silently
                 raise ValueError(f"choice {choice!r} adds no token to context {context!r}")
             seq = self._start() + full
-            if len(seq) > self.max_length:
-                seq = seq[-self.max_length :]
+            if len(seq) > self.max_length + 1:
+                seq = seq[-(self.max_length + 1) :]
                 if n > len(seq) - 1:
                     log.warning(
                         "choice %r is longer than the scoring window (%d tokens); scoring its "

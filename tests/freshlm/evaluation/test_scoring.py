@@ -155,8 +155,9 @@ def test_long_texts_slide_a_window_and_score_each_token_once(model, tok):
     small = CausalLMScorer(model, tok, max_length=16, batch_size=8)
     result = small.perplexity([text])
     assert result.tokens == n
-    # Windows of 16 advancing by 8 after the first: ceil((n + 1 - 16) / 8) + 1 of them.
-    assert result.windows == math.ceil((n + 1 - 16) / 8) + 1
+    # Windows of 17 ids (16 fed, the last only predicted), each after the first keeping 8 ids
+    # of the one before as context and scoring 9 new ones: ceil((n + 1 - 17) / 9) + 1 of them.
+    assert result.windows == math.ceil((n + 1 - 17) / 9) + 1
     assert math.isfinite(result.perplexity)
     # A window as long as the model's context scores the same tokens with more context.
     full = CausalLMScorer(model, tok).perplexity([text])

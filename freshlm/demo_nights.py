@@ -19,6 +19,7 @@ from typing import Any
 import requests
 
 from freshlm.airflow_client import AirflowAPIError, AirflowClient
+from freshlm.promotion.rules import load_rules
 
 log = logging.getLogger("freshlm.demo")
 
@@ -346,6 +347,24 @@ def fact_answers(
 EXPECTED = {1: "PROMOTED", 2: "not trained (batch quarantined)", 3: "PROMOTED"}
 
 
+#: What the production model should answer of the world's new fact questions after night 3.
+WORLD_FACTS_GOAL = 0.8
+
+
+def _against(value: float | None, goal: float, how: str) -> str:
+    if value is None:
+        return f"goal {how} {goal:.2f}: not measured"
+    return f"goal {how} {goal:.2f}: {'met' if value >= goal else 'NOT met'}"
+
+
+def _retention_verdict(base: float | None, final: float | None, epsilon: float) -> str:
+    """Retention after night 3 against the base, within the promotion gate's epsilon."""
+    if base is None or final is None:
+        return f"goal: within {epsilon:.2f} of the base: not measured"
+    ok = base - final <= epsilon
+    return f"goal: within {epsilon:.2f} of the base: {'met' if ok else 'NOT met'}"
+
+
 def story_holds(nights: list[Night]) -> bool:
     """Night 1 promoted, night 2 refused at the gate and not trained, night 3 promoted."""
     return all(EXPECTED.get(n.number, n.decision) == n.decision for n in nights)
@@ -387,11 +406,17 @@ def final_report(
         lines.append(
             f"New-knowledge accuracy on the world's facts: {_fmt(base.get('world_new_acc'))} "
             f"(base, night 1's facts) -> {_fmt(final.get('world_new_acc'))} "
-            "(production after night 3, facts up to day 3)"
+            f"(production after night 3, facts up to day 3); "
+            f"{_against(final.get('world_new_acc'), WORLD_FACTS_GOAL, 'at least')}"
         )
         lines.append(
             f"Retention accuracy (old-knowledge probes): base {_fmt(base.get('retention_acc'))}, "
-            f"production after night 3 {_fmt(final.get('retention_acc'))}"
+            f"production after night 3 {_fmt(final.get('retention_acc'))}; "
+            + _retention_verdict(
+                base.get("retention_acc"),
+                final.get("retention_acc"),
+                load_rules(settings.promotion_rules).retention_drop.threshold,
+            )
         )
     verdict = "as expected" if story_holds(nights) else "NOT as expected (see the decisions above)"
     lines += [

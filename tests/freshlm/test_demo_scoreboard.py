@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from freshlm.demo_nights import Night, day_window, scoreboard
+from freshlm.demo_nights import Night, day_window, final_report, scoreboard
 
 
 def _night(number: int, **fields) -> Night:
@@ -42,3 +42,35 @@ def test_counts_add_up_and_the_refused_batch_is_marked_not_trained():
     assert "0.390 -> 0.935" in row1 and "0.077 -> 1.000" in row1 and "3.9 -> 3.7" in row1
     assert row2.split()[:8] == ["2", "(2026-11-03)", "84", "33", "51", "critical", "FAIL", "-"]
     assert row2.rstrip().endswith("not trained (batch quarantined)")
+
+
+def test_the_final_report_says_whether_the_fact_and_retention_goals_were_met():
+    from types import SimpleNamespace
+
+    settings = SimpleNamespace(
+        store_uri="file:///h/store", home="/h", airflow_home="/h/airflow", promotion_rules=None
+    )
+
+    def nights(final_facts: float, final_retention: float) -> list[Night]:
+        first = _night(
+            1,
+            production_metrics={"world_new_acc": 0.077, "retention_acc": 0.578},
+            candidate_metrics={"world_new_acc": 1.0, "retention_acc": 0.64},
+            decision="PROMOTED",
+        )
+        third = _night(
+            3,
+            production_metrics={"world_new_acc": 0.625, "retention_acc": 0.688},
+            candidate_metrics={"world_new_acc": final_facts, "retention_acc": final_retention},
+            decision="PROMOTED",
+        )
+        return [first, third]
+
+    short = final_report(nights(0.708, 0.65), [], settings, 444.0)
+    assert "0.077 (base, night 1's facts) -> 0.708" in short
+    assert "goal at least 0.80: NOT met" in short
+    assert "base 0.578, production after night 3 0.650; goal: within 0.05 of the base: met" in short
+    assert "Total time 7.4 min" in short
+    met = final_report(nights(0.833, 0.5), [], settings, 444.0)
+    assert "goal at least 0.80: met" in met
+    assert "goal: within 0.05 of the base: NOT met" in met  # 0.578 -> 0.500 forgot too much

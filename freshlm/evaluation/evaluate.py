@@ -16,7 +16,9 @@ Per model it measures:
 * perplexity on ``new_texts`` (held-out new documents, see :func:`heldout_texts`) and on
   ``old_texts`` (held-out archive documents, see :func:`archive_heldout_texts`);
 * CrowS-Pairs (:mod:`freshlm.evaluation.bias`) and generation latency
-  (:mod:`freshlm.evaluation.latency`; prompts are the first item contexts, the same for both).
+  (:mod:`freshlm.evaluation.latency`; prompts are the first item contexts, the same for both,
+  and the two models are timed interleaved, prompt by prompt, so that load on a shared machine
+  falls on both alike).
 
 The forgetting ratio counts retention over old cloze items plus old world facts, and gains over
 new cloze items plus new world facts (stale facts are left out, see
@@ -174,11 +176,11 @@ def _measure(
     new_texts: Sequence[str],
     old_texts: Sequence[str],
     pairs: Sequence[Any],
-    prompts: Sequence[str],
     config: EvalConfig,
 ) -> _ModelRun:
+    """Everything measured of one model on its own; latency is timed afterwards, both models
+    interleaved (:func:`_measure_latency`)."""
     from freshlm.evaluation.bias import crows_pairs_score
-    from freshlm.evaluation.latency import measure_latency
     from freshlm.evaluation.scoring import CausalLMScorer, torch_threads
 
     timings: dict[str, float] = {}
@@ -202,15 +204,7 @@ def _measure(
         ppl_old = scorer.perplexity(old_texts)
         t = lap("perplexity_s", t)
         bias = crows_pairs_score(scorer, pairs) if pairs else None
-        t = lap("crows_s", t)
-        latency = (
-            measure_latency(
-                scorer.model, scorer.tokenizer, prompts, new_tokens=config.latency_new_tokens
-            )
-            if prompts
-            else None
-        )
-        lap("latency_s", t)
+        lap("crows_s", t)
     device = str(scorer.device)
     del scorer
     gc.collect()
@@ -219,17 +213,50 @@ def _measure(
 
         torch.cuda.empty_cache()
     log.info(
-        "model %s: %d items in %.1fs (%s items/s), perplexity %.1fs, CrowS-Pairs %.1fs, "
-        "latency %.1fs",
+        "model %s: %d items in %.1fs (%s items/s), perplexity %.1fs, CrowS-Pairs %.1fs",
         version_id,
         len(items),
         timings["items_s"],
         timings.get("items_per_s", "n/a"),
         timings["perplexity_s"],
         timings["crows_s"],
-        timings["latency_s"],
     )
-    return _ModelRun(version_id, results, ppl_new, ppl_old, bias, latency, timings)
+    return _ModelRun(version_id, results, ppl_new, ppl_old, bias, None, timings)
+
+
+def _measure_latency(
+    paths: dict[str, Path], runs: dict[str, _ModelRun], prompts: Sequence[str], config: EvalConfig
+) -> None:
+    """Time both models' generation on the same prompts, interleaved prompt by prompt (see
+    :func:`freshlm.evaluation.latency.measure_latency_paired`), into ``runs[role].latency``.
+    Both models are loaded for this step only."""
+    from freshlm.evaluation.latency import measure_latency_paired
+    from freshlm.evaluation.scoring import CausalLMScorer, torch_threads
+
+    if not prompts:
+        return
+    began = time.perf_counter()
+    with torch_threads(config.threads):
+        scorers = {
+            role: CausalLMScorer.from_pretrained(path, max_length=config.max_length)
+            for role, path in paths.items()
+        }
+        results = measure_latency_paired(
+            {role: (s.model, s.tokenizer) for role, s in scorers.items()},
+            prompts,
+            new_tokens=config.latency_new_tokens,
+        )
+    cuda = any(str(s.device).startswith("cuda") for s in scorers.values())
+    del scorers
+    gc.collect()
+    if cuda:
+        import torch
+
+        torch.cuda.empty_cache()
+    seconds = round(time.perf_counter() - began, 3)
+    for role, result in results.items():
+        runs[role].latency = result
+        runs[role].timings["latency_s"] = seconds  # the interleaved step, both models
 
 
 def _pools(pool_of: Sequence[str], results: Sequence[ItemResult]) -> dict[str, list[ItemResult]]:
@@ -463,21 +490,22 @@ def evaluate(
 
         work_dir = get_settings().home / "work" / "evaluation"
     runs: dict[str, _ModelRun] = {}
+    paths: dict[str, Path] = {}
     download_s: dict[str, float] = {}
     for role, version_id in (("baseline", baseline_version), ("candidate", candidate_version)):
         t = time.perf_counter()
-        path = download_cached(store, version_id, work_dir)
+        paths[role] = download_cached(store, version_id, work_dir)
         download_s[role] = round(time.perf_counter() - t, 3)
         runs[role] = _measure(
-            path,
+            paths[role],
             version_id,
             items=items,
             new_texts=texts_new,
             old_texts=texts_old,
             pairs=pairs,
-            prompts=prompts,
             config=config,
         )
+    _measure_latency(paths, runs, prompts, config)
 
     pools = {role: _pools(pool_of, run.results) for role, run in runs.items()}
     metrics = {role: _model_metrics(runs[role], pools[role]) for role in runs}

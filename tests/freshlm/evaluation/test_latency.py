@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
-from freshlm.evaluation.latency import measure_latency, percentile
+from freshlm.evaluation.latency import measure_latency, measure_latency_paired, percentile
 from freshlm.evaluation.scoring import torch_threads
 from tests.freshlm.evaluation import tiny_models
 
@@ -38,3 +40,33 @@ def test_impossible_requests_are_refused():
         measure_latency(model, tok, [], new_tokens=4)
     with pytest.raises(ValueError, match="smaller than the model's context"):
         measure_latency(model, tok, ["x"], new_tokens=tiny_models.CONTEXT)
+
+
+def test_two_models_are_timed_interleaved_prompt_by_prompt():
+    tok = tiny_models.tokenizer()
+    calls: list[str] = []
+
+    def recorded(name: str):
+        model = copy.deepcopy(tiny_models.baseline_model())  # the fixture model is shared
+        generate = model.generate
+
+        def generate_and_record(*args, **kwargs):
+            calls.append(name)
+            return generate(*args, **kwargs)
+
+        model.generate = generate_and_record
+        return model
+
+    models = {"baseline": (recorded("baseline"), tok), "candidate": (recorded("candidate"), tok)}
+    prompts = ["The Tessford", "해온 항구", "Question: Where", "Orrin"]
+    with torch_threads(1):
+        results = measure_latency_paired(models, prompts, new_tokens=3, warmup=1)
+    # Warm-up of each, then the order flips on every other prompt, so a slow spell of the
+    # machine falls on both models.
+    assert (
+        calls == ["baseline", "candidate"] + ["baseline", "candidate", "candidate", "baseline"] * 2
+    )
+    for result in results.values():
+        assert result.prompts == 4 and len(result.runs_ms) == 4 and result.new_tokens == 3
+    with pytest.raises(ValueError, match="at least one model"):
+        measure_latency_paired({}, prompts)

@@ -48,16 +48,16 @@ from typing import Any
 #: The world facts after night 3 (24 questions) vary from 14 to 18 right between seeds, and no
 #: replay or schedule change moved them beyond that (2026-11-28, night 3 trained from the same
 #: night-1 model): half of the replay from night 1's documents (20 passes instead of 2.6) 14-18;
-#: peak lr 5e-4 or 3e-4 14-16; 15 warmup steps 15-18; nights 1 and 3 trained jointly from the
-#: base 16; an 8-layer base (7.4M parameters) 17; quiz-style question/answer articles added to
-#: the pretraining archive 15; each pass over the new documents in another sentence order (4
-#: orders, the "permute" augmentation of Allen-Zhu & Li 2023, arXiv:2309.14316) 16; scoring
-#: unnormalized instead of per byte 15. Night 1 alone answers 11-13 of its 13 questions, but its
-#: wrong answers are strings the model has never seen; after night 3 the distractors include
-#: facts it has learned (another slang word's meaning, another date), and a model this small
-#: cannot tell which memorised answer belongs to which question. Replay is not the limit; the
-#: small model's question-to-answer binding is (the 8-layer base, pretrained for the same 300
-#: steps, did not bind better).
+#: peak lr 5e-4 or 3e-4 14-16; 15 warmup steps 15-18; nights 1 and 3 trained jointly from the base
+#: 16; an 8-layer base (7.4M parameters) 17; quiz-style question/answer articles added to the
+#: pretraining archive 15; each pass over the new documents in another sentence order (4 orders, the
+#: "permute" augmentation of Allen-Zhu & Li 2023, arXiv:2309.14316) 16; scoring unnormalized instead
+#: of per byte 15; a base pretrained 800 steps instead of 300 15. Night 1 alone answers 11-13 of its
+#: 13 questions, but its wrong answers are strings the model has never seen; after night 3 the
+#: distractors include facts it has learned (another slang word's meaning, another date), and a
+#: model this small cannot tell which memorised answer belongs to which question. Replay is not the
+#: limit; the small model's question-to-answer binding is (the 8-layer base, pretrained for the same
+#: 300 steps, did not bind better).
 DEFAULT_REPLAY_RATIO = 0.6
 
 MODES = ("full", "lora")

@@ -111,7 +111,9 @@ def prepare_airflow(client: AirflowClient, *, hold: list[str] | tuple[str, ...] 
 
 def release(client: AirflowClient, dag_id: str, asset_uri: str) -> int:
     """Unpause ``dag_id`` and announce again each ``asset_uri`` event that started no run
-    while it was paused (Airflow drops those for a paused DAG); returns how many."""
+    while it was paused (Airflow queues no run for a paused DAG; the next run would only fold
+    the event in, and none may come); returns how many. Training reads each dataset once
+    however many events name it."""
     unpaused_at = datetime.now(UTC)
     client.unpause(dag_id)
     # Only events from before the unpause: a later one may just not be processed yet.

@@ -168,10 +168,24 @@ class _ModelRun:
     timings: dict[str, float]
 
 
+def _load(path: Path, config: EvalConfig) -> tuple[Any, float]:
+    """``(scorer, seconds)``: the model in ``path`` loaded and warmed up."""
+    from freshlm.evaluation.scoring import CausalLMScorer, torch_threads
+
+    began = time.perf_counter()
+    with torch_threads(config.threads):
+        scorer = CausalLMScorer.from_pretrained(
+            path, batch_size=config.batch_size, max_length=config.max_length
+        )
+        scorer.warm_up()
+    return scorer, round(time.perf_counter() - began, 3)
+
+
 def _measure(
-    path: Path,
+    scorer: Any,
     version_id: str,
     *,
+    load_s: float,
     items: Sequence[Item],
     new_texts: Sequence[str],
     old_texts: Sequence[str],
@@ -181,9 +195,9 @@ def _measure(
     """Everything measured of one model on its own; latency is timed afterwards, both models
     interleaved (:func:`_measure_latency`)."""
     from freshlm.evaluation.bias import crows_pairs_score
-    from freshlm.evaluation.scoring import CausalLMScorer, torch_threads
+    from freshlm.evaluation.scoring import torch_threads
 
-    timings: dict[str, float] = {}
+    timings: dict[str, float] = {"load_s": load_s}
 
     def lap(name: str, began: float) -> float:
         timings[name] = round(time.perf_counter() - began, 3)
@@ -191,11 +205,6 @@ def _measure(
 
     with torch_threads(config.threads):
         t = time.perf_counter()
-        scorer = CausalLMScorer.from_pretrained(
-            path, batch_size=config.batch_size, max_length=config.max_length
-        )
-        scorer.warm_up()
-        t = lap("load_s", t)
         results = scorer.rank_items(items)
         t = lap("items_s", t)
         if items and timings["items_s"] > 0:
@@ -205,13 +214,6 @@ def _measure(
         t = lap("perplexity_s", t)
         bias = crows_pairs_score(scorer, pairs) if pairs else None
         lap("crows_s", t)
-    device = str(scorer.device)
-    del scorer
-    gc.collect()
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.empty_cache()
     log.info(
         "model %s: %d items in %.1fs (%s items/s), perplexity %.1fs, CrowS-Pairs %.1fs",
         version_id,
@@ -225,38 +227,37 @@ def _measure(
 
 
 def _measure_latency(
-    paths: dict[str, Path], runs: dict[str, _ModelRun], prompts: Sequence[str], config: EvalConfig
+    scorers: dict[str, Any], runs: dict[str, _ModelRun], prompts: Sequence[str], config: EvalConfig
 ) -> None:
     """Time both models' generation on the same prompts, interleaved prompt by prompt (see
-    :func:`freshlm.evaluation.latency.measure_latency_paired`), into ``runs[role].latency``.
-    Both models are loaded for this step only."""
+    :func:`freshlm.evaluation.latency.measure_latency_paired`), into ``runs[role].latency``."""
     from freshlm.evaluation.latency import measure_latency_paired
-    from freshlm.evaluation.scoring import CausalLMScorer, torch_threads
+    from freshlm.evaluation.scoring import torch_threads
 
     if not prompts:
         return
     began = time.perf_counter()
     with torch_threads(config.threads):
-        scorers = {
-            role: CausalLMScorer.from_pretrained(path, max_length=config.max_length)
-            for role, path in paths.items()
-        }
         results = measure_latency_paired(
             {role: (s.model, s.tokenizer) for role, s in scorers.items()},
             prompts,
             new_tokens=config.latency_new_tokens,
         )
+    seconds = round(time.perf_counter() - began, 3)
+    for role, result in results.items():
+        runs[role].latency = result
+        runs[role].timings["latency_s"] = seconds  # the interleaved step, both models
+
+
+def _release(scorers: dict[str, Any]) -> None:
+    """Drop the models and give their GPU memory back."""
     cuda = any(str(s.device).startswith("cuda") for s in scorers.values())
-    del scorers
+    scorers.clear()
     gc.collect()
     if cuda:
         import torch
 
         torch.cuda.empty_cache()
-    seconds = round(time.perf_counter() - began, 3)
-    for role, result in results.items():
-        runs[role].latency = result
-        runs[role].timings["latency_s"] = seconds  # the interleaved step, both models
 
 
 def _pools(pool_of: Sequence[str], results: Sequence[ItemResult]) -> dict[str, list[ItemResult]]:
@@ -489,23 +490,29 @@ def evaluate(
         from freshlm.settings import get_settings
 
         work_dir = get_settings().home / "work" / "evaluation"
+    # Each model is loaded once and both stay loaded: the latency step times them interleaved.
     runs: dict[str, _ModelRun] = {}
-    paths: dict[str, Path] = {}
+    scorers: dict[str, Any] = {}
     download_s: dict[str, float] = {}
-    for role, version_id in (("baseline", baseline_version), ("candidate", candidate_version)):
-        t = time.perf_counter()
-        paths[role] = download_cached(store, version_id, work_dir)
-        download_s[role] = round(time.perf_counter() - t, 3)
-        runs[role] = _measure(
-            paths[role],
-            version_id,
-            items=items,
-            new_texts=texts_new,
-            old_texts=texts_old,
-            pairs=pairs,
-            config=config,
-        )
-    _measure_latency(paths, runs, prompts, config)
+    try:
+        for role, version_id in (("baseline", baseline_version), ("candidate", candidate_version)):
+            t = time.perf_counter()
+            path = download_cached(store, version_id, work_dir)
+            download_s[role] = round(time.perf_counter() - t, 3)
+            scorers[role], load_s = _load(path, config)
+            runs[role] = _measure(
+                scorers[role],
+                version_id,
+                load_s=load_s,
+                items=items,
+                new_texts=texts_new,
+                old_texts=texts_old,
+                pairs=pairs,
+                config=config,
+            )
+        _measure_latency(scorers, runs, prompts, config)
+    finally:
+        _release(scorers)
 
     pools = {role: _pools(pool_of, run.results) for role, run in runs.items()}
     metrics = {role: _model_metrics(runs[role], pools[role]) for role in runs}

@@ -52,6 +52,8 @@ class Night:
     production_before: str | None = None
     candidate_metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
     production_metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: The report's ``controls`` (the new facts asked under another fact's question).
+    controls: dict[str, Any] = dataclasses.field(default_factory=dict)
     decision: str = "-"
     reasons: list[str] = dataclasses.field(default_factory=list)
     report_uri: str | None = None
@@ -213,6 +215,7 @@ class NightRun:
         night.candidate_metrics = dict((report.get("candidate") or {}).get("metrics") or {})
         night.production_metrics = dict((report.get("baseline") or {}).get("metrics") or {})
         night.report_uri = report.get("uri")
+        night.controls = dict(report.get("controls") or {})
         night.reasons = list(decision.get("reasons") or [])
         if client.task_states(EVALUATE, eval_run).get("promote") == "success":
             return self._done("PROMOTED")
@@ -383,6 +386,20 @@ def _facts_table(facts: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _control_lines(night: Night) -> list[str]:
+    """How much of the world-fact accuracy the question itself earns: the control asks each
+    new fact's choices under another fact's question (see the evaluation report)."""
+    control = night.controls.get("world_new_wrong_question") or {}
+    real, wrong = night.candidate_metrics.get("world_new_acc"), control.get("candidate")
+    if not control.get("items") or real is None or wrong is None:
+        return []
+    return [
+        f"  control: the same choices under another fact's question score {_fmt(wrong)}: that "
+        "much is familiarity with the answer strings; the question itself adds "
+        f"{_fmt(real - wrong)}"
+    ]
+
+
 def final_report(
     nights: list[Night], facts: list[dict[str, Any]], settings: Any, elapsed_s: float
 ) -> str:
@@ -411,6 +428,7 @@ def final_report(
             f"(production after night 3, facts up to day 3); "
             f"{_against(final.get('world_new_acc'), WORLD_FACTS_GOAL, 'at least')}"
         )
+        lines += _control_lines(last)
         lines.append(
             f"Retention accuracy (old-knowledge probes): base {_fmt(base.get('retention_acc'))}, "
             f"production after night 3 {_fmt(final.get('retention_acc'))}; "

@@ -1,18 +1,20 @@
 """Evaluate a candidate model version against the production model, and publish the report.
 
 :func:`evaluate` downloads both versions (cached by version id under the work folder), scores
-both on the *same* items and texts, one model at a time (so only one is in memory, whatever its
-size), computes the metrics and their comparison, and publishes the report atomically as the
-artifact ``reports/<candidate>/vs-<baseline>/`` (kind ``eval-report``; files and schema in
-:mod:`freshlm.evaluation.report`). Running it again for the same two versions finds the
-published report and returns it without loading a model (DESIGN invariant 1); to re-evaluate
-with other items, delete the artifact first.
+both on the *same* items and texts, computes the metrics and their comparison, and publishes
+the report atomically as the artifact ``reports/<candidate>/vs-<baseline>/`` (kind
+``eval-report``; files and schema in :mod:`freshlm.evaluation.report`). Running it again for
+the same two versions finds the published report and returns it without loading a model
+(DESIGN invariant 1); to re-evaluate with other items, delete the artifact first.
 
 Per model it measures:
 
 * the items — ``new_items`` (new-knowledge cloze items), ``old_items`` (retention cloze items)
   and ``fact_items`` (the world's fact probes, split by their group into new, old and stale) —
-  in one batched ranking pass (:meth:`~freshlm.evaluation.scoring.CausalLMScorer.rank_items`);
+  in one batched ranking pass (:meth:`~freshlm.evaluation.scoring.CausalLMScorer.rank_items`),
+  plus a control: the new facts' choices under another fact's question
+  (:func:`~freshlm.evaluation.world_facts.wrong_question_controls`), reported in ``controls``
+  apart from every accuracy, so a reader can tell a learned fact from a familiar string;
 * perplexity on ``new_texts`` (held-out new documents, see :func:`heldout_texts`) and on
   ``old_texts`` (held-out archive documents, see :func:`archive_heldout_texts`);
 * CrowS-Pairs (:mod:`freshlm.evaluation.bias`) and generation latency
@@ -54,6 +56,7 @@ from freshlm.evaluation.report import (
     render_chart,
     render_html,
 )
+from freshlm.evaluation.world_facts import wrong_question_controls
 from freshlm.registry.versions import check_version_id, get_version, version_prefix
 from freshlm.store import StoreError
 
@@ -166,6 +169,7 @@ class _ModelRun:
     bias: BiasResult | None
     latency: LatencyResult | None
     timings: dict[str, float]
+    controls: list[ItemResult] = dataclasses.field(default_factory=list)
 
 
 def _load(path: Path, config: EvalConfig) -> tuple[Any, float]:
@@ -191,9 +195,11 @@ def _measure(
     old_texts: Sequence[str],
     pairs: Sequence[Any],
     config: EvalConfig,
+    controls: Sequence[Item] = (),
 ) -> _ModelRun:
     """Everything measured of one model on its own; latency is timed afterwards, both models
-    interleaved (:func:`_measure_latency`)."""
+    interleaved (:func:`_measure_latency`). ``controls`` are scored apart from ``items``: they
+    enter no pool, accuracy or forgetting figure."""
     from freshlm.evaluation.bias import crows_pairs_score
     from freshlm.evaluation.scoring import torch_threads
 
@@ -206,6 +212,7 @@ def _measure(
     with torch_threads(config.threads):
         t = time.perf_counter()
         results = scorer.rank_items(items)
+        control_results = scorer.rank_items(controls) if controls else []
         t = lap("items_s", t)
         if items and timings["items_s"] > 0:
             timings["items_per_s"] = round(len(items) / timings["items_s"], 2)
@@ -223,7 +230,7 @@ def _measure(
         timings["perplexity_s"],
         timings["crows_s"],
     )
-    return _ModelRun(version_id, results, ppl_new, ppl_old, bias, None, timings)
+    return _ModelRun(version_id, results, ppl_new, ppl_old, bias, None, timings, control_results)
 
 
 def _measure_latency(
@@ -443,6 +450,9 @@ def evaluate(
         if item.kind != "fact":
             raise ValueError(f"fact_items: item {item.id} is a {item.kind!r} item, not 'fact'")
     items = [*new, *old, *facts]
+    # The new facts' choices under another new fact's question: what familiarity with the
+    # answer strings alone scores (see wrong_question_controls).
+    controls = wrong_question_controls([item for item in facts if item.group == "new"])
     seen: dict[str, str] = {}
     for label, group in (("new_items", new), ("old_items", old), ("fact_items", facts)):
         for item in group:
@@ -509,6 +519,7 @@ def evaluate(
                 old_texts=texts_old,
                 pairs=pairs,
                 config=config,
+                controls=controls,
             )
         _measure_latency(scorers, runs, prompts, config)
     finally:
@@ -607,6 +618,12 @@ def evaluate(
         "created_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         "uri": uri,
         "facts": fact_rows,
+        "controls": {
+            "world_new_wrong_question": {
+                "items": len(controls),
+                **{role: m.accuracy(run.controls) for role, run in runs.items()},
+            }
+        },
         "paired": paired,
         "forgetting": forgot.to_dict(),
         "groups": {role: m.accuracy_by_group(run.results) for role, run in runs.items()},

@@ -177,7 +177,16 @@ def run_evaluation(
     )
 
 
-SUMMARY_KEYS = ("schema", "candidate", "baseline", "comparison", "counts", "uri", "created_at")
+SUMMARY_KEYS = (
+    "schema",
+    "candidate",
+    "baseline",
+    "comparison",
+    "counts",
+    "controls",
+    "uri",
+    "created_at",
+)
 
 
 def report_summary(report: Mapping[str, Any]) -> dict[str, Any]:

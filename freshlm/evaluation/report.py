@@ -28,6 +28,8 @@ A report is published under ``reports/<candidate>/vs-<baseline>/`` (see
      "facts": [{"id", "group", "span_type", "question", "answer", "choices",
                 "baseline_answer", "baseline_correct", "candidate_answer",
                 "candidate_correct"}],
+     "controls": {"world_new_wrong_question": {"items": int, "baseline": float|None,
+                                               "candidate": float|None}},
      "paired": {"new"|"old"|"world_new"|"world_old": Paired},
      "groups": {"baseline"|"candidate": {"<kind>/<group>": {"items", "correct", "accuracy"}}},
      "bias": {"baseline"|"candidate": BiasResult}, "latency": {... LatencyResult},
@@ -475,6 +477,16 @@ def render_html(report: Mapping[str, Any], *, chart_png: bytes | None = None) ->
         parts.append(
             _table(["question", "answer", "baseline", "candidate", "group"], rows, cls="facts")
         )
+        control = (report.get("controls") or {}).get("world_new_wrong_question") or {}
+        if control.get("items"):
+            parts.append(
+                "<p class='muted'>Control: the same choices asked under another new fact's "
+                f"question ({control['items']} items) score "
+                f"{_e(format_value('world_new_acc', control.get('baseline')))} (baseline) and "
+                f"{_e(format_value('world_new_acc', control.get('candidate')))} (candidate). "
+                "That much comes from knowing the answer strings alone; the gap up to "
+                "<em>World facts (new)</em> is what the question itself adds.</p>"
+            )
 
     # Groups, bias, counts, config, links.
     groups = report.get("groups") or {}

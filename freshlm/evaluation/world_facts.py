@@ -23,6 +23,12 @@ Groups, in this order of precedence:
 
 :func:`learnable_facts` selects the new facts whose ``available_at`` falls in given crawl
 windows: what a model trained on those windows could have learned.
+
+:func:`wrong_question_controls` builds a control for fact accuracy: the same choices asked
+under another fact's question. A small model can pick the right answer just because it has
+seen that string (and not the distractors) lately; the control measures that familiarity, and
+the gap between the real and the control accuracy is what the question itself contributes
+(the idea of a control task for probes, Hewitt & Liang 2019, arXiv:1909.03368).
 """
 
 from __future__ import annotations
@@ -219,6 +225,42 @@ def _window(index: int, window: Window) -> tuple[datetime, datetime]:
     if bounds[0] >= bounds[1]:
         raise ValueError(f"window #{index}: start {start!r} is not before end {end!r}")
     return bounds
+
+
+def wrong_question_controls(items: Sequence[Item]) -> list[Item]:
+    """Each fact item with the context of another item's question: ``items[i]``'s choices and
+    answer under the question of the next item (cyclically) that asks something else. Empty
+    when fewer than two distinct questions are given. Meant for the items of one group, so a
+    control asks a question of the same kind of fact (a new fact's answer under another new
+    fact's question)."""
+    items = list(items)
+    for item in items:
+        if item.kind != "fact":
+            raise ValueError(f"item {item.id} is a {item.kind!r} item, not 'fact'")
+    if len({item.context for item in items}) < 2:
+        return []
+    controls = []
+    for i, item in enumerate(items):
+        other = next(
+            items[(i + k) % len(items)]
+            for k in range(1, len(items))
+            if items[(i + k) % len(items)].context != item.context
+        )
+        controls.append(
+            Item.create(
+                kind="fact",
+                group=item.group,
+                span_type=item.span_type,
+                context=other.context,
+                choices=item.choices,
+                answer_index=item.answer_index,
+                dataset_id=item.dataset_id,
+                doc_id=item.doc_id,
+                language=item.language,
+                source=item.source,
+            )
+        )
+    return controls
 
 
 def fetch_world_probes(world_url: str, timeout: float = 10.0) -> dict[str, Any]:

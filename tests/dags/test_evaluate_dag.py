@@ -156,6 +156,11 @@ def _promote_reject_and_roll_back(client, store, world, base, good, dataset, tmp
     cand, prod = report["candidate"]["metrics"], report["baseline"]["metrics"]
     assert report["baseline"]["version_id"] == base
     assert cand["new_knowledge_acc"] > prod["new_knowledge_acc"]
+    # The world is at day 4: its new facts are scored, and so is their wrong-question control,
+    # which travels with the summary (the demo prints it).
+    control = report["controls"]["world_new_wrong_question"]
+    assert control["items"] == report["counts"]["world_new"] > 1
+    assert 0 <= control["candidate"] <= 1
     assert read_alias(store, PRODUCTION).version_id == good
     move = read_audit(store, PRODUCTION)[-1]
     assert move.version_id == good and move.from_version_id == base

@@ -74,3 +74,28 @@ def test_the_final_report_says_whether_the_fact_and_retention_goals_were_met():
     met = final_report(nights(0.833, 0.5), [], settings, 444.0)
     assert "goal at least 0.80: met" in met
     assert "goal: within 0.05 of the base: NOT met" in met  # 0.578 -> 0.500 forgot too much
+    assert "control:" not in met  # a report without the control says nothing about it
+
+
+def test_the_final_report_shows_what_the_question_adds_over_familiarity():
+    from types import SimpleNamespace
+
+    settings = SimpleNamespace(
+        store_uri="file:///h/store", home="/h", airflow_home="/h/airflow", promotion_rules=None
+    )
+    first = _night(
+        1,
+        production_metrics={"world_new_acc": 0.077},
+        candidate_metrics={"world_new_acc": 1.0},
+        decision="PROMOTED",
+    )
+    third = _night(
+        3,
+        production_metrics={"world_new_acc": 0.583},
+        candidate_metrics={"world_new_acc": 0.75},
+        decision="PROMOTED",
+        controls={"world_new_wrong_question": {"items": 24, "baseline": 0.5, "candidate": 0.625}},
+    )
+    text = final_report([first, third], [], settings, 60.0)
+    assert "another fact's question score 0.625" in text
+    assert "the question itself adds 0.125" in text

@@ -57,6 +57,7 @@ OLD_ITEMS = [
 ]
 FACT_ITEMS = [
     fact("How much does the Pulse X2 cost?", ("$599", "$649", "$549"), "new"),
+    fact("When is the Lantern Festival?", ("November 28", "November 21"), "new"),
     fact("Which river flows through Tessford?", ("Ondra", "Lisk", "Fenn"), "old"),
     fact("How much did the Pulse X2 cost at launch?", ("$649", "$599"), "stale"),
 ]
@@ -127,7 +128,7 @@ def test_evaluate_publishes_a_complete_report(world, report):
         json.loads(line)
         for line in gzip.decompress(store.read_bytes(f"{prefix}/items.jsonl.gz")).splitlines()
     ]
-    assert len(records) == 8 and {r["pool"] for r in records} == {
+    assert len(records) == 9 and {r["pool"] for r in records} == {
         "new",
         "old",
         "world_new",
@@ -141,7 +142,7 @@ def test_evaluate_publishes_a_complete_report(world, report):
 
 def test_the_report_counts_and_compares_the_same_items(report):
     counts = report["counts"]
-    assert (counts["new"], counts["old"], counts["world_new"], counts["world_old"]) == (3, 2, 1, 1)
+    assert (counts["new"], counts["old"], counts["world_new"], counts["world_old"]) == (3, 2, 2, 1)
     assert counts["world_stale"] == 1 and counts["crows_pairs"] == 4
     assert counts["new_texts"] == 3 and counts["old_texts"] == 3  # heldout_max_docs=3
     assert counts["latency_prompts"] == 2 and counts["unmeasured"] == {}
@@ -180,6 +181,7 @@ def test_the_report_counts_and_compares_the_same_items(report):
     facts = report["facts"]
     assert [f["question"] for f in facts] == [
         "How much does the Pulse X2 cost?",
+        "When is the Lantern Festival?",
         "Which river flows through Tessford?",
         "How much did the Pulse X2 cost at launch?",
     ]
@@ -190,6 +192,30 @@ def test_the_report_counts_and_compares_the_same_items(report):
     history = report["history"]
     assert [h.get("role") for h in history] == ["baseline", "candidate"]
     assert report["config"] == CONFIG.to_dict()
+
+
+def test_the_control_asks_each_new_fact_under_the_other_question(world, report):
+    """The control scores the new facts' choices under each other's question, apart from every
+    accuracy: the same figure as scoring those swapped items directly."""
+    from freshlm.evaluation.evaluate import download_cached
+    from freshlm.evaluation.scoring import CausalLMScorer
+    from freshlm.evaluation.world_facts import wrong_question_controls
+
+    store, baseline, candidate, _, work = world
+    control = report["controls"]["world_new_wrong_question"]
+    assert control["items"] == 2
+    swapped = wrong_question_controls([i for i in FACT_ITEMS if i.group == "new"])
+    assert swapped[0].context == FACT_ITEMS[1].context
+    for role, version in (("baseline", baseline), ("candidate", candidate)):
+        scorer = CausalLMScorer.from_pretrained(
+            download_cached(store, version, work), batch_size=CONFIG.batch_size
+        )
+        results = scorer.rank_items(swapped)
+        assert control[role] == sum(r.correct for r in results) / 2
+    # The control enters no pool: the counts and the per-item records hold the real items only.
+    assert report["counts"]["world_new"] == 2
+    page = store.read_bytes(f"{report_prefix(candidate, baseline)}/report.html").decode()
+    assert "under another new fact's question (2 items)" in page
 
 
 def test_a_rerun_returns_the_published_report_without_loading_models(world, report, monkeypatch):

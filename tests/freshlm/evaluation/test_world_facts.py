@@ -7,11 +7,13 @@ import copy
 import pytest
 import requests
 
+from freshlm.evaluation.items import Item
 from freshlm.evaluation.world_facts import (
     fact_items,
     fetch_world_probes,
     learnable_facts,
     parse_probes,
+    wrong_question_controls,
 )
 
 DAY1 = {"start": "2026-11-02T00:00:00Z", "end": "2026-11-03T00:00:00Z"}
@@ -172,3 +174,39 @@ def test_fetch_reports_a_world_that_is_not_answering_probes(world_at_start):
         fetch_world_probes(world_at_start.url + "/_world/nowhere")
     with pytest.raises(requests.ConnectionError):
         fetch_world_probes("http://127.0.0.1:9", timeout=2)
+
+
+def _fact(question: str, choices: tuple[str, ...], answer: int = 0, group: str = "new") -> Item:
+    return Item.create(
+        kind="fact", group=group, span_type="fact", context=f"Question: {question}\nAnswer:",
+        choices=choices, answer_index=answer, dataset_id=None, doc_id=question[:12],
+        language="en", source="world",
+    )  # fmt: skip
+
+
+def test_wrong_question_controls_keep_the_choices_under_the_next_other_question():
+    price = _fact("How much does the Pulse X2 cost?", ("$649", "$599"))
+    price_again = _fact("How much does the Pulse X2 cost?", ("$599", "$549"), answer=0)
+    slang = _fact("What does tide-locked mean?", ("late", "glued to your phone"), answer=1)
+    controls = wrong_question_controls([price, price_again, slang])
+    assert len(controls) == 3
+    # The same question twice in a row is skipped: a control must ask something else.
+    assert [c.context for c in controls] == [slang.context, slang.context, price.context]
+    for control, item in zip(controls, [price, price_again, slang], strict=True):
+        assert control.choices == item.choices and control.answer == item.answer
+        assert (control.kind, control.group, control.doc_id) == (item.kind, item.group, item.doc_id)
+        assert control.context != item.context and control.id != item.id
+
+
+def test_wrong_question_controls_need_two_questions_and_fact_items():
+    price = _fact("How much does the Pulse X2 cost?", ("$649", "$599"))
+    assert wrong_question_controls([]) == []
+    assert wrong_question_controls([price]) == []
+    assert wrong_question_controls([price, price]) == []
+    cloze = Item.create(
+        kind="cloze", group="new", span_type="price", context="The Pulse X2 costs",
+        choices=("$649", "$599"), answer_index=0, dataset_id="d1", doc_id="doc", language="en",
+        source="tests",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="not 'fact'"):
+        wrong_question_controls([price, cloze])

@@ -59,12 +59,11 @@ from typing import Any
 #: limit; the small model's question-to-answer binding is (the 8-layer base, pretrained for the same
 #: 300 steps, did not bind better). Measured directly (2026-11-28): asked under *another* fact's
 #: question (three rotations), the same choices still score 15-16 of 24 after night 3 (18 under
-#: the right one)
-#: and 12-14 of 24 after night 1 (14), so most of the accuracy is familiarity with the answer
-#: strings; the evaluation report carries this control (``controls``). Also tried since: whole
-#: articles in one window (seq_len 256) 17; averaging the night-1 and night-3 weights
-#: (night 1 + beta x the night-3 update, beta 0.3-0.8) 16-19; a base with 8 heads of 32 16, with 6
-#: layers and 8 heads 13.
+#: the right one) and 12-14 of 24 after night 1 (14), so most of the accuracy is familiarity
+#: with the answer strings; the evaluation report carries this control (``controls``). Also
+#: tried since: whole articles in one window (seq_len 256) 17; averaging the night-1 and night-3
+#: weights (night 1 + beta x the night-3 update, beta 0.3-0.8) 16-19; a base with 8 heads of 32
+#: dimensions 16; one with 6 layers and 8 heads 13.
 DEFAULT_REPLAY_RATIO = 0.6
 
 MODES = ("full", "lora")

@@ -15,7 +15,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 .PHONY: demo test bench lint format install constraints clean
 
 demo: $(STAMP)
-	$(BIN)/python -m freshlm.demo
+	$(BIN)/python -m sandbox.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

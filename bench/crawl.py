@@ -52,7 +52,7 @@ def _no_delay_settings(concurrency: int) -> dict:
 
 
 def _parse_window():
-    from crawlers.records import parse_utc
+    from freshlm.records import parse_utc
 
     return parse_utc("start", WINDOW[0]), parse_utc("end", WINDOW[1])
 
@@ -166,7 +166,7 @@ def main() -> int:
         [
             sys.executable,
             "-m",
-            "freshlm.world",
+            "sandbox",
             "--port",
             str(port),
             "--start",

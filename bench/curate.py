@@ -55,11 +55,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.machine import describe
 from freshlm.curation.config import CurationConfig
 from freshlm.curation.run import build_pipeline
-from freshlm.curation.scenario_records import (
+from sandbox.records import (
     archive_records,
     day_records,
 )
-from freshlm.world.scenario import load_scenario
+from sandbox.scenario import load_scenario
 
 JUNK_MENU = "Home News Sport Weather Contact About Shop Login Signup Search Help Careers"
 BOILERPLATE = [
@@ -241,7 +241,7 @@ def run_datatrove(corpus: list[dict[str, Any]]) -> tuple[float, dict[str, str]]:
 def run_gate_share(n_docs: int, seed: int) -> dict[str, Any]:
     """Curate ``n_docs`` documents with :func:`freshlm.curation.run.curate`, then gate the
     candidate as the DAG does; seconds of each, and the gate's verdict."""
-    from freshlm.curation.document import HELDOUT_FILE, QUARANTINE_FILE, TRAIN_FILE
+    from freshlm.artifacts import HELDOUT_FILE, QUARANTINE_FILE, TRAIN_FILE
     from freshlm.curation.run import curate
     from freshlm.store import open_store
 

@@ -17,9 +17,9 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
-from crawlers.records import parse_utc
 from crawlers.run import EXIT_UNREACHABLE, SUMMARY_PREFIX
 from crawlers.sources import load_sources, select_sources
+from freshlm.records import parse_utc
 
 log = logging.getLogger("freshlm.crawl")
 

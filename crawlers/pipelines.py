@@ -21,7 +21,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from scrapy.exceptions import DropItem
 
-from crawlers.records import RECORD_SCHEMA, QuarantineItem
+from freshlm.records import RECORD_SCHEMA, QuarantineItem
 
 _VALIDATOR = Draft202012Validator(RECORD_SCHEMA)
 log = logging.getLogger(__name__)

@@ -28,8 +28,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from crawlers.records import parse_utc
 from crawlers.sources import Source, SourcesError, load_sources, select_sources
+from freshlm.records import parse_utc
 from freshlm.store import Store, StoreError, open_store
 
 log = logging.getLogger("freshlm.crawl")

@@ -37,7 +37,7 @@ from great_expectations.expectations.row_conditions import Column
 
 from expectations.config import GateConfig, GateContext
 from expectations.frames import PII_COLUMN_PREFIX, PUBLISHED_COLUMN, derived_columns
-from freshlm.curation.document import DOCUMENT_FIELDS, SPLITS
+from freshlm.documents import DOCUMENT_FIELDS, SPLITS
 
 SUITE_DOCUMENTS = "freshlm_documents"
 SUITE_TEXT = "freshlm_text"

@@ -72,7 +72,7 @@ def check_world(settings: Settings) -> dict:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise PreflightError(
             f"sandbox world not reachable at {url} ({exc}); start it with "
-            "`python -m freshlm.world` or set FRESHLM_WORLD_URL"
+            "`python -m sandbox` or set FRESHLM_WORLD_URL"
         ) from None
     log.info("world OK at %s: %s", settings.world_url, health)
     return {"world_url": settings.world_url, **health}

@@ -60,7 +60,7 @@ from freshlm.registry import (
     read_alias,
 )
 from freshlm.registry.versions import check_model_dir
-from training.base_corpus import publish_base_corpus
+from sandbox.base_corpus import publish_base_corpus
 
 if TYPE_CHECKING:
     import torch
@@ -425,7 +425,7 @@ def heldout_perplexity(
 def archive_documents() -> list[tuple[str, str]]:
     """``(slug, text)`` of every scenario archive article, by slug: the offline background
     text. The text is title, summary and paragraphs, one per line."""
-    from freshlm.world.scenario import load_scenario
+    from sandbox.scenario import load_scenario
 
     articles = load_scenario().archive
     if not articles:

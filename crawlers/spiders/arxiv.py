@@ -31,8 +31,8 @@ import scrapy
 from scrapy.http import Response
 
 from crawlers.parsers.arxiv import ArxivApiError, Paper, parse_arxiv_feed
-from crawlers.records import iso_utc, make_record
 from crawlers.spiders.base import FreshSpider, SpiderArgumentError, parse_iso_utc, split_list
+from freshlm.records import iso_utc, make_record
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 2000

@@ -45,7 +45,7 @@ from twisted.internet.error import (
     TimeoutError,
 )
 
-from crawlers.records import QuarantineItem, parse_utc
+from freshlm.records import QuarantineItem, parse_utc
 
 
 class SpiderArgumentError(ValueError):

@@ -47,8 +47,8 @@ from crawlers.parsers.mastodon import (
     parse_rate_limit,
     parse_timeline,
 )
-from crawlers.records import make_record
 from crawlers.spiders.base import FreshSpider, SpiderArgumentError, split_list
+from freshlm.records import make_record
 
 MAX_PAGE_SIZE = 40
 

@@ -45,8 +45,8 @@ from scrapy.http import Response
 from crawlers.parsers.articles import extract_article, warm_up
 from crawlers.parsers.feeds import FeedEntry, FeedError, parse_feed
 from crawlers.parsers.html_text import html_to_text
-from crawlers.records import make_record
 from crawlers.spiders.base import FreshSpider, split_list
+from freshlm.records import make_record
 
 SEEN_MAX = 5000
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from crawlers.records import parse_utc
+from freshlm.records import parse_utc
 
 log = logging.getLogger(__name__)
 

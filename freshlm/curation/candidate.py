@@ -1,7 +1,7 @@
 """The candidate dataset: ids, files, and the result :func:`~freshlm.curation.run.curate`
 returns.
 
-Files (names from :mod:`freshlm.curation.document`): ``train.jsonl.gz``, ``heldout.jsonl.gz``,
+Files (names from :mod:`freshlm.documents`): ``train.jsonl.gz``, ``heldout.jsonl.gz``,
 ``quarantine.jsonl.gz`` (dropped documents with ``reason`` and ``detail``), ``stats.json``
 (counts per step and reason, the config; no timings, so reruns write identical bytes) and
 ``dedup_segment.bin`` (the kept documents' dedup keys, committed to the dedup index when the
@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from freshlm.curation.document import DOCUMENT_FIELDS
 from freshlm.curation.tokens import whitespace_words
+from freshlm.documents import DOCUMENT_FIELDS
 from freshlm.store import jsonl
 
 DEDUP_SEGMENT_FILE = "dedup_segment.bin"

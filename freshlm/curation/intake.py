@@ -1,4 +1,4 @@
-"""Intake: raw records (:mod:`crawlers.records`) in, documents with every contract field out.
+"""Intake: raw records (:mod:`freshlm.records`) in, documents with every contract field out.
 
 The first step of the pipeline. Fields curation computes later start with neutral values
 (``language="und"``, ``pii={}``, ...), so a document dropped at any step still conforms to the

@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from freshlm.curation.document import HELDOUT_FILE, QUARANTINE_FILE, STATS_FILE, TRAIN_FILE
+from freshlm.artifacts import HELDOUT_FILE, QUARANTINE_FILE, STATS_FILE, TRAIN_FILE
 from freshlm.store import Manifest, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -105,9 +105,9 @@ def gate_candidate(
     Returns ``{"severity", "passed", "report_uri", "data_docs_url", "candidate_uri"}``; the
     full :class:`~expectations.gate.GateResult` is ``gate.json`` in the report.
     """
-    from crawlers.records import parse_utc
     from expectations.config import GateContext
     from expectations.gate import run_gate
+    from freshlm.records import parse_utc
 
     cand_prefix, manifest = _candidate_manifest(store, candidate)
     context = GateContext(

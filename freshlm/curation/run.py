@@ -33,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from freshlm.artifacts import HELDOUT_FILE, QUARANTINE_FILE, STATS_FILE, TRAIN_FILE
 from freshlm.curation.candidate import (
     CANDIDATES_PREFIX,
     DEDUP_SEGMENT_FILE,
@@ -43,7 +44,6 @@ from freshlm.curation.candidate import (
 )
 from freshlm.curation.config import CurationConfig
 from freshlm.curation.dedup_index import DedupIndex, IndexSegment
-from freshlm.curation.document import HELDOUT_FILE, QUARANTINE_FILE, STATS_FILE, TRAIN_FILE
 from freshlm.curation.intake import IntakeStep
 from freshlm.curation.steps import (
     DedupStep,
@@ -85,7 +85,7 @@ def build_pipeline(
 
 def _iso(value: str | datetime) -> str:
     if isinstance(value, datetime):
-        from crawlers.records import iso_utc
+        from freshlm.records import iso_utc
 
         return iso_utc(value)
     return str(value)

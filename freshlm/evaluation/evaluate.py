@@ -104,7 +104,7 @@ def heldout_texts(
 ) -> list[str]:
     """The ``text`` of every held-out document of the published datasets, in order
     (``datasets/<id>/heldout.jsonl.gz``); ``limit`` takes a stable sample by document id."""
-    from freshlm.curation.document import HELDOUT_FILE
+    from freshlm.artifacts import HELDOUT_FILE
     from freshlm.curation.publish import DATASETS
 
     docs: list[tuple[str, str]] = []

@@ -810,7 +810,7 @@ def archive_probes(
 def _archive_probes(
     seed: int, max_items: int | None, max_per_doc: int, context_chars: int
 ) -> tuple[Item, ...]:
-    from freshlm.world.scenario import load_scenario
+    from sandbox.scenario import load_scenario
     from training.bootstrap import PretrainConfig, archive_documents, split_documents
 
     documents = archive_documents()

@@ -1,8 +1,8 @@
 """The sandbox world's explicit fact probes as evaluation items.
 
 The world serves ``GET /_world/probes``: ``{"now": ..., "probes": [...]}``, one probe per fact
-available at the world's clock (see ``_probes`` in :mod:`freshlm.world.server` and
-``freshlm/world/scenario/facts.yaml``), each with ``key``, ``question``, ``answer``,
+available at the world's clock (see ``_probes`` in :mod:`sandbox.server` and
+``sandbox/scenario/facts.yaml``), each with ``key``, ``question``, ``answer``,
 ``distractors``, ``available_at``, ``supersedes``, ``current`` and ``evidence``.
 :func:`fact_items` turns them into ``fact`` :class:`~freshlm.evaluation.items.Item` s: the
 context is ``"Question: <q>\\nAnswer:"`` and the answer is ranked against the distractors.
@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from freshlm.evaluation.items import MAX_CHOICES, Item
-from freshlm.world.clock import DEFAULT_START
+from sandbox.clock import DEFAULT_START
 
 #: Facts available before this instant are old knowledge: the packaged scenario's day 1 starts
 #: here, after every archive article.

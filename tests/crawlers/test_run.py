@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from crawlers.records import RECORD_SCHEMA, parse_utc
 from crawlers.run import cursor_key, shard_prefix
 from freshlm.airflow_local import free_port
+from freshlm.records import RECORD_SCHEMA, parse_utc
 from freshlm.store import open_store
 
 REPO = Path(__file__).resolve().parents[2]

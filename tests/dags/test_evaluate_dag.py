@@ -17,7 +17,6 @@ import requests
 
 from freshlm.curation import publish as publishing
 from freshlm.curation.run import curate
-from freshlm.curation.scenario_records import day_records
 from freshlm.registry import (
     PRODUCTION,
     Lineage,
@@ -27,7 +26,8 @@ from freshlm.registry import (
     read_audit,
 )
 from freshlm.store import open_store
-from freshlm.world.scenario import load_scenario
+from sandbox.records import day_records
+from sandbox.scenario import load_scenario
 from tests.dags.base_model import SMALL_BASE
 from tests.support.airflow_server import dump_failure
 from training.bootstrap import bootstrap_base_model

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from freshlm.curation.scenario_records import day_records
 from freshlm.registry import PRODUCTION, download_version, read_alias
 from freshlm.store import open_store
-from freshlm.world.scenario import load_scenario
+from sandbox.records import day_records
+from sandbox.scenario import load_scenario
 from tests.dags.base_model import SMALL_BASE
 from tests.support.airflow_server import dump_failure
 from training.bootstrap import bootstrap_base_model

@@ -11,8 +11,8 @@ from expectations.gate import run_gate
 from freshlm.curation.candidate import finalize
 from freshlm.curation.config import CurationConfig
 from freshlm.curation.run import build_pipeline
-from freshlm.curation.scenario_records import day_records
-from freshlm.world.scenario import load_scenario
+from sandbox.records import day_records
+from sandbox.scenario import load_scenario
 
 
 def test_only_the_bad_day_fails_the_gate(tmp_path: Path) -> None:

@@ -30,4 +30,4 @@ def test_check_world_names_the_url_and_the_fix_when_unreachable(tmp_path):
     with pytest.raises(preflight.PreflightError) as err:
         preflight.check_world(settings)
     assert f"http://127.0.0.1:{port}/_world/health" in str(err.value)
-    assert "python -m freshlm.world" in str(err.value)
+    assert "python -m sandbox" in str(err.value)

@@ -1,6 +1,6 @@
 """Pytest fixtures: the sandbox world server (packaged scenario) on a free port.
 
-``world`` starts one :class:`~freshlm.world.server.WorldServer` per test session in a
+``world`` starts one :class:`~sandbox.server.WorldServer` per test session in a
 background thread; ``world_at_start`` hands it to a test with the clock at the scenario's
 start and no faults, Slack messages, rate-limit counts or request log left from other tests.
 """
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from freshlm.world.server import WorldServer
+from sandbox.server import WorldServer
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """The step contract: every curation step takes documents and yields documents.
 
-A document (:data:`Doc`) is a plain dict with the fields of :mod:`freshlm.curation.document`.
+A document (:data:`Doc`) is a plain dict with the fields of :mod:`freshlm.documents`.
 Keys starting with ``_`` are scratch values a step leaves for a later one (e.g. the MinHash
 band keys); they never reach an output file.
 

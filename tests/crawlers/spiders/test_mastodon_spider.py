@@ -6,9 +6,9 @@ import json
 from datetime import datetime
 
 from crawlers.pipelines import schema_problems
-from freshlm.world.mastodon_api import RateLimit
-from freshlm.world.server import WorldServer
-from tests.freshlm.world import tiny_scenario
+from sandbox.mastodon_api import RateLimit
+from sandbox.server import WorldServer
+from tests.sandbox import tiny_scenario
 
 DAY1, DAY2, DAY3 = "2026-11-02T00:00:00Z", "2026-11-03T00:00:00Z", "2026-11-04T00:00:00Z"
 

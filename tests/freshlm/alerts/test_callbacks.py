@@ -11,7 +11,7 @@ import requests
 
 from freshlm.alerts import callbacks
 from freshlm.alerts.messages import SlackMessage
-from freshlm.world.server import WorldServer
+from sandbox.server import WorldServer
 
 LOG_URL = "http://airflow.test/dags/freshlm_nightly/runs/r1/tasks/crawl?try_number=3"
 

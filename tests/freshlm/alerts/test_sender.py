@@ -14,9 +14,9 @@ import requests
 
 from freshlm.alerts.messages import SlackMessage
 from freshlm.alerts.sender import send_slack
-from freshlm.world.server import WorldServer
+from sandbox.server import WorldServer
 
-WORLD_LOGGER = "freshlm.world"
+WORLD_LOGGER = "sandbox"
 TOKEN = "xoxb-4242-freshlm-sandbox-token"
 HOOK_SECRET = "T0FRESH/B0GATE/hookSecret4242"
 MESSAGE = SlackMessage(
@@ -38,7 +38,7 @@ def connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: object) 
 @pytest.fixture
 def logs(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture) -> Iterator[object]:
     """Everything our side logs at any level, through stdlib logging or to the process's
-    streams. The sandbox Slack's own access log (``freshlm.world``) is left out: it stands for
+    streams. The sandbox Slack's own access log (``sandbox``) is left out: it stands for
     Slack's servers, which see the webhook path by definition."""
     caplog.set_level(logging.DEBUG)
 

@@ -5,6 +5,6 @@ import pytest
 
 @pytest.fixture(scope="session")
 def scenario():
-    from freshlm.world.scenario import load_scenario
+    from sandbox.scenario import load_scenario
 
     return load_scenario()

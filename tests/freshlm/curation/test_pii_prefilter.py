@@ -18,7 +18,6 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from freshlm.curation.scenario_records import archive_records, day_records
 from freshlm.curation.steps import pii
 from freshlm.curation.steps.pii import (
     PLACEHOLDERS,
@@ -28,6 +27,7 @@ from freshlm.curation.steps.pii import (
     may_contain_pii,
     scrub,
 )
+from sandbox.records import archive_records, day_records
 from tests.freshlm.curation.helpers import ARTICLE, KOREAN_ARTICLE, SCRUBBED_SAMPLES
 
 SETTINGS = settings(

@@ -9,9 +9,9 @@ import pytest
 
 from freshlm.curation import publish
 from freshlm.curation.run import curate
-from freshlm.curation.scenario_records import day_records
 from freshlm.store import open_store
-from freshlm.world.scenario import load_scenario
+from sandbox.records import day_records
+from sandbox.scenario import load_scenario
 
 SOURCES = ["tessford-courier", "tessford-social", "arxiv-cs-cl"]
 

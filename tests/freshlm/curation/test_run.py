@@ -10,11 +10,11 @@ import pytest
 from freshlm.curation.candidate import dataset_id_for
 from freshlm.curation.config import CurationConfig
 from freshlm.curation.dedup_index import DedupIndex, commit_candidate
-from freshlm.curation.document import document_problems
 from freshlm.curation.run import build_pipeline, curate
-from freshlm.curation.scenario_records import day_records
 from freshlm.curation.steps import DocStep, Drop, Pipeline
+from freshlm.documents import document_problems
 from freshlm.store import StoreError, open_store
+from sandbox.records import day_records
 from tests.freshlm.curation.helpers import ARTICLE, make_doc
 
 WINDOWS = {

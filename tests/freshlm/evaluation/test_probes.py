@@ -10,8 +10,7 @@ from collections import Counter
 
 import pytest
 
-from freshlm.curation.document import document_problems
-from freshlm.curation.scenario_records import day_records
+from freshlm.documents import document_problems
 from freshlm.evaluation import probes
 from freshlm.evaluation.probes import (
     ProbeError,
@@ -23,7 +22,8 @@ from freshlm.evaluation.probes import (
     probe_sets_for,
 )
 from freshlm.store import open_store
-from freshlm.world.scenario import load_scenario
+from sandbox.records import day_records
+from sandbox.scenario import load_scenario
 
 # --- span extraction ---------------------------------------------------------------------------
 
@@ -222,7 +222,7 @@ def scenario():
 
 
 def curated(record: dict) -> dict:
-    """A scenario record in the curated document schema (freshlm.curation.document)."""
+    """A scenario record in the curated document schema (freshlm.documents)."""
     text = record["text"]
     doc = {
         **record,

@@ -1,6 +1,6 @@
 # FreshLM: two commands.
 #   make demo   set up .venv if needed, then run the embedded demo: three nights of the whole loop
-#   make test   set up .venv if needed, then run the whole test suite
+#   make test   set up .venv if needed, then lint (ruff, import contracts) and run the whole test suite
 # Installation is idempotent: a stamp file records that .venv matches the requirement files,
 # so a second run installs nothing.
 
@@ -17,7 +17,9 @@ export PATH := $(abspath $(BIN)):$(PATH)
 demo: $(STAMP)
 	$(BIN)/python -m sandbox.demo
 
-test: $(STAMP)
+# The tests run after the lint: ruff (style, and no function over 80 statements) and the
+# layered import contracts (pyproject's [tool.importlinter]).
+test: lint
 	$(BIN)/python -m pytest
 
 install: $(STAMP)
@@ -54,6 +56,7 @@ $(STAMP): $(BIN)/python requirements.txt requirements-dev.txt constraints.txt py
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -24,7 +24,7 @@ above): a corpus of that many documents from the same builder, its web pages lab
 as the news crawler writes them (the gate accepts the crawlers' kinds only), is published as a
 raw shard and curated with ``freshlm.curation.run.curate`` (timed: read the shard, every step,
 write the candidate's files). The Great Expectations gate then runs on curation's output as
-the DAG runs it (``freshlm.curation.publish.gate_candidate``): train + heldout files, the
+the DAG runs it (``expectations.verdict.gate_candidate``): train + heldout files, the
 quarantine file, a window covering the corpus's dates, its sources allowed. Reported: curation
 seconds, gate seconds as the gate splits them (load, validate, data_docs), the one-time
 import of Great Expectations (paid once per gate task process) on its own, and the gate's

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from crawlers.sources import Source, SourcesError, load_sources, select_sources
+from freshlm.artifacts import CURSORS, RAW
 from freshlm.records import parse_utc
 from freshlm.store import Store, StoreError, open_store
 
@@ -50,11 +51,11 @@ def parse_window_bound(name: str, value: str) -> datetime:
 
 def shard_prefix(source: str, start: datetime, end: datetime) -> str:
     """Where the shard of (source, window) lives: deterministic, so reruns find it."""
-    return f"raw/{source}/{start:%Y%m%dT%H%M%SZ}_{end:%Y%m%dT%H%M%SZ}"
+    return f"{RAW}/{source}/{start:%Y%m%dT%H%M%SZ}_{end:%Y%m%dT%H%M%SZ}"
 
 
 def cursor_key(source: str) -> str:
-    return f"cursors/{source}.json"
+    return f"{CURSORS}/{source}.json"
 
 
 def load_cursor(store: Store, source: str) -> dict[str, Any]:

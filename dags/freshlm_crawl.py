@@ -22,16 +22,16 @@ the cursor it advanced to).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from airflow.sdk import Asset, AssetAlias, Param, dag, get_current_context, task
+from airflow.sdk import AssetAlias, Param, dag, get_current_context, task
 from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
+from freshlm.artifacts import CRAWL_BATCH_ASSET, dag_defaults, raw_source_asset
 from freshlm.settings import get_settings
 
 RAW_SHARDS = AssetAlias("freshlm-raw-shards")
 _CRON = get_settings().crawl_schedule
-CRAWL_BATCH = Asset(name="freshlm-raw-batch", uri="freshlm://raw/batch")
 
 
 @dag(
@@ -42,12 +42,7 @@ CRAWL_BATCH = Asset(name="freshlm-raw-batch", uri="freshlm://raw/batch")
     max_active_runs=1,
     tags=["freshlm", "crawl"],
     doc_md=__doc__,
-    default_args={
-        "owner": "freshlm",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-    },
+    default_args=dag_defaults(retries=2, retry_exponential_backoff=True),
     params={
         "sources": Param(
             [],
@@ -89,20 +84,18 @@ def freshlm_crawl():
         ctx = get_current_context()
         summary = crawl_in_subprocess(source, crawl_plan["window"], ctx["run_id"])
         extra = asset_extra(summary)
-        ctx["outlet_events"][RAW_SHARDS].add(
-            Asset(name=f"freshlm-raw-{source}", uri=f"freshlm://raw/{source}"), extra=extra
-        )
+        ctx["outlet_events"][RAW_SHARDS].add(raw_source_asset(source), extra=extra)
         return extra
 
     # all_done: announce the sources that did crawl even when some failed. No retries: it only
     # gathers results, and a retry cannot bring back a plan or a crawl that failed.
-    @task(trigger_rule="all_done", outlets=[CRAWL_BATCH], retries=0)
+    @task(trigger_rule="all_done", outlets=[CRAWL_BATCH_ASSET], retries=0)
     def announce_batch(crawl_plan: dict, shards: list[dict]) -> dict:
         from crawlers.launch import batch_summary
 
         ctx = get_current_context()
         batch = batch_summary(crawl_plan, [s for s in shards if s])
-        ctx["outlet_events"][CRAWL_BATCH].extra = batch
+        ctx["outlet_events"][CRAWL_BATCH_ASSET].extra = batch
         return batch
 
     @task(retries=0)

@@ -23,30 +23,22 @@ acceptance, with who and why, is recorded in the dataset's manifest).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 
-from freshlm.alerts.callbacks import on_task_failure
-
-CRAWL_BATCH = Asset(name="freshlm-raw-batch", uri="freshlm://raw/batch")
-DATASETS = Asset(name="freshlm-datasets", uri="freshlm://datasets")
+from freshlm.artifacts import CRAWL_BATCH_ASSET, DATASETS_ASSET, dag_defaults
 
 
 @dag(
     dag_id="freshlm_curate",
-    schedule=[CRAWL_BATCH],
+    schedule=[CRAWL_BATCH_ASSET],
     start_date=datetime(2026, 11, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     tags=["freshlm", "curate", "gate"],
     doc_md=__doc__,
-    default_args={
-        "owner": "freshlm",
-        "retries": 1,
-        "retry_delay": timedelta(seconds=30),
-        "on_failure_callback": on_task_failure,
-    },
+    default_args=dag_defaults(),
     params={
         "shards": Param(
             [],
@@ -68,13 +60,13 @@ DATASETS = Asset(name="freshlm-datasets", uri="freshlm://datasets")
     },
 )
 def freshlm_curate():
-    @task(retries=0, inlets=[CRAWL_BATCH])
+    @task(retries=0, inlets=[CRAWL_BATCH_ASSET])
     def resolve() -> dict:
         from freshlm.curation.batch import resolve_batch
         from freshlm.triggering_events import triggering_extras
 
         ctx = get_current_context()
-        events = triggering_extras(ctx, CRAWL_BATCH)
+        events = triggering_extras(ctx, CRAWL_BATCH_ASSET)
         return resolve_batch(ctx["params"], events)
 
     @task
@@ -90,7 +82,7 @@ def freshlm_curate():
     @task
     def gate_batch(batch: dict, candidate: dict) -> dict:
         from crawlers.sources import load_sources
-        from freshlm.curation.publish import gate_candidate
+        from expectations.verdict import gate_candidate
         from freshlm.store import open_store
 
         return gate_candidate(
@@ -105,20 +97,28 @@ def freshlm_curate():
     def decide(batch: dict, gate: dict) -> str:
         return "publish_dataset" if gate["passed"] or batch["accept"] else "quarantine_batch"
 
-    @task(outlets=[DATASETS])
+    @task(outlets=[DATASETS_ASSET])
     def publish_dataset(batch: dict, candidate: dict, gate: dict) -> dict:
+        from expectations import verdict
         from freshlm.curation import outcome
 
         ctx = get_current_context()
-        published = outcome.publish(ctx, batch, candidate, gate)
-        ctx["outlet_events"][DATASETS].extra = published
+        result = verdict.settle(ctx, batch, gate)
+        published = outcome.publish(ctx["run_id"], batch, candidate, gate, result)
+        published["alerted"] = verdict.alert_if_warned(ctx, result, gate["data_docs_url"])
+        ctx["outlet_events"][DATASETS_ASSET].extra = published
         return published
 
     @task(retries=0)
     def quarantine_batch(batch: dict, candidate: dict, gate: dict) -> dict:
+        from expectations import verdict
         from freshlm.curation import outcome
 
-        return outcome.quarantine(get_current_context(), batch, candidate, gate)
+        ctx = get_current_context()
+        result = verdict.settle(ctx, batch, gate)
+        record = outcome.quarantine(ctx["run_id"], batch, candidate, gate, result)
+        verdict.alert(ctx, result, gate["data_docs_url"])
+        raise verdict.refused(batch["window"], result, record["quarantine_uri"])
 
     batch = resolve()
     candidate = curate_batch(batch)

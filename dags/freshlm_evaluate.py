@@ -27,29 +27,22 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 
-from freshlm.alerts.callbacks import on_task_failure
+from freshlm.artifacts import CANDIDATE_MODELS_ASSET, PRODUCTION_ASSET, dag_defaults
 
-CANDIDATES = Asset(name="freshlm-candidate-models", uri="freshlm://models/candidates")
-PRODUCTION = Asset(name="freshlm-production-model", uri="freshlm://models/production")
 VERSION = {"type": ["null", "string"], "pattern": "^[0-9a-f]{32}$"}
 
 
 @dag(
     dag_id="freshlm_evaluate",
-    schedule=[CANDIDATES],
+    schedule=[CANDIDATE_MODELS_ASSET],
     start_date=datetime(2026, 11, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     tags=["freshlm", "evaluate", "promote"],
     doc_md=__doc__,
-    default_args={
-        "owner": "freshlm",
-        "retries": 1,
-        "retry_delay": timedelta(seconds=30),
-        "on_failure_callback": on_task_failure,
-    },
+    default_args=dag_defaults(),
     params={
         "candidate": Param(None, **VERSION, description="Model version to evaluate."),
         "baseline": Param(
@@ -63,14 +56,14 @@ VERSION = {"type": ["null", "string"], "pattern": "^[0-9a-f]{32}$"}
     },
 )
 def freshlm_evaluate():
-    @task(retries=0, inlets=[CANDIDATES])
+    @task(retries=0, inlets=[CANDIDATE_MODELS_ASSET])
     def resolve() -> dict:
         from freshlm.evaluation.nightly import resolve_evaluation
         from freshlm.store import open_store
         from freshlm.triggering_events import triggering_extras
 
         ctx = get_current_context()
-        events = triggering_extras(ctx, CANDIDATES)
+        events = triggering_extras(ctx, CANDIDATE_MODELS_ASSET)
         return resolve_evaluation(ctx["params"], events, store=open_store())
 
     @task
@@ -107,13 +100,13 @@ def freshlm_evaluate():
         retries=0,
     )
 
-    @task(outlets=[PRODUCTION], trigger_rule="none_failed_min_one_success")
+    @task(outlets=[PRODUCTION_ASSET], trigger_rule="none_failed_min_one_success")
     def promote(report: dict, decision: dict) -> dict:
         from freshlm.promotion.outcome import promote_candidate
 
         ctx = get_current_context()
         result = promote_candidate(ctx, report, decision)
-        ctx["outlet_events"][PRODUCTION].extra = {
+        ctx["outlet_events"][PRODUCTION_ASSET].extra = {
             "version_id": report["candidate"]["version_id"],
             "previous": report["baseline"]["version_id"],
         }

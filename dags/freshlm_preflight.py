@@ -13,6 +13,8 @@ from datetime import timedelta
 
 from airflow.sdk import dag, get_current_context, task
 
+from freshlm.artifacts import dag_defaults
+
 
 @dag(
     dag_id="freshlm_preflight",
@@ -20,7 +22,7 @@ from airflow.sdk import dag, get_current_context, task
     catchup=False,
     tags=["freshlm", "ops"],
     doc_md=__doc__,
-    default_args={"owner": "freshlm", "retries": 1, "retry_delay": timedelta(seconds=10)},
+    default_args=dag_defaults(retry_delay=timedelta(seconds=10)),
 )
 def freshlm_preflight():
     @task

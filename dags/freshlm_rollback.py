@@ -15,11 +15,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 
-from freshlm.alerts.callbacks import on_task_failure
-
-PRODUCTION = Asset(name="freshlm-production-model", uri="freshlm://models/production")
+from freshlm.artifacts import PRODUCTION_ASSET, dag_defaults
 
 
 @dag(
@@ -30,12 +28,8 @@ PRODUCTION = Asset(name="freshlm-production-model", uri="freshlm://models/produc
     max_active_runs=1,
     tags=["freshlm", "registry", "rollback"],
     doc_md=__doc__,
-    default_args={
-        "owner": "freshlm",
-        "retries": 1,  # a store hiccup; a refused rollback (bad version) fails the same again
-        "retry_delay": timedelta(seconds=15),
-        "on_failure_callback": on_task_failure,
-    },
+    # One retry for a store hiccup; a refused rollback (bad version) fails the same again.
+    default_args=dag_defaults(retry_delay=timedelta(seconds=15)),
     params={
         "version": Param(
             None,
@@ -58,13 +52,13 @@ PRODUCTION = Asset(name="freshlm-production-model", uri="freshlm://models/produc
     },
 )
 def freshlm_rollback():
-    @task(outlets=[PRODUCTION])
+    @task(outlets=[PRODUCTION_ASSET])
     def roll_back() -> dict:
         from freshlm.promotion.outcome import roll_back as move_back
 
         ctx = get_current_context()
         result = move_back(ctx, ctx["params"])
-        ctx["outlet_events"][PRODUCTION].extra = {
+        ctx["outlet_events"][PRODUCTION_ASSET].extra = {
             "version_id": result["to_version"],
             "previous": result["from_version"],
             "rollback": True,

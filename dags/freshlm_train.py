@@ -20,17 +20,15 @@ Stage 4 of the loop: a **published dataset** in, a **candidate model version** o
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 
-from freshlm.alerts.callbacks import on_task_failure
+from freshlm.artifacts import CANDIDATE_MODELS_ASSET, DATASETS_ASSET, dag_defaults
 from freshlm.settings import get_settings
 from training.config import DEFAULT_REPLAY_RATIO
 
-DATASETS = Asset(name="freshlm-datasets", uri="freshlm://datasets")
-CANDIDATES = Asset(name="freshlm-candidate-models", uri="freshlm://models/candidates")
 ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 settings = get_settings()
@@ -38,7 +36,7 @@ settings = get_settings()
 
 @dag(
     dag_id="freshlm_train",
-    schedule=[DATASETS],
+    schedule=[DATASETS_ASSET],
     start_date=datetime(2026, 11, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
@@ -46,12 +44,7 @@ settings = get_settings()
     doc_md=__doc__,
     # The pod manifest travels as a dict through XCom into pod_template_dict.
     render_template_as_native_obj=True,
-    default_args={
-        "owner": "freshlm",
-        "retries": 1,
-        "retry_delay": timedelta(seconds=30),
-        "on_failure_callback": on_task_failure,
-    },
+    default_args=dag_defaults(),
     params={
         "datasets": Param(
             [],
@@ -97,14 +90,14 @@ settings = get_settings()
     },
 )
 def freshlm_train():
-    @task(retries=0, inlets=[DATASETS])
+    @task(retries=0, inlets=[DATASETS_ASSET])
     def plan() -> dict:
         from freshlm.store import open_store
         from freshlm.triggering_events import triggering_extras
         from training.plan import plan_training
 
         ctx = get_current_context()
-        events = triggering_extras(ctx, DATASETS)
+        events = triggering_extras(ctx, DATASETS_ASSET)
         return plan_training(ctx["params"], events, store=open_store()).to_dict()
 
     @task.branch
@@ -145,7 +138,7 @@ def freshlm_train():
 
         return kubernetes_result(open_store(), staged)
 
-    @task(outlets=[CANDIDATES], trigger_rule="none_failed_min_one_success")
+    @task(outlets=[CANDIDATE_MODELS_ASSET], trigger_rule="none_failed_min_one_success")
     def announce_candidate(plan: dict) -> dict:
         from training.backends import candidate_event
         from training.plan import TrainingPlan
@@ -156,7 +149,7 @@ def freshlm_train():
             task_ids="collect_kubernetes"
         )
         event = candidate_event(TrainingPlan.from_dict(plan), summary)
-        ctx["outlet_events"][CANDIDATES].extra = event
+        ctx["outlet_events"][CANDIDATE_MODELS_ASSET].extra = event
         return event
 
     planned = plan()

@@ -84,7 +84,7 @@ class GateConfig:
     fails ``published_in_window``.
     ``pii_types`` / ``pii_detector``: the PII types checked and a function text -> {type:
     count}. ``None`` (the default) means the scrubber's own: its ``PLACEHOLDERS`` types and its
-    ``detect_pii`` (``freshlm.curation.steps.pii``: ``scrub``'s counts, run where the scrubber's
+    ``detect_pii`` (``freshlm.pii``: ``scrub``'s counts, run where the scrubber's
     combined prefilter matches), so the gate applies to the output exactly the patterns,
     prefilters and validators (Luhn, digit counts, IPv6 parsing) the scrubber uses.
     Tests may pass their own.
@@ -152,7 +152,7 @@ class GateConfig:
         # detect_pii is scrub's count per type, with scrub skipped where the scrubber's own
         # prefilter (a necessary condition of every rule) rules PII out: same verdicts, and
         # clean text costs one regex search instead of every rule.
-        from freshlm.curation.steps.pii import PLACEHOLDERS, detect_pii
+        from freshlm.pii import PLACEHOLDERS, detect_pii
 
         return tuple(PLACEHOLDERS), detect_pii
 

@@ -12,7 +12,7 @@ beyond reading the input).
 The PII columns are the one per-document Python loop: the scrubber's rules include validators
 (Luhn, digit counts, IPv6 parsing) that no regex-only expectation can reproduce, and a regex
 alone would flag clock times and order numbers the scrubber rightly leaves. The default
-detector (``freshlm.curation.steps.pii.detect_pii``) runs the scrubber only on text its
+detector (``freshlm.pii.detect_pii``) runs the scrubber only on text its
 prefilter matches, a necessary condition of every rule, so most clean documents cost one
 regex search. Aggregates live in
 their own small frames so that plain built-in expectations can judge them and

@@ -56,6 +56,7 @@ HELDOUT_FILE = "heldout.jsonl.gz"  # documents of the held-out split
 QUARANTINE_FILE = "quarantine.jsonl.gz"  # candidates only: dropped documents with reasons
 STATS_FILE = "stats.json"  # counts per step and reason
 REPORT_JSON = "report.json"  # the evaluation report in reports/<…>/
+GATE_JSON = "gate.json"  # the gate's verdict in gate-reports/<…>/ (expectations.gate.GateResult)
 
 #: ``role`` in the manifest of the dataset that holds a base model's own pretraining corpus:
 #: old text for replay and retention, published beside the base (never crawled).
@@ -132,6 +133,20 @@ def base_corpus(store: Store) -> PublishedDataset | None:
     came without one (an external model): then no text is known to be the base's own."""
     corpora = [d for d in published_datasets(store) if d.role == BASE_CORPUS_ROLE]
     return corpora[-1] if corpora else None
+
+
+# --- gate reports ------------------------------------------------------------------------------
+
+
+def read_gate_report(store: Store, report_uri: str) -> dict[str, Any]:
+    """The gate's verdict (``gate.json``) of the gate report at a store URI or prefix: the
+    severity, whether the batch passed (or was accepted: ``override``), the failures with
+    observed vs expected, the statistics, and the Data Docs index."""
+    prefix = store.prefix_for(report_uri)
+    manifest = store.read_manifest(prefix)
+    if manifest is None:
+        raise ArtifactNotFound(f"{store.uri_for(prefix)}: no published gate report")
+    return store.read_json(manifest.key(GATE_JSON))
 
 
 # --- evaluation reports ------------------------------------------------------------------------

@@ -105,11 +105,6 @@ def parse_feed(data: bytes, base_url: str | None = None) -> ParsedFeed:
     raise FeedError(f"not a feed: the root element is <{etree.QName(root).localname}>")
 
 
-def count_entries(data: bytes) -> int:
-    """How many ``<item>``/``<entry>`` start tags the raw bytes hold (a parser-free count)."""
-    return len(re.findall(rb"<(?:[A-Za-z0-9_-]+:)?(?:item|entry)[\s>/]", data))
-
-
 # --- bytes and XML ------------------------------------------------------------------------------
 
 _DECL = re.compile(rb"^<\?xml[^>]*?\?>")

@@ -25,7 +25,6 @@ from freshlm.documents import DOCUMENT_FIELDS
 from freshlm.store import jsonl
 
 DEDUP_SEGMENT_FILE = "dedup_segment.bin"
-CANDIDATES_PREFIX = "candidates"
 
 
 def dataset_id_for(docs: Iterable[dict[str, Any]]) -> str:

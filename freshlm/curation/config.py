@@ -290,7 +290,7 @@ class DedupConfig:
 
 @dataclass(frozen=True)
 class PIIConfig:
-    """Which PII types are replaced by typed placeholders (see steps.pii)."""
+    """Which PII types are replaced by typed placeholders (see freshlm.pii)."""
 
     types: tuple[str, ...] = (
         "url_secret",

@@ -43,14 +43,14 @@ from typing import Any
 
 import numpy as np
 
+from freshlm.artifacts import DEDUP_INDEX
 from freshlm.curation.config import DedupConfig
 from freshlm.curation.minhash import MinHasher
 from freshlm.store import KeyNotFound, PreconditionFailed, Store, StoreError
 
 log = logging.getLogger(__name__)
 
-INDEX_PREFIX = "dedup-index"
-HEAD_KEY = f"{INDEX_PREFIX}/HEAD.json"
+HEAD_KEY = f"{DEDUP_INDEX}/HEAD.json"
 SEGMENT_MAGIC = b"FRESHLM-DEDUP-SEGMENT"
 FORMAT_VERSION = 1
 _COMMIT_ATTEMPTS = 20
@@ -269,7 +269,7 @@ def commit_segment(
 ) -> dict[str, Any]:
     """Write ``segment`` and add it to HEAD with compare-and-swap (retrying on races)."""
     data = segment.to_bytes()
-    key = f"{INDEX_PREFIX}/segments/{dataset_id}.bin"
+    key = f"{DEDUP_INDEX}/segments/{dataset_id}.bin"
     entry = {
         "dataset_id": dataset_id,
         "key": key,

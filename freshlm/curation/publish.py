@@ -1,9 +1,9 @@
-"""After curation: gate the candidate, then publish it as a dataset or quarantine the batch.
+"""After the gate: publish the candidate as a dataset or quarantine the batch.
 
-Artifacts (all in the store, all atomic: data first, manifest last):
+The gate's verdict arrives as its report, ``gate.json`` of ``gate-reports/<candidate>/<run>/``
+(written by the gate stage, :mod:`expectations.verdict`). Artifacts (all in the store, all
+atomic: data first, manifest last):
 
-* ``gate-reports/<candidate_id>/<run>/`` — ``gate.json`` (the :class:`GateResult`) and
-  ``data_docs/**`` (the Great Expectations site), linked from alerts and from the dataset.
 * ``datasets/<dataset_id>/`` — ``train.jsonl.gz``, ``heldout.jsonl.gz``, ``stats.json``; the
   id is the candidate's content hash, so a rerun publishes the same id, never a duplicate. Its
   manifest carries the lineage: raw shards and their crawl windows, parent dataset, counts per
@@ -20,65 +20,36 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import re
 import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from freshlm.artifacts import HELDOUT_FILE, QUARANTINE_FILE, STATS_FILE, TRAIN_FILE
+from freshlm.artifacts import (
+    DATASETS,
+    HELDOUT_FILE,
+    QUARANTINED_BATCHES,
+    STATS_FILE,
+    TRAIN_FILE,
+    published_datasets,
+)
 from freshlm.store import Manifest, Store, StoreError
 
 log = logging.getLogger(__name__)
-
-DATASETS = "datasets"
-GATE_REPORTS = "gate-reports"
-QUARANTINED_BATCHES = "quarantine/batches"
-HISTORY_BATCHES = 7
 
 
 class PublishError(RuntimeError):
     """The candidate cannot be published as asked; the message says why."""
 
 
-def prefix_of(store: Store, uri_or_prefix: str) -> str:
-    """A store key prefix from a full store URI or a prefix."""
-    from freshlm.curation.run import shard_prefix
-
-    return shard_prefix(uri_or_prefix, store)
-
-
-def published_datasets(store: Store) -> list[Manifest]:
-    """Manifests of every published dataset, oldest window first."""
-    manifests = []
-    for prefix in store.list_published(DATASETS + "/"):
-        manifest = store.read_manifest(prefix)
-        if manifest is not None and manifest.kind == "dataset":
-            manifests.append(manifest)
-    return sorted(manifests, key=lambda m: (m.fields["window"]["start"], m.artifact_id))
-
-
-def volume_history(store: Store, before: str) -> dict[str, list[int]]:
-    """Per-source volumes of the last published batches whose window ended by ``before``."""
-    history: dict[str, list[int]] = {}
-    earlier = [m for m in published_datasets(store) if m.fields["window"]["end"] <= before]
-    for manifest in earlier[-HISTORY_BATCHES:]:
-        volumes = manifest.fields.get("gate", {}).get("volume_by_source", {})
-        for source, volume in volumes.items():
-            history.setdefault(source, []).append(int(volume))
-    return history
-
-
 def _shard_lineage(store: Store, shards: list[str]) -> list[dict[str, Any]]:
     lineage = []
     for shard in sorted(shards):
-        manifest = store.read_manifest(prefix_of(store, shard))
+        manifest = store.read_manifest(store.prefix_for(shard))
         if manifest is None:
             raise PublishError(f"raw shard {shard} is not published; cannot record lineage")
         fields = manifest.fields
         lineage.append(
             {
-                "uri": store.uri_for(prefix_of(store, shard)),
+                "uri": store.uri_for(store.prefix_for(shard)),
                 "source": fields.get("source"),
                 "window": fields.get("window"),
                 "records": fields.get("records"),
@@ -86,90 +57,6 @@ def _shard_lineage(store: Store, shards: list[str]) -> list[dict[str, Any]]:
             }
         )
     return lineage
-
-
-def _safe(run_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", run_id)[:120]
-
-
-def gate_candidate(
-    store: Store,
-    candidate: str,
-    *,
-    window: dict[str, str],
-    allowed_sources: list[str],
-    run_id: str,
-) -> dict[str, Any]:
-    """Run the Great Expectations gate on a candidate and store its report and Data Docs.
-
-    Returns ``{"severity", "passed", "report_uri", "data_docs_url", "candidate_uri"}``; the
-    full :class:`~expectations.gate.GateResult` is ``gate.json`` in the report.
-    """
-    from expectations.config import GateContext
-    from expectations.gate import run_gate
-    from freshlm.records import parse_utc
-
-    cand_prefix, manifest = _candidate_manifest(store, candidate)
-    context = GateContext(
-        window_start=parse_utc("window.start", window["start"]),
-        window_end=parse_utc("window.end", window["end"]),
-        allowed_sources=allowed_sources,
-        volume_history=volume_history(store, window["start"]),
-        run_name=run_id,
-    )
-    report_prefix = f"{GATE_REPORTS}/{manifest.artifact_id}/{_safe(run_id)}"
-    with tempfile.TemporaryDirectory(prefix="freshlm-gate-") as tmp:
-        folder = Path(tmp)
-        for name in (TRAIN_FILE, HELDOUT_FILE, QUARANTINE_FILE):
-            with store.open_read(manifest.key(name)) as src, (folder / name).open("wb") as dst:
-                shutil.copyfileobj(src, dst, 1024 * 1024)
-        result = run_gate(
-            [folder / TRAIN_FILE, folder / HELDOUT_FILE],
-            context=context,
-            quarantine=folder / QUARANTINE_FILE,
-            data_docs_dir=folder / "data_docs",
-        )
-        # A retry of the same run replaces its own report (Data Docs carry run timestamps).
-        if store.read_manifest(report_prefix) is not None:
-            store.delete_artifact(report_prefix)
-        docs_root = folder / "data_docs"
-        with store.publisher(
-            report_prefix, kind="gate-report", created_by={"run_id": run_id}
-        ) as pub:
-            # Skip the gate's own bookkeeping (dot files such as its rebuild marker).
-            site_files = (p for p in docs_root.rglob("*") if p.is_file())
-            for path in sorted(p for p in site_files if not p.name.startswith(".")):
-                pub.write_bytes(
-                    f"data_docs/{path.relative_to(docs_root).as_posix()}", path.read_bytes()
-                )
-            result_dict = result.to_dict()
-            result_dict["data_docs_index"] = store.uri_for(f"{report_prefix}/data_docs/index.html")
-            pub.write_bytes("gate.json", json.dumps(result_dict, indent=2, sort_keys=True).encode())
-            pub.set_manifest_fields(
-                candidate=store.uri_for(cand_prefix),
-                severity=result.severity,
-                window=window,
-                failures=len(result.failures),
-            )
-    log.info(
-        "gate %s for candidate %s: %d failures (%d critical); report %s",
-        result.severity,
-        manifest.artifact_id,
-        len(result.failures),
-        len(result.critical_failures),
-        store.uri_for(report_prefix),
-    )
-    return {
-        "severity": result.severity,
-        "passed": result.passed,
-        "candidate_uri": store.uri_for(cand_prefix),
-        "report_uri": store.uri_for(report_prefix),
-        "data_docs_url": store.uri_for(f"{report_prefix}/data_docs/index.html"),
-    }
-
-
-def read_gate_result(store: Store, report_uri: str) -> dict[str, Any]:
-    return json.loads(store.read_bytes(prefix_of(store, report_uri) + "/gate.json"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +71,7 @@ class GatedBatch:
 
 
 def _candidate_manifest(store: Store, candidate: str) -> tuple[str, Manifest]:
-    prefix = prefix_of(store, candidate)
+    prefix = store.prefix_for(candidate)
     manifest = store.read_manifest(prefix)
     if manifest is None:
         raise PublishError(f"candidate {candidate} is not published")
@@ -213,13 +100,13 @@ def publish_dataset(store: Store, batch: GatedBatch, gate: dict[str, Any]) -> di
         log.info("dataset %s already published; nothing to do", dataset_id)
         return _summary(store, prefix, existing, already=True)
 
-    earlier = [m for m in published_datasets(store) if m.fields["window"]["end"] <= window["start"]]
+    earlier = [d for d in published_datasets(store) if d.window["end"] <= window["start"]]
     stats = json.loads(store.read_bytes(cand.key(STATS_FILE)))
     fields = {
         "dataset_id": dataset_id,
         "window": window,
         "shards": _shard_lineage(store, batch.shards),
-        "parents": [m.artifact_id for m in earlier[-1:]],
+        "parents": [d.dataset_id for d in earlier[-1:]],
         "candidate": store.uri_for(cand_prefix),
         "counts": {
             "documents": cand.fields["counts"]["kept"],
@@ -293,7 +180,7 @@ def quarantine_batch(store: Store, batch: GatedBatch, gate: dict[str, Any]) -> d
     record = {
         "candidate": store.uri_for(cand_prefix),
         "window": window,
-        "shards": sorted(store.uri_for(prefix_of(store, s)) for s in batch.shards),
+        "shards": sorted(store.uri_for(store.prefix_for(s)) for s in batch.shards),
         "severity": gate["severity"],
         "failures": [
             {k: f.get(k) for k in ("check", "severity", "observed", "expected", "unexpected_count")}

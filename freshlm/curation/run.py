@@ -33,9 +33,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from freshlm.artifacts import HELDOUT_FILE, QUARANTINE_FILE, STATS_FILE, TRAIN_FILE
+from freshlm.artifacts import CANDIDATES, HELDOUT_FILE, QUARANTINE_FILE, STATS_FILE, TRAIN_FILE
 from freshlm.curation.candidate import (
-    CANDIDATES_PREFIX,
     DEDUP_SEGMENT_FILE,
     CandidateResult,
     JsonlGzSink,
@@ -91,23 +90,12 @@ def _iso(value: str | datetime) -> str:
     return str(value)
 
 
-def shard_prefix(uri: str, store: Store) -> str:
-    """The store key prefix of a raw shard given as a full URI (or already as a prefix)."""
-    uri = uri.rstrip("/")
-    root = store.root_uri.rstrip("/") + "/"
-    if uri.startswith(root):
-        return uri[len(root) :]
-    if "://" in uri:
-        raise StoreError(uri, f"raw shard is not in the store {store.root_uri}")
-    return uri
-
-
 def read_shards(raw_shard_uris: Sequence[str], store: Store) -> Iterator[Doc]:
     """Raw records of the shards, in sorted shard order, each tagged with its shard URI.
 
     Only published shards (with a manifest) are read; an unpublished one is an error naming it.
     """
-    for prefix in sorted({shard_prefix(u, store) for u in raw_shard_uris}):
+    for prefix in sorted({store.prefix_for(u) for u in raw_shard_uris}):
         manifest = store.read_manifest(prefix)
         if manifest is None:
             raise StoreError(
@@ -142,7 +130,7 @@ def curate(
     start_iso, end_iso = _iso(window[0]), _iso(window[1])
     started = time.monotonic()
     index = DedupIndex.load(store, config.dedup, before=start_iso)
-    shards = sorted({store.uri_for(shard_prefix(u, store)) for u in raw_shard_uris})
+    shards = sorted({store.uri_for(store.prefix_for(u)) for u in raw_shard_uris})
     log.info("curating %d shards for window %s..%s", len(shards), start_iso, end_iso)
 
     with tempfile.TemporaryDirectory(prefix="freshlm-curate-") as tmp:
@@ -204,7 +192,7 @@ def curate(
                 shutil.copyfile(folder / name, target / name)
             uri = str(target.resolve())
         else:
-            prefix = f"{CANDIDATES_PREFIX}/{candidate_id}"
+            prefix = f"{CANDIDATES}/{candidate_id}"
             if store.read_manifest(prefix) is not None:
                 already = True
                 log.info("candidate %s is already published; not writing it again", prefix)

@@ -40,11 +40,6 @@ PUNCTUATION = _punctuation()
 TERMINAL_PUNCTUATION = (".", "!", "?", "…", "。", "！", "？", "．", "｡", "‼", "⁇", "⁈", "⁉")
 
 
-def tokenize(text: str) -> list[str]:
-    """The words and punctuation tokens of ``text`` (see :data:`WORD_RE`)."""
-    return WORD_RE.findall(text)
-
-
 def whitespace_words(text: str) -> int:
     """The contract's ``n_words``: whitespace-separated tokens (Hangul eojeol count as words)."""
     return len(text.split())

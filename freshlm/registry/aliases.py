@@ -201,7 +201,7 @@ def move_alias(
 ) -> AliasMove:
     """Point alias ``name`` at ``version_id`` atomically and record who, when, why, metrics.
 
-    ``actor`` is who or which run moved it (e.g. ``"dag:freshlm_nightly/run:…"`` or a user
+    ``actor`` is who or which run moved it (e.g. ``"dag:freshlm_evaluate/run:…"`` or a user
     name), ``reason`` why, ``metrics`` the figures that justified it, ``report`` the evaluation
     report's id or URI. ``expected_from`` makes the move conditional on the version the alias
     points at now (:data:`ABSENT`: on its not existing): a promotion passes the production

@@ -166,6 +166,19 @@ class Store(abc.ABC):
         """The full URI of ``key`` (for logs, manifests and Airflow Assets)."""
         return f"{self.root_uri}/{key}"
 
+    def prefix_for(self, uri_or_prefix: str) -> str:
+        """The key prefix of an artifact given as a full URI of this store (the inverse of
+        :meth:`uri_for`) or already as a prefix; a URI of another store is an error."""
+        uri = uri_or_prefix.rstrip("/")
+        root = self.root_uri.rstrip("/") + "/"
+        if uri.startswith(root):
+            return uri[len(root) :]
+        if "://" in uri:
+            from freshlm.store.errors import StoreError
+
+            raise StoreError(uri, f"not in the store {self.root_uri}")
+        return uri
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.root_uri!r})"
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from expectations.verdict import gate_candidate
+from freshlm.artifacts import read_gate_report
 from freshlm.curation import publish as publishing
 from freshlm.curation.run import curate
 from freshlm.registry import (
@@ -61,12 +63,12 @@ def _publish_day(store) -> str:
             pub.set_manifest_fields(source=source, window=WINDOW, records=len(records))
         shards.append(store.uri_for(prefix))
     candidate = curate(shards, store, window=(WINDOW["start"], WINDOW["end"]))
-    gate = publishing.gate_candidate(
+    gate = gate_candidate(
         store, candidate.uri, window=WINDOW, allowed_sources=SOURCES, run_id="evaluate-test"
     )
     assert gate["passed"], gate
     batch = publishing.GatedBatch(candidate.uri, gate["report_uri"], WINDOW, shards, "eval")
-    result = publishing.read_gate_result(store, gate["report_uri"])
+    result = read_gate_report(store, gate["report_uri"])
     return publishing.publish_dataset(store, batch, result)["dataset_id"]
 
 

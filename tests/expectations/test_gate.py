@@ -13,7 +13,7 @@ import pytest
 
 from expectations.config import GateConfig, GateContext
 from expectations.gate import GateResult, accept_override, run_gate
-from freshlm.curation.steps.pii import PLACEHOLDERS, scrub
+from freshlm.pii import PLACEHOLDERS, scrub
 from tests.expectations import batches as b
 
 

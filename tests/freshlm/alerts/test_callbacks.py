@@ -13,12 +13,12 @@ from freshlm.alerts import callbacks
 from freshlm.alerts.messages import SlackMessage
 from sandbox.server import WorldServer
 
-LOG_URL = "http://airflow.test/dags/freshlm_nightly/runs/r1/tasks/crawl?try_number=3"
+LOG_URL = "http://airflow.test/dags/freshlm_crawl/runs/r1/tasks/crawl?try_number=3"
 
 
 def context(try_number: int, max_tries: int | None, **ti: Any) -> dict[str, Any]:
     fields = {
-        "dag_id": "freshlm_nightly",
+        "dag_id": "freshlm_crawl",
         "run_id": "r1",
         "task_id": "crawl",
         "map_index": -1,
@@ -53,7 +53,7 @@ def test_no_alert_while_retries_are_left(try_number: int) -> None:
 
 def test_the_last_try_alerts_with_the_task_and_error() -> None:
     [message] = sent_by(context(3, max_tries=2))
-    assert "freshlm_nightly.crawl" in message.blocks[0]["text"]["text"]
+    assert "freshlm_crawl.crawl" in message.blocks[0]["text"]["text"]
     assert "ValueError: feed answered 503" in message.text and LOG_URL in message.text
     assert "3 of 3" in json.dumps(message.blocks)
 

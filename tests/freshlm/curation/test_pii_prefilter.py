@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from freshlm.curation.steps import pii
-from freshlm.curation.steps.pii import (
+from freshlm import pii
+from freshlm.pii import (
     PLACEHOLDERS,
     PREFILTERS,
     detect_pii,

@@ -1,4 +1,5 @@
-"""Gate, publish and quarantine: the whole curate stage on the sandbox world's days, no Airflow."""
+"""Gate, publish and quarantine: the curate and gate stages on the sandbox world's days, as the
+curate DAG chains them, without Airflow."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from datetime import timedelta
 
 import pytest
 
+from expectations.verdict import gate_candidate
+from freshlm.artifacts import published_datasets, read_gate_report
 from freshlm.curation import publish
 from freshlm.curation.run import curate
 from freshlm.store import open_store
@@ -43,7 +46,7 @@ def _night(store, scenario, number: int, run_id: str):
     """Crawl-equivalent shards, curation and the gate for one night."""
     shards, window = _shards(store, scenario, number)
     candidate = curate(shards, store, window=(window["start"], window["end"]))
-    gate = publish.gate_candidate(
+    gate = gate_candidate(
         store, candidate.uri, window=window, allowed_sources=SOURCES, run_id=run_id
     )
     batch = publish.GatedBatch(candidate.uri, gate["report_uri"], window, shards, run_id)
@@ -63,8 +66,8 @@ def test_good_day_publishes_a_dataset_with_lineage_and_a_rerun_changes_nothing(t
     store = open_store((tmp_path / "store").as_uri())
     batch, candidate, gate = _night(store, scenario, 1, "night1")
     assert gate["severity"] in {"ok", "warning"} and gate["passed"]
-    result = publish.read_gate_result(store, gate["report_uri"])
-    assert store.exists(publish.prefix_of(store, gate["data_docs_url"]))
+    result = read_gate_report(store, gate["report_uri"])
+    assert store.exists(store.prefix_for(gate["data_docs_url"]))
 
     published = publish.publish_dataset(store, batch, result)
     assert published["dataset_id"] == candidate.candidate_id
@@ -87,24 +90,24 @@ def test_good_day_publishes_a_dataset_with_lineage_and_a_rerun_changes_nothing(t
     )
     assert republished["already_published"]
     assert republished["dataset_id"] == published["dataset_id"]
-    assert len(publish.published_datasets(store)) == 1
+    assert len(published_datasets(store)) == 1
 
 
 def test_bad_day_is_quarantined_with_reasons_and_can_be_accepted_with_a_reason(tmp_path, scenario):
     store = open_store((tmp_path / "store").as_uri())
     night1, _, gate1 = _night(store, scenario, 1, "night1")
     # Night 1 is published first: it gives the volume band its history.
-    publish.publish_dataset(store, night1, publish.read_gate_result(store, gate1["report_uri"]))
+    publish.publish_dataset(store, night1, read_gate_report(store, gate1["report_uri"]))
 
     batch, _, gate = _night(store, scenario, 2, "night2")
     assert gate["severity"] == "critical" and not gate["passed"]
-    result = publish.read_gate_result(store, gate["report_uri"])
+    result = read_gate_report(store, gate["report_uri"])
     with pytest.raises(publish.PublishError, match="failed the gate"):
         publish.publish_dataset(store, batch, result)
     record = publish.quarantine_batch(store, batch, result)
     assert any(f["check"] == "duplicate_ratio" for f in record["failures"])
-    assert store.read_manifest(publish.prefix_of(store, record["quarantine_uri"])) is not None
-    assert [m.fields["window"] for m in publish.published_datasets(store)] == [night1.window]
+    assert store.read_manifest(store.prefix_for(record["quarantine_uri"])) is not None
+    assert [d.window for d in published_datasets(store)] == [night1.window]
 
     from expectations.gate import GateResult, accept_override
 
@@ -114,4 +117,4 @@ def test_bad_day_is_quarantined_with_reasons_and_can_be_accepted_with_a_reason(t
     )
     manifest = store.read_manifest(f"datasets/{published['dataset_id']}")
     assert manifest.fields["gate"]["override"]["reason"] == "spam checked by hand"
-    assert manifest.fields["parents"] == [publish.published_datasets(store)[0].artifact_id]
+    assert manifest.fields["parents"] == [published_datasets(store)[0].dataset_id]

@@ -15,7 +15,7 @@ from freshlm.curation.steps import (
     SplitStep,
     ToxicityStep,
 )
-from freshlm.curation.steps.pii import luhn_valid, scrub
+from freshlm.pii import luhn_valid, scrub
 from freshlm.curation.steps.split import split_of
 from tests.freshlm.curation.helpers import (
     ARTICLE,

@@ -2,13 +2,13 @@
 
     .venv/bin/python bench/evaluate.py [--items 400] [--batch-size 16] [--repeats 3] [--tiny]
 
-The model is FreshLM's own base model, bootstrapped from the scenario archive
-(``training.bootstrap.bootstrap_base_model``, default recipe: ~4.2M parameters, about two
-minutes of pretraining on 2 cores; ``--tiny``: the seconds-long ``BootstrapConfig.tiny()``)
-into a temporary store (``--store DIR`` keeps it, and a rerun with the same recipe reuses it),
-then copied into a local Hugging Face folder. The items are real retention probes:
-``freshlm.evaluation.probes.archive_probes(max_items=N)``, cloze items from the documents the
-base model was pretrained on.
+The model is FreshLM's own base model: the sandbox world's archive published as the base corpus
+and the base model bootstrapped from it (``sandbox.base_model.bootstrap_demo_base``, the
+default recipe, or with ``--tiny`` the much smaller ``BootstrapConfig.tiny()``) into a
+temporary store (``--store DIR`` keeps it, and a rerun with the same recipe reuses it), then
+copied into a local Hugging Face folder. The items are the retention probes the evaluation
+carries forward from that corpus: cloze items (``freshlm.evaluation.probes.build_cloze_items``,
+at most N) from the base corpus's train split, the documents the base model was pretrained on.
 
 * FreshLM: ``CausalLMScorer.from_pretrained(path, batch_size=B).rank_items(items)``.
 * lm-evaluation-harness: ``simple_evaluate`` with the ``hf`` model (``pretrained=<path>,
@@ -69,14 +69,17 @@ TASK_NAME = "freshlm_probes"
 
 
 def build_model(store_dir: Path, tiny: bool, dest: Path) -> tuple[Path, dict[str, Any], float]:
+    """Publish the archive as the base corpus and bootstrap the base model from it (reused
+    when the store already has this recipe); ``(model folder, summary, seconds)``."""
     from freshlm.registry.versions import download_version
     from freshlm.store import open_store
-    from training.bootstrap import BootstrapConfig, bootstrap_base_model
+    from sandbox.base_model import bootstrap_demo_base
+    from training.bootstrap import BootstrapConfig
 
     store = open_store(f"file://{store_dir}")
     config = BootstrapConfig.tiny() if tiny else BootstrapConfig()
     started = time.perf_counter()
-    summary = bootstrap_base_model(store, config=config, seed=0)
+    summary = bootstrap_demo_base(store, config=config, seed=0)
     seconds = time.perf_counter() - started
     path = download_version(store, summary["version_id"], dest)
     return path, summary, seconds
@@ -188,9 +191,9 @@ def harness_choices(results: dict[str, Any], items: list[Any]) -> dict[str, dict
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--items", type=int, default=400, help="archive probes scored")
+    parser.add_argument("--items", type=int, default=400, help="base-corpus probes scored")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per side (>= 3)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads, both sides")
@@ -205,7 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
+    return args
 
+
+def quiet_libraries(threads: int) -> str:
+    """Silence the libraries' logs and progress bars, set torch's threads; the machine line."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("lm_eval", "lm-eval", "datasets", "transformers", "httpx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -217,36 +224,176 @@ def main(argv: list[str] | None = None) -> int:
 
     datasets.disable_progress_bars()
     transformers.logging.set_verbosity_error()
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(threads)
+    return describe(
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads)",
+        f"transformers {transformers.__version__}",
+        f"lm_eval {lm_eval.__version__}",
+        f"datasets {datasets.__version__}",
+    )
 
-    from freshlm.evaluation.probes import archive_probes
+
+def corpus_items(store_dir: Path, dataset_id: str, max_items: int) -> list[Any]:
+    """Cloze items (group ``old``) from the train split of the published base corpus, as the
+    evaluation builds its retention probes."""
+    from freshlm.artifacts import read_published_dataset
+    from freshlm.evaluation.probes import build_cloze_items
+    from freshlm.store import open_store
+
+    store = open_store(f"file://{store_dir}")
+    documents = list(read_published_dataset(store, dataset_id).documents(store, "train"))
+    return build_cloze_items(
+        documents, group="old", dataset_id=dataset_id, source="dataset", max_items=max_items
+    )
+
+
+def use_local_datasets_cache(work: Path) -> None:
+    import datasets
+
+    os.environ["HF_DATASETS_CACHE"] = str(work / "hf-datasets-cache")
+    datasets.config.HF_DATASETS_CACHE = Path(os.environ["HF_DATASETS_CACHE"])
+
+
+def print_model(summary: dict[str, Any], tiny: bool, boot_s: float) -> None:
+    info = summary["model"]
+    print(
+        f"model: {summary['version_id']} ({'tiny' if tiny else 'default'} bootstrap on "
+        f"{summary['base_corpus_dataset']}, "
+        f"{'reused' if summary['reused'] else 'trained'} in {boot_s:.1f} s), "
+        f"{info.get('parameters')} parameters, vocab {info.get('vocab_size')}, "
+        f"{info.get('n_layer')} layers, held-out perplexity "
+        f"{summary['metrics'].get('heldout_perplexity_after')}"
+    )
+
+
+def time_rounds(
+    scorer: Any, harness: Harness, items: list[Any], repeats: int
+) -> tuple[list[Any], dict[str, Any], dict[str, list[float]]]:
+    """One untimed warm-up round (first forward passes, the local dataset's Arrow cache), then
+    ``repeats`` timed rounds, the sides alternating. ``(FreshLM's results, the harness's
+    results, seconds per round: freshlm, harness, loglikelihood)``."""
+    fresh = scorer.rank_items(items)
+    results, _, _ = harness.run()
+    seconds: dict[str, list[float]] = {"freshlm": [], "harness": [], "loglikelihood": []}
+    for round_ in range(repeats):
+        sides = ("freshlm", "harness") if round_ % 2 == 0 else ("harness", "freshlm")
+        for side in sides:
+            if side == "freshlm":
+                t0 = time.perf_counter()
+                fresh = scorer.rank_items(items)
+                seconds["freshlm"].append(time.perf_counter() - t0)
+            else:
+                results, took, inner = harness.run()
+                seconds["harness"].append(took)
+                seconds["loglikelihood"].append(inner)
+        f_s, h_s, i_s = (seconds[k][-1] for k in ("freshlm", "harness", "loglikelihood"))
+        print(
+            f"  round {round_ + 1}: FreshLM {f_s:6.2f} s ({len(items) / f_s:7.1f} items/s)   "
+            f"lm-eval {h_s:6.2f} s ({len(items) / h_s:7.1f} items/s; loglikelihood {i_s:.2f} s)"
+        )
+    return fresh, results, seconds
+
+
+def print_speed(n_items: int, seconds: dict[str, list[float]]) -> None:
+    f_med, h_med, i_med = (
+        statistics.median(seconds[k]) for k in ("freshlm", "harness", "loglikelihood")
+    )
+    f_rate, h_rate = n_items / f_med, n_items / h_med
+    print(f"median items/s: FreshLM {f_rate:.1f}, lm-eval {h_rate:.1f}")
+    print(
+        f"  (lm-eval's loglikelihood alone: {n_items / i_med:.1f} items/s; the rest of "
+        f"simple_evaluate: {h_med - i_med:.2f} s)"
+    )
+    print(f"ratio FreshLM/lm-eval: {f_rate / h_rate:.2f}  (goal >= 1.00)")
+
+
+def print_loglikelihoods(
+    scorer: Any, items: list[Any], fresh: list[Any], harness_by_id: dict[str, dict[str, Any]]
+) -> None:
+    """The largest log-likelihood difference, and where differences beyond float noise are:
+    requests longer than the window, which both cut from the left; the harness keeps
+    max_length + 1 tokens (the first only as context), FreshLM max_length (its last token's
+    logits are unused), so one less context token."""
+    n_choices = sum(len(i.choices) for i in items)
+    max_diff = 0.0
+    for item, result in zip(items, fresh, strict=True):
+        lls = harness_by_id[item.id]["lls"]
+        for a, b in zip(result.logprobs, lls, strict=True):
+            max_diff = max(max_diff, abs(a - b))
+    print(f"log-likelihoods: max |FreshLM - lm-eval| over {n_choices} choices: {max_diff:.2e}")
+    pairs = [(item.context, c) for item in items for c in item.choices]
+    full = scorer.encode([f"{c} {choice}" for c, choice in pairs])
+    over = [len(ids) + 1 > scorer.max_length for ids in full]
+    ours_flat = [lp for r in fresh for lp in r.logprobs]
+    theirs_flat = [ll for item in items for ll in harness_by_id[item.id]["lls"]]
+    differ = [abs(a - b) > 1e-3 for a, b in zip(ours_flat, theirs_flat, strict=True)]
+    print(
+        f"  choices longer than the {scorer.max_length}-token window (BOS included): "
+        f"{sum(over)}; differing by > 1e-3: {sum(differ)}, of which over the window: "
+        f"{sum(d and o for d, o in zip(differ, over, strict=True))}"
+    )
+
+
+AGREEMENT_LABELS = {
+    "acc_norm": "FreshLM choice vs lm-eval acc_norm (per char of choice)",
+    "acc_bytes": "FreshLM choice vs lm-eval acc_bytes (per byte of choice)",
+    "freshlm_rule": "FreshLM choice vs FreshLM's rule on lm-eval's log-likelihoods",
+    "acc": "unnormalized: FreshLM argmax vs lm-eval acc",
+}
+
+
+def print_agreement(
+    items: list[Any], fresh: list[Any], harness_by_id: dict[str, dict[str, Any]]
+) -> None:
+    for rule, label in AGREEMENT_LABELS.items():
+        ours = [r.chosen_unnormalized if rule == "acc" else r.chosen for r in fresh]
+        agree = sum(o == harness_by_id[item.id][rule] for o, item in zip(ours, items, strict=True))
+        print(f"agreement, {label}: {agree}/{len(items)} ({agree / len(items):.1%})")
+
+
+def print_disagreements(
+    items: list[Any], fresh: list[Any], harness_by_id: dict[str, dict[str, Any]], show: int
+) -> None:
+    """The first ``show`` items where FreshLM's choice differs from lm-eval's acc_norm, with
+    both sides' scores per choice."""
+    differing = [
+        (item, result)
+        for item, result in zip(items, fresh, strict=True)
+        if result.chosen != harness_by_id[item.id]["acc_norm"]
+    ]
+    if differing:
+        print("disagreements (FreshLM choice vs lm-eval acc_norm):")
+    for item, result in differing[:show]:
+        theirs = harness_by_id[item.id]
+        print(
+            f"  {item.id} FreshLM={result.chosen} lm-eval={theirs['acc_norm']} "
+            f"answer={item.answer_index}"
+        )
+        for i, choice in enumerate(item.choices):
+            ours_lp, their_lp = result.logprobs[i], theirs["lls"][i]
+            print(
+                f"    [{i}] {choice!r:28} FreshLM lp={ours_lp:9.4f} "
+                f"/{result.bytes[i]}B={ours_lp / result.bytes[i]:8.4f}   "
+                f"lm-eval ll={their_lp:9.4f} /{len(choice)}ch={their_lp / len(choice):8.4f}"
+            )
+    if len(differing) > show:
+        print(f"  ... {len(differing) - show} more")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    print("machine: " + quiet_libraries(args.threads))
+
     from freshlm.evaluation.scoring import CausalLMScorer
 
-    print(
-        "machine: "
-        + describe(
-            f"torch {torch.__version__} ({torch.get_num_threads()} threads)",
-            f"transformers {transformers.__version__}",
-            f"lm_eval {lm_eval.__version__}",
-            f"datasets {datasets.__version__}",
-        )
-    )
     with tempfile.TemporaryDirectory(prefix="freshlm-bench-eval-") as tmp:
         work = Path(tmp)
-        os.environ["HF_DATASETS_CACHE"] = str(work / "hf-datasets-cache")
-        datasets.config.HF_DATASETS_CACHE = Path(os.environ["HF_DATASETS_CACHE"])
+        use_local_datasets_cache(work)
         store_dir = args.store.resolve() if args.store else work / "store"
         store_dir.mkdir(parents=True, exist_ok=True)
         path, summary, boot_s = build_model(store_dir, args.tiny, work / "model")
-        info = summary["model"]
-        print(
-            f"model: {summary['version_id']} ({'tiny' if args.tiny else 'default'} bootstrap, "
-            f"{'reused' if summary['reused'] else 'trained'} in {boot_s:.1f} s), "
-            f"{info.get('parameters')} parameters, vocab {info.get('vocab_size')}, "
-            f"{info.get('n_layer')} layers, held-out perplexity "
-            f"{summary['metrics'].get('heldout_perplexity_after')}"
-        )
-        items = archive_probes(max_items=args.items)
+        print_model(summary, args.tiny, boot_s)
+        items = corpus_items(store_dir, summary["base_corpus_dataset"], args.items)
         n_choices = sum(len(i.choices) for i in items)
         task_folder = write_task(items, work)
 
@@ -254,115 +401,23 @@ def main(argv: list[str] | None = None) -> int:
         scorer.warm_up()
         harness = Harness(path, args.batch_size, task_folder, add_bos=not args.harness_default_bos)
         print(
-            f"items: {len(items)} archive probes ({n_choices} choices), batch size "
+            f"items: {len(items)} base-corpus probes ({n_choices} choices), batch size "
             f"{args.batch_size}, scoring window {scorer.max_length} tokens (FreshLM), "
             f"{harness.lm.max_length} (lm-eval)"
         )
         print(f"lm-eval: model_args={harness.model_args}, task {TASK_NAME} (local JSON lines)")
 
-        # Warm-up round (untimed): first forward passes, the local dataset's Arrow cache.
-        fresh = scorer.rank_items(items)
-        results, _, _ = harness.run()
-        fresh_s: list[float] = []
-        harness_s: list[float] = []
-        inner_s: list[float] = []
-        for round_ in range(args.repeats):
-            sides = ("freshlm", "harness") if round_ % 2 == 0 else ("harness", "freshlm")
-            for side in sides:
-                if side == "freshlm":
-                    t0 = time.perf_counter()
-                    fresh = scorer.rank_items(items)
-                    fresh_s.append(time.perf_counter() - t0)
-                else:
-                    results, seconds, inner = harness.run()
-                    harness_s.append(seconds)
-                    inner_s.append(inner)
-            print(
-                f"  round {round_ + 1}: FreshLM {fresh_s[-1]:6.2f} s "
-                f"({len(items) / fresh_s[-1]:7.1f} items/s)   lm-eval {harness_s[-1]:6.2f} s "
-                f"({len(items) / harness_s[-1]:7.1f} items/s; loglikelihood {inner_s[-1]:.2f} s)"
-            )
-
-        f_med, h_med, i_med = (statistics.median(v) for v in (fresh_s, harness_s, inner_s))
-        f_rate, h_rate = len(items) / f_med, len(items) / h_med
-        print(f"median items/s: FreshLM {f_rate:.1f}, lm-eval {h_rate:.1f}")
-        print(
-            f"  (lm-eval's loglikelihood alone: {len(items) / i_med:.1f} items/s; the rest of "
-            f"simple_evaluate: {h_med - i_med:.2f} s)"
-        )
-        print(f"ratio FreshLM/lm-eval: {f_rate / h_rate:.2f}  (goal >= 1.00)")
-
+        fresh, results, seconds = time_rounds(scorer, harness, items, args.repeats)
+        print_speed(len(items), seconds)
         harness_by_id = harness_choices(results, items)
         metric = results["results"][TASK_NAME].get("acc_norm,none")
         accuracy = sum(r.correct for r in fresh) / len(fresh)
         print(
             f"accuracy: FreshLM {accuracy:.4f} (per byte of choice), lm-eval acc_norm {metric:.4f}"
         )
-        max_diff = 0.0
-        for item, result in zip(items, fresh, strict=True):
-            lls = harness_by_id[item.id]["lls"]
-            for a, b in zip(result.logprobs, lls, strict=True):
-                max_diff = max(max_diff, abs(a - b))
-        print(f"log-likelihoods: max |FreshLM - lm-eval| over {n_choices} choices: {max_diff:.2e}")
-        # Where they differ beyond float noise: requests longer than the window, which both cut
-        # from the left; the harness keeps max_length + 1 tokens (the first only as context),
-        # FreshLM max_length (its last token's logits are unused), so one less context token.
-        pairs = [(item.context, c) for item in items for c in item.choices]
-        full = scorer.encode([f"{c} {choice}" for c, choice in pairs])
-        over = [len(ids) + 1 > scorer.max_length for ids in full]
-        ours_flat = [lp for r in fresh for lp in r.logprobs]
-        theirs_flat = [ll for item in items for ll in harness_by_id[item.id]["lls"]]
-        differ = [abs(a - b) > 1e-3 for a, b in zip(ours_flat, theirs_flat, strict=True)]
-        print(
-            f"  choices longer than the {scorer.max_length}-token window (BOS included): "
-            f"{sum(over)}; differing by > 1e-3: {sum(differ)}, of which over the window: "
-            f"{sum(d and o for d, o in zip(differ, over, strict=True))}"
-        )
-        agree: dict[str, int] = {}
-        for rule in ("acc_norm", "acc_bytes", "freshlm_rule", "acc"):
-            ours = (
-                [r.chosen_unnormalized for r in fresh]
-                if rule == "acc"
-                else [r.chosen for r in fresh]
-            )
-            agree[rule] = sum(
-                o == harness_by_id[item.id][rule] for o, item in zip(ours, items, strict=True)
-            )
-        labels = {
-            "acc_norm": "FreshLM choice vs lm-eval acc_norm (per char of choice)",
-            "acc_bytes": "FreshLM choice vs lm-eval acc_bytes (per byte of choice)",
-            "freshlm_rule": "FreshLM choice vs FreshLM's rule on lm-eval's log-likelihoods",
-            "acc": "unnormalized: FreshLM argmax vs lm-eval acc",
-        }
-        for rule, label in labels.items():
-            print(
-                f"agreement, {label}: {agree[rule]}/{len(items)} ({agree[rule] / len(items):.1%})"
-            )
-
-        shown = 0
-        for item, result in zip(items, fresh, strict=True):
-            theirs = harness_by_id[item.id]
-            if result.chosen == theirs["acc_norm"]:
-                continue
-            if shown == 0:
-                print("disagreements (FreshLM choice vs lm-eval acc_norm):")
-            if shown >= args.show:
-                shown += 1
-                continue
-            shown += 1
-            print(
-                f"  {item.id} FreshLM={result.chosen} lm-eval={theirs['acc_norm']} "
-                f"answer={item.answer_index}"
-            )
-            for i, choice in enumerate(item.choices):
-                ours_lp, their_lp = result.logprobs[i], theirs["lls"][i]
-                print(
-                    f"    [{i}] {choice!r:28} FreshLM lp={ours_lp:9.4f} "
-                    f"/{result.bytes[i]}B={ours_lp / result.bytes[i]:8.4f}   "
-                    f"lm-eval ll={their_lp:9.4f} /{len(choice)}ch={their_lp / len(choice):8.4f}"
-                )
-        if shown > args.show:
-            print(f"  ... {shown - args.show} more")
+        print_loglikelihoods(scorer, items, fresh, harness_by_id)
+        print_agreement(items, fresh, harness_by_id)
+        print_disagreements(items, fresh, harness_by_id, args.show)
     return 0
 
 

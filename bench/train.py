@@ -63,12 +63,17 @@ _STEP_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) rank0 .* step 
 def build_inputs(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Base model folder, a published dataset and the packed training set, in a temp store."""
     from freshlm.store import open_store
-    from training.bootstrap import ModelConfig, archive_documents, build_model, train_tokenizer
+    from sandbox.base_corpus import publish_base_corpus
+    from training.bootstrap import ModelConfig, build_model, read_corpus, train_tokenizer
     from training.config import TrainConfig
     from training.train import prepare
 
     started = time.perf_counter()
-    documents = archive_documents()
+    # The base model's pretraining text, as the bootstrap reads it from the base corpus (in a
+    # store of its own: in the bench's store it would be an earlier dataset, and replayed).
+    scratch = open_store((tmp / "corpus").as_uri())
+    corpus = read_corpus(scratch, publish_base_corpus(scratch))
+    documents = [(key, text) for key, text, _ in corpus.documents]
     texts = [text for _, text in documents]
     shape = ModelConfig()
     tokenizer = train_tokenizer(texts, shape.vocab_size, model_max_length=shape.n_positions)
@@ -83,6 +88,7 @@ def build_inputs(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     config = TrainConfig(
         datasets=[dataset_id],
         base_model_path=str(base),
+        epochs=1.0,  # one pass over the archive: --steps ends the run long before
         seq_len=args.seq_len,
         micro_batch_size=args.batch,
         max_steps=args.steps,

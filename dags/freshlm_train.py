@@ -27,7 +27,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from freshlm.artifacts import CANDIDATE_MODELS_ASSET, DATASETS_ASSET, dag_defaults
 from freshlm.settings import get_settings
-from training.config import DEFAULT_REPLAY_RATIO
+from training.config import default_of
 
 ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
@@ -60,13 +60,15 @@ settings = get_settings()
             maxLength=128,
             description="Model to start from: an alias (production, previous) or a version id.",
         ),
-        "mode": Param("full", enum=["full", "lora"], description="Full fine-tune or LoRA."),
-        "epochs": Param(settings.train_epochs, type="number", exclusiveMinimum=0, maximum=100),
+        "mode": Param(
+            default_of("mode"), enum=["full", "lora"], description="Full fine-tune or LoRA."
+        ),
+        "epochs": Param(default_of("epochs"), type="number", exclusiveMinimum=0, maximum=100),
         "learning_rate": Param(
-            settings.train_learning_rate, type="number", exclusiveMinimum=0, maximum=1
+            default_of("learning_rate"), type="number", exclusiveMinimum=0, maximum=1
         ),
         "replay_ratio": Param(
-            DEFAULT_REPLAY_RATIO,
+            default_of("replay_ratio"),
             type="number",
             minimum=0,
             exclusiveMaximum=1,
@@ -86,7 +88,9 @@ settings = get_settings()
             maximum=64,
             description="GPUs (local backend on a CPU-only worker: CPU ranks).",
         ),
-        "ds_config": Param("zero2", enum=["zero2", "zero3"], description="DeepSpeed config."),
+        "ds_config": Param(
+            default_of("ds_config"), enum=["zero2", "zero3"], description="DeepSpeed config."
+        ),
     },
 )
 def freshlm_train():

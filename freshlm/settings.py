@@ -383,14 +383,15 @@ class Settings:
         "TRAIN_EPOCHS",
         _positive_float,
         30.0,
-        "Default passes over each night's new documents; replay is added on top as a share of"
-        " the whole run's tokens (one pass over the packed training set is the run).",
+        "Default passes over each night's new documents (`freshlm_train` and `TrainConfig`);"
+        " replay is added on top as a share of the whole run's tokens (one pass over the packed"
+        " training set is the run).",
     )
     train_learning_rate: float = _field(
         "TRAIN_LEARNING_RATE",
         _positive_float,
         1e-3,
-        "Default peak learning rate of a fine-tune.",
+        "Default peak learning rate of a fine-tune (`freshlm_train` and `TrainConfig`).",
     )
     promotion_rules: Path | None = _field(
         "PROMOTION_RULES",

@@ -101,15 +101,16 @@ def _fresh_home(home: Path) -> Path | None:
 
 
 def _bootstrap_in_background(settings: Settings) -> tuple[threading.Thread, dict[str, Any]]:
-    """Bootstrap the base model while Airflow starts and the first night crawls."""
+    """Publish the archive as the base corpus and bootstrap the base model from it while
+    Airflow starts and the first night crawls."""
     result: dict[str, Any] = {}
 
     def work() -> None:
         try:
             from freshlm.store import open_store
-            from training.bootstrap import bootstrap_base_model
+            from sandbox.base_model import bootstrap_demo_base
 
-            result["summary"] = bootstrap_base_model(open_store(settings.store_uri))
+            result["summary"] = bootstrap_demo_base(open_store(settings.store_uri))
         except BaseException as exc:  # reported by the main thread
             result["error"] = exc
 

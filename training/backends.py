@@ -23,13 +23,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from freshlm.artifacts import TRAIN_CONFIGS
 from freshlm.settings import Settings, get_settings
 from freshlm.store import Store, open_store
 from training.plan import TrainingPlan
 
 log = logging.getLogger("freshlm.training")
-
-TRAIN_CONFIGS = "train-configs"
 
 
 class KubernetesRunMissing(RuntimeError):

@@ -1,22 +1,25 @@
 """Bootstrap the base model offline: tokenizer, tiny GPT-2, brief pretraining, registry.
 
-Nothing may be downloaded at run time, so the embedded mode makes its own base model from the
-sandbox world's background text (the scenario archive, ~440 evergreen articles in English and
-some Korean):
+Nothing may be downloaded at run time, so the embedded mode makes its own base model from a
+published **base-corpus dataset** (``role: base-corpus``,
+:data:`freshlm.artifacts.BASE_CORPUS_ROLE`): the text the base is pretrained on, published
+before the model exists (the demo publishes the sandbox world's archive:
+:mod:`sandbox.base_model`). The same dataset is later replayed and
+probed for retention, so the base's own text is an earlier dataset like any other.
 
-1. :func:`train_tokenizer` — a byte-level BPE tokenizer trained with ``tokenizers`` (lossless
+1. :func:`read_corpus` — the corpus's documents: each document's text is its title and its
+   ``text``, one per line; documents are ordered by ``meta.slug`` (else id) and split by their
+   ``split`` field (train, or held out for perplexity).
+2. :func:`train_tokenizer` — a byte-level BPE tokenizer trained with ``tokenizers`` (lossless
    on any text, Korean included, since every byte has a token).
-2. :func:`build_model` — a ``GPT2LMHeadModel`` sized by :class:`ModelConfig` (default ~4.2M
+3. :func:`build_model` — a ``GPT2LMHeadModel`` sized by :class:`ModelConfig` (default ~4.2M
    parameters: 4 layers, 256 wide, 4 heads, 256 positions).
-3. :func:`pretrain` — a plain, deterministic torch loop over random windows of the text, so the
-   model starts from real language statistics. With the defaults, held-out perplexity falls
-   from ~4,150 (random: about the vocabulary size) to ~3.3 in about 100 s of pretraining on 2
-   idle CPU cores (~6,000 tokens/s; the archive is templated text, hence so low). 200 steps
-   would only reach ~39: the model learns the templates late, so the default keeps 300.
-4. :func:`bootstrap_base_model` — all of the above, saved in the standard Hugging Face layout
+4. :func:`pretrain` — a plain, deterministic torch loop over random windows of the text, so the
+   model starts from real language statistics.
+5. :func:`bootstrap_base_model` — all of the above, saved in the standard Hugging Face layout
    (``save_pretrained`` of model and tokenizer, plus a model card) and published as the model
    version ``models/<version_id>/`` (id = content hash of weights and tokenizer), which becomes
-   ``production`` if nothing is in production yet.
+   ``production`` if nothing is in production yet. Its lineage names the corpus dataset.
 
 Any other Hugging Face causal LM can be the base instead: :func:`register_external_base` copies
 a local model folder (or, when the hub is reachable, a hub model) into a version.
@@ -26,8 +29,8 @@ fixed thread count, so a rerun produces byte-identical weights and the same vers
 with the same recipe (configuration, seed, corpus) finds the published version and does not
 train at all unless asked to (``reuse=False``).
 
-CLI: ``python -m training.bootstrap [--steps N] [--seed S] [--store URI] [--base PATH_OR_NAME]``
-prints the version and its metrics as JSON.
+CLI: ``python -m training.bootstrap [--corpus DATASET_ID] [--steps N] [--seed S] [--store URI]
+[--base PATH_OR_NAME]`` prints the version and its metrics as JSON.
 """
 
 from __future__ import annotations
@@ -40,7 +43,6 @@ import json
 import logging
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +50,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from freshlm.artifacts import (
+    BASE_CORPUS_ROLE,
+    ArtifactNotFound,
+    PublishedDataset,
+    base_corpus,
+    read_published_dataset,
+)
 from freshlm.registry import (
     ABSENT,
     PRODUCTION,
@@ -60,7 +69,7 @@ from freshlm.registry import (
     read_alias,
 )
 from freshlm.registry.versions import check_model_dir
-from sandbox.base_corpus import publish_base_corpus
+from freshlm.revision import code_revision
 
 if TYPE_CHECKING:
     import torch
@@ -72,8 +81,9 @@ log = logging.getLogger(__name__)
 
 EOS_TOKEN = "<|endoftext|>"  # also the BOS token, as in GPT-2: documents are separated by it
 PAD_TOKEN = "<|pad|>"
-#: Bump when the recipe changes in a way the configuration does not show (data, loop, split).
-RECIPE_VERSION = 1
+#: Bump when the recipe changes in a way neither the configuration nor the corpus hash (each
+#: document's text and split) shows: the loop, how a document becomes text.
+RECIPE_VERSION = 2
 ACTOR = "training.bootstrap"
 
 
@@ -84,9 +94,8 @@ ACTOR = "training.bootstrap"
 class ModelConfig:
     """The tokenizer's target vocabulary and the GPT-2 shape.
 
-    The default has ~4.2M parameters with the ~3,980 tokens BPE learns from the archive (the
-    corpus is too small to fill 4,096), and pretrains to a useful perplexity in about two
-    minutes on 2 CPU cores.
+    The default has ~4.2M parameters: small enough to pretrain on CPU cores, big enough to
+    learn the sandbox archive (a small corpus may not fill the 4,096-token vocabulary).
     """
 
     vocab_size: int = 4096  # target; a small corpus may yield fewer merges
@@ -112,9 +121,10 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PretrainConfig:
-    """The pretraining loop. ``heldout_every``: one archive document in this many (chosen by a
-    hash of its slug, so the split is stable) is held out for perplexity. ``threads`` is fixed
-    because float results may depend on the thread count, and the version id on the floats."""
+    """The pretraining loop. The held-out documents (for perplexity) are the corpus's own
+    ``heldout`` split. ``threads`` is fixed because float results may depend on the thread
+    count, and the version id on the floats. ``steps``: 300, since the model learns the
+    archive's templated text late (fewer steps leave its perplexity far higher)."""
 
     steps: int = 300
     seq_len: int = 128
@@ -122,16 +132,13 @@ class PretrainConfig:
     lr: float = 3e-3
     warmup_steps: int = 30
     weight_decay: float = 0.01
-    heldout_every: int = 10
     threads: int = 2
     log_every: int = 25
 
     def __post_init__(self) -> None:
-        for name in ("steps", "seq_len", "batch", "heldout_every", "threads", "log_every"):
+        for name in ("steps", "seq_len", "batch", "threads", "log_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"PretrainConfig.{name} must be a positive integer")
-        if self.heldout_every < 2:
-            raise ValueError("PretrainConfig.heldout_every must be at least 2")
         if not self.lr > 0 or self.warmup_steps < 0 or self.weight_decay < 0:
             raise ValueError("PretrainConfig needs lr > 0, warmup_steps >= 0, weight_decay >= 0")
 
@@ -422,61 +429,82 @@ def heldout_perplexity(
 # --- the corpus -------------------------------------------------------------------------------
 
 
-def archive_documents() -> list[tuple[str, str]]:
-    """``(slug, text)`` of every scenario archive article, by slug: the offline background
-    text. The text is title, summary and paragraphs, one per line."""
-    from sandbox.scenario import load_scenario
-
-    articles = load_scenario().archive
-    if not articles:
-        raise RegistryError("the scenario has no archive articles to bootstrap a model from")
-    return sorted((a.slug, "\n".join([a.title, a.summary, *a.paragraphs])) for a in articles)
+class CorpusNotFound(RegistryError):
+    """No base-corpus dataset is published where the bootstrap looks for one."""
 
 
-def split_documents(
-    documents: Sequence[tuple[str, str]], heldout_every: int
-) -> tuple[list[str], list[str]]:
-    """``(train_texts, heldout_texts)``: a document is held out when the hash of its slug
-    falls in one bucket of ``heldout_every``, so the split never depends on order."""
-    train, heldout = [], []
-    for slug, text in documents:
-        bucket = int(hashlib.sha256(slug.encode()).hexdigest(), 16) % heldout_every
-        (heldout if bucket == 0 else train).append(text)
-    if not train or not heldout:
-        raise ValueError(
-            f"{len(documents)} documents cannot be split one in {heldout_every} into "
-            "non-empty train and held-out sets"
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+    """The pretraining text of a base model, read from its published dataset.
+
+    ``documents``: ``(key, text, split)`` ordered by key (the document's ``meta.slug``, else its
+    id); ``text`` is the title and the document's text, one per line.
+    """
+
+    dataset_id: str
+    documents: tuple[tuple[str, str, str], ...]
+
+    @property
+    def train_texts(self) -> list[str]:
+        return [text for _, text, split in self.documents if split == "train"]
+
+    @property
+    def heldout_texts(self) -> list[str]:
+        return [text for _, text, split in self.documents if split == "heldout"]
+
+    @property
+    def sha256(self) -> str:
+        """Content hash of the documents and their split: part of the bootstrap recipe."""
+        digest = hashlib.sha256()
+        for key, text, split in self.documents:
+            digest.update(json.dumps([key, text, split], ensure_ascii=False).encode())
+            digest.update(b"\n")
+        return digest.hexdigest()
+
+
+def pretraining_text(doc: Mapping[str, Any]) -> str:
+    """A corpus document as pretraining text: its title, then its text, one per line."""
+    title = doc.get("title")
+    text = doc["text"]
+    return f"{title}\n{text}" if isinstance(title, str) and title else text
+
+
+def resolve_corpus(store: Store, dataset_id: str | None = None) -> PublishedDataset:
+    """The dataset ``dataset_id``, else the newest published base corpus; a
+    :class:`CorpusNotFound` that says what to publish when there is none."""
+    if dataset_id is not None:
+        try:
+            return read_published_dataset(store, dataset_id)
+        except ArtifactNotFound as exc:
+            raise CorpusNotFound(f"the base corpus: {exc}") from None
+    found = base_corpus(store)
+    if found is None:
+        raise CorpusNotFound(
+            f"no base-model corpus is published in {store.root_uri}: publish the text to "
+            f"pretrain on as a dataset with role {BASE_CORPUS_ROLE!r} first (the embedded demo's "
+            "archive: `python -m sandbox.base_model`, which publishes it and bootstraps), or "
+            "name one with --corpus, or register an existing model with --base"
         )
-    return train, heldout
+    return found
 
 
-def _corpus_sha256(documents: Sequence[tuple[str, str]]) -> str:
-    digest = hashlib.sha256()
-    for slug, text in documents:
-        digest.update(json.dumps([slug, text], ensure_ascii=False).encode())
-        digest.update(b"\n")
-    return digest.hexdigest()
-
-
-def code_revision() -> str | None:
-    """The git revision of this code (``+dirty`` if modified), or None outside a checkout."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+def read_corpus(store: Store, dataset_id: str | None = None) -> Corpus:
+    """The pretraining corpus from its published dataset (see :func:`resolve_corpus`)."""
+    dataset = resolve_corpus(store, dataset_id)
+    documents = []
+    for file_split in ("train", "heldout"):
+        for doc in dataset.documents(store, file_split):
+            key = (doc.get("meta") or {}).get("slug") or doc["id"]
+            split = doc.get("split") or file_split
+            documents.append((str(key), pretraining_text(doc), split))
+    documents.sort(key=lambda d: d[0])
+    corpus = Corpus(dataset.dataset_id, tuple(documents))
+    if not corpus.train_texts or not corpus.heldout_texts:
+        raise CorpusNotFound(
+            f"the base corpus {store.uri_for(dataset.prefix)} has {len(corpus.train_texts)} "
+            f"train and {len(corpus.heldout_texts)} held-out documents; pretraining needs both"
         )
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    return corpus
 
 
 def recipe_sha256(config: BootstrapConfig, seed: int, corpus_sha256: str) -> str:
@@ -494,7 +522,7 @@ def recipe_sha256(config: BootstrapConfig, seed: int, corpus_sha256: str) -> str
 # --- bootstrap and registration ---------------------------------------------------------------
 
 
-def _ensure_production(store: Store, version_id: str, metrics: Mapping[str, Any], reason: str):
+def ensure_production(store: Store, version_id: str, metrics: Mapping[str, Any], reason: str):
     """Make ``version_id`` production if nothing is in production yet; never replace a
     production model (a rerun of the bootstrap must not undo the nightly promotions)."""
     current = read_alias(store, PRODUCTION)
@@ -522,56 +550,91 @@ def _ensure_production(store: Store, version_id: str, metrics: Mapping[str, Any]
 def bootstrap_base_model(
     store: Store,
     *,
+    corpus: str | None = None,
     config: BootstrapConfig | None = None,
     seed: int = 0,
     reuse: bool = True,
 ) -> dict[str, Any]:
-    """Train the embedded base model from the scenario archive and register it.
+    """Train the embedded base model on a published base corpus and register it.
 
-    Publishes ``models/<version_id>/`` (Hugging Face layout + model card, lineage and metrics
-    in the manifest) and points ``production`` at it if production is unset. With ``reuse``
-    (the default) a version already published from the same recipe is returned without
-    training. Returns a JSON-able summary: ``version_id``, ``uri``, ``created``, ``reused``,
-    ``production``, ``promoted``, ``metrics``, ``model`` and, when it trained, ``timings``.
+    ``corpus`` is the dataset id to pretrain on; None takes the newest published dataset with
+    ``role: base-corpus`` (:class:`CorpusNotFound` when there is none). Publishes
+    ``models/<version_id>/`` (Hugging Face layout + model card, lineage and metrics in the
+    manifest) and points ``production`` at it if production is unset. With ``reuse`` (the
+    default) a version already published from the same recipe is returned without training.
+    Returns a JSON-able summary: ``base_corpus_dataset``, ``version_id``, ``uri``, ``created``,
+    ``reused``, ``production``, ``promoted``, ``metrics``, ``model`` and, when it trained,
+    ``timings``.
     """
     config = config or BootstrapConfig()
     started = time.perf_counter()
-    documents = archive_documents()
-    corpus_sha = _corpus_sha256(documents)
-    recipe = recipe_sha256(config, seed, corpus_sha)
+    text = read_corpus(store, corpus)
+    recipe = recipe_sha256(config, seed, text.sha256)
     if reuse:
         for version in list_versions(store):
             if version.lineage.extra.get("recipe_sha256") == recipe:
                 log.info(
                     "version %s was bootstrapped with this recipe; reusing it", version.version_id
                 )
-                production, promoted = _ensure_production(
-                    store, version.version_id, version.metrics, "bootstrap: first base model"
-                )
-                corpus = publish_base_corpus(
-                    store,
-                    heldout_every=config.pretrain.heldout_every,
-                    model_version=version.version_id,
-                )
-                return {
-                    "base_corpus_dataset": corpus,
-                    "version_id": version.version_id,
-                    "uri": store.uri_for(version.prefix),
-                    "created": False,
-                    "reused": True,
-                    "production": production,
-                    "promoted": promoted,
-                    "metrics": dict(version.metrics),
-                    "model": dict(version.model),
-                }
+                return _summary(store, version, text.dataset_id, created=False, reused=True)
 
+    trained = _train_base(text, config, seed)
+    lineage = Lineage(
+        kind="bootstrap",
+        source=ACTOR,
+        dataset_ids=(text.dataset_id,),
+        training_config={**config.to_dict(), "seed": seed},
+        code_revision=code_revision(),
+        extra={
+            "recipe_sha256": recipe,
+            "corpus": {
+                "dataset_id": text.dataset_id,
+                "sha256": text.sha256,
+                "documents": len(text.documents),
+                "train_documents": len(text.train_texts),
+                "heldout_documents": len(text.heldout_texts),
+            },
+        },
+    )
+    with tempfile.TemporaryDirectory(prefix="freshlm-bootstrap-") as tmp:
+        trained.model.save_pretrained(tmp)
+        trained.tokenizer.save_pretrained(tmp)
+        version, created = publish_version(
+            store,
+            tmp,
+            lineage=lineage,
+            metrics=trained.metrics,
+            model=trained.model_info,
+            created_by={"component": ACTOR},
+        )
+    summary = _summary(store, version, text.dataset_id, created=created, reused=False)
+    summary["timings"] = {
+        **trained.timings,
+        "total_seconds": round(time.perf_counter() - started, 2),
+    }
+    return summary
+
+
+@dataclasses.dataclass(frozen=True)
+class _Trained:
+    model: GPT2LMHeadModel
+    tokenizer: PreTrainedTokenizerFast
+    metrics: dict[str, Any]
+    model_info: dict[str, Any]
+    timings: dict[str, Any]
+
+
+def _train_base(corpus: Corpus, config: BootstrapConfig, seed: int) -> _Trained:
+    """Tokenizer, model and pretraining on the corpus's train split; perplexity on its
+    held-out split before and after."""
     pre = config.pretrain
-    train_texts, heldout_texts = split_documents(documents, pre.heldout_every)
+    train_texts, heldout_texts = corpus.train_texts, corpus.heldout_texts
     log.info(
-        "bootstrap: %d train and %d held-out documents (%d bytes)",
+        "bootstrap: %d train and %d held-out documents (%d bytes) from dataset %s",
         len(train_texts),
         len(heldout_texts),
         sum(len(t.encode()) for t in train_texts + heldout_texts),
+        corpus.dataset_id,
     )
     t0 = time.perf_counter()
     tokenizer = train_tokenizer(
@@ -623,55 +686,31 @@ def bootstrap_base_model(
         "n_positions": config.model.n_positions,
         "tokenizer": "byte-level BPE (tokenizers)",
     }
-    lineage = Lineage(
-        kind="bootstrap",
-        source=ACTOR,
-        training_config={**config.to_dict(), "seed": seed},
-        code_revision=code_revision(),
-        extra={
-            "recipe_sha256": recipe,
-            "corpus": {
-                "name": "sandbox world scenario archive",
-                "sha256": corpus_sha,
-                "documents": len(documents),
-                "train_documents": len(train_texts),
-                "heldout_documents": len(heldout_texts),
-            },
-        },
-    )
-    with tempfile.TemporaryDirectory(prefix="freshlm-bootstrap-") as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        version, created = publish_version(
-            store,
-            tmp,
-            lineage=lineage,
-            metrics=metrics,
-            model=model_info,
-            created_by={"component": ACTOR},
-        )
-    production, promoted = _ensure_production(
+    timings = {
+        "tokenizer_seconds": round(tokenizer_seconds, 2),
+        "pretrain_seconds": round(result.seconds, 2),
+        "pretrain_tokens_per_second": round(result.tokens_per_second),
+    }
+    return _Trained(model, tokenizer, metrics, model_info, timings)
+
+
+def _summary(
+    store: Store, version: Any, corpus_id: str, *, created: bool, reused: bool
+) -> dict[str, Any]:
+    """The bootstrap's JSON summary of ``version``, after making it production if nothing is."""
+    production, promoted = ensure_production(
         store, version.version_id, version.metrics, "bootstrap: first base model"
     )
-    corpus = publish_base_corpus(
-        store, heldout_every=pre.heldout_every, model_version=version.version_id
-    )
     return {
-        "base_corpus_dataset": corpus,
+        "base_corpus_dataset": corpus_id,
         "version_id": version.version_id,
         "uri": store.uri_for(version.prefix),
         "created": created,
-        "reused": False,
+        "reused": reused,
         "production": production,
         "promoted": promoted,
         "metrics": dict(version.metrics),
         "model": dict(version.model),
-        "timings": {
-            "tokenizer_seconds": round(tokenizer_seconds, 2),
-            "pretrain_seconds": round(result.seconds, 2),
-            "pretrain_tokens_per_second": round(result.tokens_per_second),
-            "total_seconds": round(time.perf_counter() - started, 2),
-        },
     }
 
 
@@ -765,7 +804,7 @@ def register_external_base(
         production = move.version_id
         promoted = before is None or before.version_id != move.version_id
     else:
-        production, promoted = _ensure_production(store, version.version_id, {}, why)
+        production, promoted = ensure_production(store, version.version_id, {}, why)
     return {
         "version_id": version.version_id,
         "uri": store.uri_for(version.prefix),
@@ -786,6 +825,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m training.bootstrap",
         description="Bootstrap FreshLM's base model offline (or register an external one) and "
         "make it production if nothing is. Prints the version and its metrics as JSON.",
+    )
+    parser.add_argument(
+        "--corpus",
+        help="the published dataset to pretrain on (default: the newest base-corpus dataset)",
     )
     parser.add_argument("--steps", type=int, help="pretraining steps (default 300)")
     parser.add_argument("--seed", type=int, default=0)
@@ -816,7 +859,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.steps is not None:
                 config = config.with_steps(args.steps)
             summary = bootstrap_base_model(
-                store, config=config, seed=args.seed, reuse=not args.retrain
+                store, corpus=args.corpus, config=config, seed=args.seed, reuse=not args.retrain
             )
     except (RegistryError, StoreError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

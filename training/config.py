@@ -28,42 +28,13 @@ from typing import Any
 #: Measured against the run's whole budget, not one pass over the new data, as Ibrahim et al.
 #: 2024, "Simple and Scalable Strategies to Continually Pre-train Large Language Models"
 #: (arXiv:2403.08763), state it (a share of the tokens trained on); they find 5% enough under a
-#: weak distribution shift (Pile -> SlimPajama) and about 25% needed under a strong one
-#: (English -> German). Scialom et al. 2022 (arXiv:2205.12393) keep most earlier skills with 1%
-#: rehearsal. A night of FreshLM is a far stronger shift than either: a few thousand tokens of
-#: one day's news, slang and papers, passed over many times (``epochs``) so that a small model
-#: learns its facts, against a base that memorized its whole archive. Measured on the sandbox
-#: world (4.2M-parameter GPT-2, day 1 = 4.7k new tokens, 20 passes at lr 2e-3, 2 CPU ranks):
-#: replay 0.5 of the run's tokens kept old-text perplexity (-1.5%) but retention probes dropped
-#: 3.75 points (gate: 2); replay 0.6 (140k tokens: the whole 395-document archive about twice)
-#: gave retention drop 0.0, old perplexity -3.3%, new-knowledge +0.58 and world facts 0.92. The
-#: old per-pass 0.25 (the same ~6 archive documents replayed every pass, 30 passes) forgot:
-#: retention -18 points, old perplexity +598%. With the shipped defaults (30 passes, lr 1e-3,
-#: replay 0.6) night 1 vs the base: new-knowledge +0.59, retention +0.02, old perplexity -2.9%;
-#: night 3 vs night 1: new-knowledge +0.69, retention -0.004, old perplexity -1.3%, world
-#: facts 0.58 -> 0.75 (20 passes at lr 2e-3: 0.71 with retention -4.2 points; 40 at 1e-3:
-#: 0.71). 0.6 costs 60% of each night's compute, which on
-#: nightly batches this small is about a minute on two CPU ranks.
-#:
-#: The world facts after night 3 (24 questions) vary from 14 to 18 right between seeds, and no
-#: replay or schedule change moved them beyond that (2026-11-28, night 3 trained from the same
-#: night-1 model): half of the replay from night 1's documents (20 passes instead of 2.6) 14-18;
-#: peak lr 5e-4 or 3e-4 14-16; 15 warmup steps 15-18; nights 1 and 3 trained jointly from the base
-#: 16; an 8-layer base (7.4M parameters) 17; quiz-style question/answer articles added to the
-#: pretraining archive 15; each pass over the new documents in another sentence order (4 orders, the
-#: "permute" augmentation of Allen-Zhu & Li 2023, arXiv:2309.14316) 16; scoring unnormalized instead
-#: of per byte 15; a base pretrained 800 steps instead of 300 15. Night 1 alone answers 11-13 of its
-#: 13 questions, but its wrong answers are strings the model has never seen; after night 3 the
-#: distractors include facts it has learned (another slang word's meaning, another date), and a
-#: model this small cannot tell which memorised answer belongs to which question. Replay is not the
-#: limit; the small model's question-to-answer binding is (the 8-layer base, pretrained for the same
-#: 300 steps, did not bind better). Measured directly (2026-11-28): asked under *another* fact's
-#: question (three rotations), the same choices still score 15-16 of 24 after night 3 (18 under
-#: the right one) and 12-14 of 24 after night 1 (14), so most of the accuracy is familiarity
-#: with the answer strings; the evaluation report carries this control (``controls``). Also
-#: tried since: whole articles in one window (seq_len 256) 17; averaging the night-1 and night-3
-#: weights (night 1 + beta x the night-3 update, beta 0.3-0.8) 16-19; a base with 8 heads of 32
-#: dimensions 16; one with 6 layers and 8 heads 13.
+#: weak distribution shift and about 25% needed under a strong one; Scialom et al. 2022
+#: (arXiv:2205.12393) keep most earlier skills with 1% rehearsal. A night of FreshLM is a far
+#: stronger shift than either: a few thousand tokens of one day's text, passed over many times
+#: (``epochs``) so that a small model learns its facts, against a base that memorized its whole
+#: archive. 0.6 is the share at which the sandbox world's retention probes stay within the
+#: promotion gate (lower shares forgot); it costs 60% of each night's compute. The measurements
+#: behind it are in bench/RESULTS.md ("training defaults: the measurements behind them").
 DEFAULT_REPLAY_RATIO = 0.6
 
 MODES = ("full", "lora")
@@ -103,6 +74,8 @@ class TrainConfig:
     Length: ``epochs`` is the number of passes over the NEW documents; the packed training set
     holds those passes plus the replay (``replay_ratio`` of all its tokens) and the trainer runs
     one pass over it, or ``max_steps`` steps if positive.
+    Defaults: ``epochs`` and ``learning_rate`` come from the settings (``FRESHLM_TRAIN_EPOCHS``,
+    ``FRESHLM_TRAIN_LEARNING_RATE``), their one source, read when a config is built without them.
     Batch: ``micro_batch_size`` sequences per rank per step, times ``grad_accum``, times
     ``num_ranks`` is the global batch. ``bf16`` is ``"auto"`` (on where the accelerator has it),
     ``True`` or ``False``. ``ds_config`` names a file in ``training/ds_configs/``.
@@ -113,9 +86,11 @@ class TrainConfig:
     base_model_path: str | None = None
     replay_ratio: float = DEFAULT_REPLAY_RATIO
     seq_len: int = 128
-    epochs: float = 1.0
+    epochs: float = dataclasses.field(default_factory=lambda: _setting("train_epochs"))
     max_steps: int = -1
-    learning_rate: float = 5e-5
+    learning_rate: float = dataclasses.field(
+        default_factory=lambda: _setting("train_learning_rate")
+    )
     weight_decay: float = 0.0
     warmup_steps: int = 0
     max_grad_norm: float = 1.0
@@ -133,7 +108,7 @@ class TrainConfig:
     seed: int = 0
     num_ranks: int = 1
     # --- runtime (not part of the fingerprint) ---
-    checkpoint_every: int = 50
+    checkpoint_every: int = 50  # often enough that a crash loses minutes, not the night
     keep_checkpoints: int = 2
     logging_steps: int = 1
     store_uri: str | None = None
@@ -298,6 +273,24 @@ def config_positions(doc: Mapping[str, Any]) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return None
+
+
+def _setting(name: str) -> Any:
+    """A training default from the settings (core): the one place it is defined."""
+    from freshlm.settings import get_settings
+
+    return getattr(get_settings(), name)
+
+
+def default_of(name: str) -> Any:
+    """The default of the :class:`TrainConfig` field ``name`` (a settings-backed one is read
+    from the settings now)."""
+    field = TrainConfig.__dataclass_fields__[name]
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    raise KeyError(f"TrainConfig.{name} has no default")
 
 
 def _is_int(value: Any) -> bool:

@@ -16,6 +16,10 @@ before a rank starts, with a :class:`PlanError` that names the Param:
   ``gpus`` GPUs. The global batch depends on the number of ranks, so ``gpus`` is the config's
   ``num_ranks``: the same Params give the same model version on either backend.
 
+A Param that is absent, None or empty takes its default here, from one place: ``epochs``,
+``learning_rate``, ``backend`` and ``gpus`` from the settings (``FRESHLM_TRAIN_*``), the others
+from :class:`~training.config.TrainConfig`'s field defaults.
+
 The plan also records the **baseline**: the version ``production`` pointed at when the run was
 planned. The evaluation compares the candidate against it, and the promotion moves
 ``production`` only if it still points there (compare-and-swap).
@@ -27,23 +31,27 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from freshlm.artifacts import (
+    MODELS,
+    ArtifactNotFound,
+    published_datasets,
+    read_published_dataset,
+)
 from freshlm.registry import PRODUCTION, get_version, read_alias
 from freshlm.registry.errors import VersionNotFound
 from freshlm.settings import Settings, get_settings
 from freshlm.store import Store
 from training.config import (
-    DEFAULT_REPLAY_RATIO,
     DS_CONFIGS,
     MODES,
     ConfigError,
     TrainConfig,
     config_positions,
+    default_of,
 )
 
 BACKENDS = ("local", "kubernetes")
 ALIASES = ("production", "previous")
-DATASETS_PREFIX = "datasets"
-DEFAULT_SEQ_LEN = 128
 
 
 class PlanError(ValueError):
@@ -97,9 +105,7 @@ def datasets_from_events(events: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def published_dataset_ids(store: Store) -> list[str]:
     """Every published dataset id, oldest crawl window first."""
-    from freshlm.curation.publish import published_datasets
-
-    return [m.fields.get("dataset_id") or m.artifact_id for m in published_datasets(store)]
+    return [d.dataset_id for d in published_datasets(store)]
 
 
 def resolve_datasets(
@@ -119,13 +125,14 @@ def resolve_datasets(
             )
         ids, trigger = [published[-1]], "manual"
     for dataset_id in ids:
-        manifest = store.read_manifest(f"{DATASETS_PREFIX}/{dataset_id}")
-        if manifest is None or manifest.kind != "dataset":
+        try:
+            read_published_dataset(store, dataset_id)
+        except ArtifactNotFound:
             known = published_dataset_ids(store)
             raise PlanError(
                 f"datasets: {dataset_id!r} is not a published dataset in {store.root_uri} "
                 f"(published: {', '.join(known[-5:]) or 'none'})"
-            )
+            ) from None
     return ids, trigger
 
 
@@ -138,7 +145,8 @@ def resolve_version(store: Store, name: str, *, param: str = "base_version") -> 
         move = read_alias(store, name)
         if move is None:
             hint = (
-                "bootstrap the base model first (`python -m training.bootstrap`, or the demo)"
+                "bootstrap the base model first (`python -m training.bootstrap` from a published "
+                "base corpus or with --base; embedded: `python -m sandbox.base_model` or the demo)"
                 if name == PRODUCTION
                 else "nothing was promoted twice yet"
             )
@@ -157,7 +165,7 @@ def base_positions(store: Store, version_id: str) -> int | None:
     import json
 
     try:
-        doc = json.loads(store.read_bytes(f"models/{version_id}/config.json"))
+        doc = json.loads(store.read_bytes(f"{MODELS}/{version_id}/config.json"))
     except Exception:  # a missing or unreadable config: the entrypoint checks again
         return None
     return config_positions(doc) if isinstance(doc, dict) else None
@@ -180,10 +188,10 @@ def plan_training(
     backend = params.get("backend") or settings.train_backend
     if backend not in BACKENDS:
         raise PlanError(f"backend: {backend!r} is not one of {BACKENDS}")
-    mode = params.get("mode") or "full"
+    mode = params.get("mode") or default_of("mode")
     if mode not in MODES:
         raise PlanError(f"mode: {mode!r} is not one of {MODES}")
-    ds_config = params.get("ds_config") or "zero2"
+    ds_config = params.get("ds_config") or default_of("ds_config")
     if ds_config not in DS_CONFIGS:
         raise PlanError(f"ds_config: {ds_config!r} is not one of {DS_CONFIGS}")
     gpus = _number(params, "gpus", settings.train_gpus)
@@ -199,7 +207,8 @@ def plan_training(
         # The default length, or less for a base model with fewer positions (the embedded
         # tiny models have 64 to 256).
         positions = base_positions(store, base_version)
-        seq_len = min(DEFAULT_SEQ_LEN, positions) if positions else DEFAULT_SEQ_LEN
+        seq_len = default_of("seq_len")
+        seq_len = min(seq_len, positions) if positions else seq_len
     try:
         config = TrainConfig(
             datasets=tuple(datasets),
@@ -207,14 +216,15 @@ def plan_training(
             mode=mode,
             epochs=_number(params, "epochs", settings.train_epochs),
             learning_rate=_number(params, "learning_rate", settings.train_learning_rate),
-            replay_ratio=_number(params, "replay_ratio", DEFAULT_REPLAY_RATIO),
+            replay_ratio=_number(params, "replay_ratio", default_of("replay_ratio")),
             max_steps=-1 if max_steps is None else max_steps,
             seq_len=seq_len,
             ds_config=ds_config,
             num_ranks=gpus,
             store_uri=store.root_uri,
-            # Checkpoint often enough that a crash loses minutes, not the night.
-            checkpoint_every=int(_number(params, "checkpoint_every", 50)),
+            checkpoint_every=int(
+                _number(params, "checkpoint_every", default_of("checkpoint_every"))
+            ),
         )
     except ConfigError as exc:
         # "TrainConfig.learning_rate = -1: must be ..." names the Param it came from.

@@ -60,15 +60,16 @@ import hashlib
 import json
 import logging
 import shutil
-import subprocess
 import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from freshlm.artifacts import MODELS, RUNS
 from freshlm.registry.model_card import render_model_card
 from freshlm.registry.versions import Lineage
+from freshlm.revision import code_revision
 from freshlm.store import Store, open_store
 from training.config import ConfigError, TrainConfig, config_positions
 from training.trainset import (
@@ -80,8 +81,6 @@ from training.trainset import (
 
 log = logging.getLogger("freshlm.training")
 
-MODELS = "models"
-RUNS = "runs"
 MODEL_KIND = "model"
 CHECKPOINT_KIND = "checkpoint"
 METRICS_FILE = "metrics.json"
@@ -90,7 +89,6 @@ MODEL_CARD_FILE = "README.md"  # the Hugging Face model card, with lineage and m
 TRAIN_CONFIG_FILE = "train_config.json"
 PROGRESS_FILE = "freshlm_progress.json"
 ERROR_DIR_ENV = "FRESHLM_TRAIN_ERROR_DIR"
-CODE_REVISION_ENV = "FRESHLM_CODE_REVISION"
 RESULT_MARKER = "FRESHLM_TRAIN_RESULT"
 ERROR_MARKER = "FRESHLM_TRAIN_ERROR"
 _COMPLETE_MARKER = ".freshlm-complete"
@@ -132,31 +130,6 @@ def work_dir_for(config: TrainConfig) -> Path:
     from freshlm.settings import get_settings
 
     return get_settings().home / "work" / "training"
-
-
-def code_revision() -> str:
-    """``$FRESHLM_CODE_REVISION`` (set in images without a checkout), else ``git rev-parse
-    HEAD`` (``+dirty`` if tracked files are modified), else ``"unknown"``."""
-    env = os.environ.get(CODE_REVISION_ENV, "").strip()
-    if env:
-        return env
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
-        )
-        if head.returncode != 0 or not head.stdout.strip():
-            return "unknown"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def download_artifact(store: Store, prefix: str, dest: Path) -> Path:
@@ -596,37 +569,122 @@ def _loss_curve(log_history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
 # --- the rank --------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class _Rank:
+    """This process's place in the launch (from the launcher's environment)."""
+
+    rank: int
+    local_rank: int
+    world: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def local_main(self) -> bool:
+        return self.local_rank == 0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Resume:
+    """Where this attempt starts: the newest published checkpoint, if any."""
+
+    folder: Path | None  # the downloaded checkpoint
+    from_step: int
+    prior: Mapping[str, Any]  # the progress the earlier attempts recorded
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
     """Run this rank; returns the summary (the same on every rank)."""
-    rank = _env_int("RANK", 0)
-    local_rank = _env_int("LOCAL_RANK", 0)
-    world = _env_int("WORLD_SIZE", 1)
-    is_main = rank == 0
-    if world != config.num_ranks:
-        raise ConfigError(
-            f"TrainConfig.num_ranks = {config.num_ranks}, but the launcher started "
-            f"WORLD_SIZE={world} ranks; the global batch depends on it, so they must agree"
-        )
+    me = _rank_from_env(config)
     started = time.monotonic()
     store = open_store(config.store_uri)
     work = work_dir_for(config)
     work.mkdir(parents=True, exist_ok=True)
-
-    if world > 1 and not _dist_ready():
+    if me.world > 1 and not _dist_ready():
         import deepspeed
 
         deepspeed.init_distributed()
 
-    with _local_main_first(local_rank == 0):
+    base, trainset, ident = _resolve_inputs(store, config, work, me)
+    existing = store.read_manifest(ident.model_prefix)
+    if existing is not None:
+        if me.is_main:
+            log.info("model version %s is already published; nothing to train", ident.version_id)
+        return _summary(store, ident, existing, trainset.trainset_id, already=True)
+
+    run_dir = work / "runs" / ident.run_key
+    resume = _resume_point(store, ident, run_dir, me)
+    trainer, progress, tokens_per_step = _build_trainer(
+        store, config, base, trainset, ident, run_dir / "output", resume, me
+    )
+    result = trainer.train(resume_from_checkpoint=str(resume.folder) if resume.folder else None)
+    attempt_wall = progress.elapsed()
+
+    final_dir = run_dir / "final"
+    trainer.save_model(str(final_dir))  # every rank: ZeRO-3 gathers the weights here
+    _barrier()
+    summary = None
+    if me.is_main:
+        publish_dir = final_dir
+        if config.mode == "lora" and config.lora_merge:
+            publish_dir = merge_lora(base.path, final_dir, run_dir / "merged")
+        metrics = _run_metrics(trainer, result, progress, resume, me, tokens_per_step, attempt_wall)
+        manifest = _publish_version(
+            store,
+            ident,
+            publish_dir,
+            config=config,
+            base=base,
+            trainset=trainset,
+            metrics=metrics,
+            ds_config=_filled_ds_config(trainer.args),
+            model=trainer.model,
+        )
+        log.info(
+            "published model version %s: %d steps, final loss %s, %.0f tokens/s, %.1fs total",
+            ident.version_id,
+            metrics["global_step"],
+            metrics["final_loss"],
+            metrics["tokens_per_second"],
+            time.monotonic() - started,
+        )
+        summary = _summary(store, ident, manifest, trainset.trainset_id, already=False)
+    summary = _broadcast(summary)
+    _barrier()
+    return summary
+
+
+def _rank_from_env(config: TrainConfig) -> _Rank:
+    me = _Rank(
+        rank=_env_int("RANK", 0),
+        local_rank=_env_int("LOCAL_RANK", 0),
+        world=_env_int("WORLD_SIZE", 1),
+    )
+    if me.world != config.num_ranks:
+        raise ConfigError(
+            f"TrainConfig.num_ranks = {config.num_ranks}, but the launcher started "
+            f"WORLD_SIZE={me.world} ranks; the global batch depends on it, so they must agree"
+        )
+    return me
+
+
+def _resolve_inputs(
+    store: Store, config: TrainConfig, work: Path, me: _Rank
+) -> tuple[BaseModel, TrainingSet, RunIdentity]:
+    """Base model (downloaded once per node), training set (resolved by rank 0, its id
+    broadcast) and the run's identity."""
+    with _local_main_first(me.local_main):
         base = resolve_base(store, config, work)
     check_seq_len(config, base)
     trainset_id = None
-    if is_main:
+    if me.is_main:
         trainset_id = resolve_trainset(store, config, base).trainset_id
     trainset_id = _broadcast(trainset_id)
     trainset = read_training_set(store, trainset_id)
     ident = run_identity(config, trainset_id, base)
-    if is_main:
+    if me.is_main:
         log.info(
             "run %s: base %s, training set %s (%d sequences of %d), version %s",
             ident.run_key,
@@ -636,39 +694,35 @@ def train(config: TrainConfig) -> dict[str, Any]:
             trainset.seq_len,
             ident.version_id,
         )
+    return base, trainset, ident
 
-    existing = store.read_manifest(ident.model_prefix)
-    if existing is not None:
-        if is_main:
-            log.info("model version %s is already published; nothing to train", ident.version_id)
-        return _summary(store, ident, existing, trainset_id, already=True)
 
-    run_dir = work / "runs" / ident.run_key
+def _resume_point(store: Store, ident: RunIdentity, run_dir: Path, me: _Rank) -> _Resume:
+    """Clear a killed attempt's local output and download the newest published checkpoint."""
     output_dir = run_dir / "output"
     checkpoints = published_checkpoints(store, ident)
-    resume_dir: Path | None = None
-    with _local_main_first(local_rank == 0):
-        if local_rank == 0 and output_dir.exists():
+    folder: Path | None = None
+    with _local_main_first(me.local_main):
+        if me.local_main and output_dir.exists():
             shutil.rmtree(output_dir)  # a killed attempt's local leftovers; the store has its work
         if checkpoints:
             step, prefix = checkpoints[-1]
-            resume_dir = download_artifact(store, prefix, run_dir / "resume" / f"step-{step}")
+            folder = download_artifact(store, prefix, run_dir / "resume" / f"step-{step}")
     prior: dict[str, Any] = {}
-    if resume_dir is not None and (resume_dir / PROGRESS_FILE).is_file():
-        prior = json.loads((resume_dir / PROGRESS_FILE).read_text())
-    resumed_from = checkpoints[-1][0] if checkpoints else 0
-    if is_main and resume_dir is not None:
-        log.info("resuming from checkpoint step %d (%s)", resumed_from, checkpoints[-1][1])
+    if folder is not None and (folder / PROGRESS_FILE).is_file():
+        prior = json.loads((folder / PROGRESS_FILE).read_text())
+    from_step = checkpoints[-1][0] if checkpoints else 0
+    if me.is_main and folder is not None:
+        log.info("resuming from checkpoint step %d (%s)", from_step, checkpoints[-1][1])
+    return _Resume(folder=folder, from_step=from_step, prior=prior)
 
-    # Heavy imports only now: everything above also runs in the launching task.
+
+def _training_arguments(config: TrainConfig, output_dir: Path) -> Any:
+    """The Hugging Face TrainingArguments of this config (DeepSpeed config included)."""
     import torch
-    from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+    from transformers import TrainingArguments
 
-    from training.trainset import load_input_ids
-
-    bf16 = resolve_bf16(config.bf16)
-    use_cpu = not torch.cuda.is_available()
-    args = TrainingArguments(
+    return TrainingArguments(
         output_dir=str(output_dir),
         per_device_train_batch_size=config.micro_batch_size,
         gradient_accumulation_steps=config.grad_accum,
@@ -687,34 +741,53 @@ def train(config: TrainConfig) -> dict[str, Any]:
         save_total_limit=1,  # older ones are in the store
         seed=config.seed,
         data_seed=config.seed,
-        bf16=bf16,
+        bf16=resolve_bf16(config.bf16),
         deepspeed=str(config.ds_config_path),
         gradient_checkpointing=config.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False},
         report_to="none",
         disable_tqdm=True,
-        use_cpu=use_cpu,
+        use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
         remove_unused_columns=False,
     )
+
+
+def _build_trainer(
+    store: Store,
+    config: TrainConfig,
+    base: BaseModel,
+    trainset: TrainingSet,
+    ident: RunIdentity,
+    output_dir: Path,
+    resume: _Resume,
+    me: _Rank,
+) -> tuple[Any, Any, int]:
+    """``(trainer, progress callback, tokens per step)`` for this rank."""
+    # Heavy imports only now: everything before training also runs in the launching task.
+    from transformers import AutoModelForCausalLM, Trainer
+
+    from training.trainset import load_input_ids
+
+    args = _training_arguments(config, output_dir)
     # After TrainingArguments: under ZeRO-3 the weights are partitioned as they load.
     tokenizer = load_tokenizer(base.path)
     model = AutoModelForCausalLM.from_pretrained(str(base.path))
     if config.mode == "lora":
         model = apply_lora(model, config)
-        if is_main:
+        if me.is_main:
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
             log.info("LoRA r=%d: %d trainable parameters", config.lora_r, trainable)
     dataset = _packed_dataset(load_input_ids(store, trainset))
-    tokens_per_step = config.seq_len * config.micro_batch_size * config.grad_accum * world
+    tokens_per_step = config.seq_len * config.micro_batch_size * config.grad_accum * me.world
     progress = _progress_callback(
         store=store,
         ident=ident,
         config=config,
         tokens_per_step=tokens_per_step,
-        is_main=is_main,
-        prior=prior,
-        trainset_id=trainset_id,
+        is_main=me.is_main,
+        prior=resume.prior,
+        trainset_id=trainset.trainset_id,
     )
     trainer = Trainer(
         model=model,
@@ -723,63 +796,40 @@ def train(config: TrainConfig) -> dict[str, Any]:
         processing_class=tokenizer,
         callbacks=[progress],
     )
-    result = trainer.train(resume_from_checkpoint=str(resume_dir) if resume_dir else None)
-    attempt_wall = progress.elapsed()
+    return trainer, progress, tokens_per_step
 
-    final_dir = run_dir / "final"
-    trainer.save_model(str(final_dir))  # every rank: ZeRO-3 gathers the weights here
-    _barrier()
-    if is_main:
-        publish_dir = final_dir
-        if config.mode == "lora" and config.lora_merge:
-            publish_dir = merge_lora(base.path, final_dir, run_dir / "merged")
-        state = trainer.state
-        curve = _loss_curve(state.log_history)
-        metrics = {
-            "global_step": state.global_step,
-            "resumed_from_step": resumed_from,
-            "steps_this_attempt": state.global_step - progress.start_step,
-            "attempts": progress.attempts,
-            "world_size": world,
-            "tokens_per_step": tokens_per_step,
-            "tokens_trained": state.global_step * tokens_per_step,
-            # The training loop's own rate: not the final save and publish that follow it.
-            "tokens_per_second": round(progress.tokens_per_second(state, attempt_wall), 3),
-            "wall_time_s": round(progress.prior_wall + attempt_wall, 3),
-            "attempt_wall_time_s": round(attempt_wall, 3),
-            "train_loss": float(result.training_loss),
-            "first_loss": curve[0]["loss"] if curve else None,
-            "final_loss": curve[-1]["loss"] if curve else None,
-            "loss_curve": curve,
-            "bf16": bf16,
-            "device": "cuda" if not use_cpu else "cpu",
-        }
-        ds_config = _filled_ds_config(args)
-        manifest = _publish_version(
-            store,
-            ident,
-            publish_dir,
-            config=config,
-            base=base,
-            trainset=trainset,
-            metrics=metrics,
-            ds_config=ds_config,
-            model=trainer.model,
-        )
-        log.info(
-            "published model version %s: %d steps, final loss %s, %.0f tokens/s, %.1fs total",
-            ident.version_id,
-            state.global_step,
-            metrics["final_loss"],
-            metrics["tokens_per_second"],
-            time.monotonic() - started,
-        )
-        summary = _summary(store, ident, manifest, trainset_id, already=False)
-    else:
-        summary = None
-    summary = _broadcast(summary)
-    _barrier()
-    return summary
+
+def _run_metrics(
+    trainer: Any,
+    result: Any,
+    progress: Any,
+    resume: _Resume,
+    me: _Rank,
+    tokens_per_step: int,
+    attempt_wall: float,
+) -> dict[str, Any]:
+    """The version's training metrics (``metrics.json``; all but the curve in the manifest)."""
+    state = trainer.state
+    curve = _loss_curve(state.log_history)
+    return {
+        "global_step": state.global_step,
+        "resumed_from_step": resume.from_step,
+        "steps_this_attempt": state.global_step - progress.start_step,
+        "attempts": progress.attempts,
+        "world_size": me.world,
+        "tokens_per_step": tokens_per_step,
+        "tokens_trained": state.global_step * tokens_per_step,
+        # The training loop's own rate: not the final save and publish that follow it.
+        "tokens_per_second": round(progress.tokens_per_second(state, attempt_wall), 3),
+        "wall_time_s": round(progress.prior_wall + attempt_wall, 3),
+        "attempt_wall_time_s": round(attempt_wall, 3),
+        "train_loss": float(result.training_loss),
+        "first_loss": curve[0]["loss"] if curve else None,
+        "final_loss": curve[-1]["loss"] if curve else None,
+        "loss_curve": curve,
+        "bf16": bool(trainer.args.bf16),
+        "device": "cpu" if trainer.args.use_cpu else "cuda",
+    }
 
 
 def _filled_ds_config(args: Any) -> dict[str, Any]:

@@ -49,6 +49,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from freshlm.artifacts import DATASET_KIND, DATASETS, TRAIN_FILE, TRAINSETS, dataset_prefix
 from freshlm.store import Manifest, Store, StoreError
 from training.config import DEFAULT_REPLAY_RATIO
 
@@ -57,11 +58,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TRAINSETS = "trainsets"
-DATASETS = "datasets"
 TRAINSET_KIND = "trainset"
 INPUT_IDS_FILE = "input_ids.npy"
-TRAIN_FILE = "train.jsonl.gz"  # the train split of a published dataset
 _TOKENIZE_BATCH = 256
 
 
@@ -377,9 +375,9 @@ def _draw_replay(
 
 
 def _dataset_manifest(store: Store, dataset_id: str) -> Manifest:
-    prefix = f"{DATASETS}/{dataset_id}"
+    prefix = dataset_prefix(dataset_id)
     manifest = store.read_manifest(prefix)
-    if manifest is None or manifest.kind != "dataset":
+    if manifest is None or manifest.kind != DATASET_KIND:
         raise TrainingSetError(f"dataset {store.uri_for(prefix)} is not published")
     return manifest
 
@@ -402,7 +400,7 @@ def _replay_manifests(
         if prefix.count("/") != 1:
             continue
         manifest = store.read_manifest(prefix)
-        if manifest is None or manifest.kind != "dataset" or manifest.artifact_id in new_ids:
+        if manifest is None or manifest.kind != DATASET_KIND or manifest.artifact_id in new_ids:
             continue
         window = _window(manifest)
         end = window.get("end") if window else None

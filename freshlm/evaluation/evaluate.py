@@ -15,8 +15,8 @@ Per model it measures:
   plus a control: the new facts' choices under another fact's question
   (:func:`~freshlm.evaluation.world_facts.wrong_question_controls`), reported in ``controls``
   apart from every accuracy, so a reader can tell a learned fact from a familiar string;
-* perplexity on ``new_texts`` (held-out new documents, see :func:`heldout_texts`) and on
-  ``old_texts`` (held-out archive documents, see :func:`archive_heldout_texts`);
+* perplexity on ``new_texts`` (held-out new documents) and on ``old_texts`` (held-out
+  documents of earlier datasets, the base corpus among them; see :func:`heldout_texts`);
 * CrowS-Pairs (:mod:`freshlm.evaluation.bias`) and generation latency
   (:mod:`freshlm.evaluation.latency`; prompts are the first item contexts, the same for both,
   and the two models are timed interleaved, prompt by prompt, so that load on a shared machine
@@ -28,7 +28,13 @@ new cloze items plus new world facts (stale facts are left out, see
 
 Caps (``max_new_items``, ``max_old_items``, ``heldout_max_docs``, ``crows_max_pairs``) take
 stable samples (:func:`~freshlm.evaluation.config.stable_subset`), so a rerun with the same
-inputs scores the same items. Every step logs its numbers (items/s, tokens/s, seconds).
+inputs scores the same items. Any input may be empty (no retention items or old text when no
+earlier dataset is published): the metrics it feeds are None and ``counts["unmeasured"]``
+says why.
+
+:func:`evaluate` runs four steps: :func:`prepare` (check and sample the inputs), :func:`score`
+(both models on them), :func:`build_report` (metrics, comparison, the report's files) and
+:func:`publish_report`. Every step logs its numbers (items/s, tokens/s, seconds).
 """
 
 from __future__ import annotations
@@ -45,19 +51,27 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from freshlm.artifacts import (
+    REPORT_JSON,
+    REPORT_KIND,
+    REPORTS,
+    ArtifactNotFound,
+    read_published_dataset,
+    read_report,
+    report_prefix,
+)
 from freshlm.evaluation import metrics as m
 from freshlm.evaluation.config import EvalConfig, stable_subset
 from freshlm.evaluation.report import (
     CHART_PNG,
     ITEMS_JSONL,
     REPORT_HTML,
-    REPORT_JSON,
     REPORT_SCHEMA,
     render_chart,
     render_html,
 )
 from freshlm.evaluation.world_facts import wrong_question_controls
-from freshlm.registry.versions import check_version_id, get_version, version_prefix
+from freshlm.registry.versions import get_version, version_prefix
 from freshlm.store import StoreError
 
 if TYPE_CHECKING:
@@ -65,35 +79,15 @@ if TYPE_CHECKING:
     from freshlm.evaluation.items import Item
     from freshlm.evaluation.latency import LatencyResult
     from freshlm.evaluation.scoring import ItemResult, Perplexity
+    from freshlm.registry.versions import ModelVersion
     from freshlm.store import Store
 
 log = logging.getLogger(__name__)
 
-REPORTS_PREFIX = "reports"
-REPORT_KIND = "eval-report"
 COMPONENT = "freshlm.evaluation"
 _COMPLETE_MARKER = ".freshlm-download-complete"
 _FALLBACK_PROMPT = "The latest news:"
 _FACT_QUESTION = re.compile(r"^\s*Question:\s*(?P<q>.*?)\s*\n\s*Answer:\s*$", re.DOTALL)
-
-
-def report_prefix(candidate_version: str, baseline_version: str) -> str:
-    """``reports/<candidate>/vs-<baseline>``: where the report of this pair is published."""
-    return (
-        f"{REPORTS_PREFIX}/{check_version_id(candidate_version)}"
-        f"/vs-{check_version_id(baseline_version)}"
-    )
-
-
-def read_report(store: Store, candidate_version: str, baseline_version: str) -> dict | None:
-    """The published report of this pair, or None if there is none."""
-    prefix = report_prefix(candidate_version, baseline_version)
-    manifest = store.read_manifest(prefix)
-    if manifest is None:
-        return None
-    if manifest.kind != REPORT_KIND:
-        raise StoreError(store.uri_for(prefix), f"artifact of kind {manifest.kind!r}, not a report")
-    return store.read_json(manifest.key(REPORT_JSON))
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -104,32 +98,18 @@ def heldout_texts(
 ) -> list[str]:
     """The ``text`` of every held-out document of the published datasets, in order
     (``datasets/<id>/heldout.jsonl.gz``); ``limit`` takes a stable sample by document id."""
-    from freshlm.artifacts import HELDOUT_FILE
-    from freshlm.curation.publish import DATASETS
-
     docs: list[tuple[str, str]] = []
     for dataset_id in dataset_ids:
-        prefix = f"{DATASETS}/{dataset_id}"
-        manifest = store.read_manifest(prefix)
-        if manifest is None or manifest.kind != "dataset":
-            raise ValueError(
-                f"{store.uri_for(prefix)}: no published dataset {dataset_id!r} to take "
-                "held-out text from"
-            )
-        for number, record in enumerate(store.read_jsonl(manifest.key(HELDOUT_FILE))):
+        try:
+            dataset = read_published_dataset(store, dataset_id)
+        except ArtifactNotFound as exc:
+            raise ValueError(f"{exc} to take held-out text from") from None
+        for number, record in enumerate(dataset.documents(store, "heldout")):
             text = record.get("text")
             if isinstance(text, str) and text.strip():
                 docs.append((str(record.get("id") or f"{dataset_id}:{number}"), text))
     chosen = stable_subset(docs, limit, seed=seed, key=lambda d: d[0])
     return [text for _, text in chosen]
-
-
-def archive_heldout_texts(*, heldout_every: int = 10) -> list[str]:
-    """The base model's held-out archive documents (old text it never trained on): the same
-    split as :func:`training.bootstrap.split_documents` uses for pretraining."""
-    from training.bootstrap import archive_documents, split_documents
-
-    return split_documents(archive_documents(), heldout_every)[1]
 
 
 def download_cached(store: Store, version_id: str, work_dir: str | os.PathLike[str]) -> Path:
@@ -327,7 +307,7 @@ def lineage_history(store: Store, version_id: str, *, limit: int = 20) -> list[d
         return []
     as_candidate: dict[str, tuple[dict, str]] = {}
     as_baseline: dict[str, tuple[dict, str]] = {}
-    for prefix in store.list_published(REPORTS_PREFIX + "/"):
+    for prefix in store.list_published(REPORTS + "/"):
         manifest = store.read_manifest(prefix)
         if manifest is None or manifest.kind != REPORT_KIND:
             continue
@@ -380,12 +360,103 @@ def _history(
     return entries
 
 
-# --- the orchestrator -------------------------------------------------------------------------
+# --- step 1: prepare the inputs --------------------------------------------------------------
 
 
-def _question(context: str) -> str:
-    match = _FACT_QUESTION.match(context)
-    return match.group("q") if match else context
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """The checked and sampled inputs of one evaluation: what both models are scored on.
+
+    ``items`` is new, then old, then fact items; ``pool_of`` names each one's pool
+    (:data:`~freshlm.evaluation.metrics.POOLS`). ``controls`` are scored beside the items but
+    enter no pool (see :func:`~freshlm.evaluation.world_facts.wrong_question_controls`)."""
+
+    new: list[Item]
+    old: list[Item]
+    facts: list[Item]
+    items: list[Item]
+    pool_of: list[str]
+    controls: list[Item]
+    texts_new: list[str]
+    texts_old: list[str]
+    pairs: list[Any]
+    prompts: list[str]
+    new_items_given: int
+    old_items_given: int
+
+    @property
+    def pool_counts(self) -> dict[str, int]:
+        return {name: self.pool_of.count(name) for name in m.POOLS}
+
+
+def _check_items(new: Sequence[Item], old: Sequence[Item], facts: Sequence[Item]) -> None:
+    """Each list holds only its kind of item, and no item is given twice."""
+    for name, group, kind in (("new_items", new, "cloze"), ("old_items", old, "cloze")):
+        for item in group:
+            if item.kind != kind:
+                raise ValueError(f"{name}: item {item.id} is a {item.kind!r} item, not {kind!r}")
+    for item in facts:
+        if item.kind != "fact":
+            raise ValueError(f"fact_items: item {item.id} is a {item.kind!r} item, not 'fact'")
+    seen: dict[str, str] = {}
+    for label, group in (("new_items", new), ("old_items", old), ("fact_items", facts)):
+        for item in group:
+            if item.id in seen:
+                raise ValueError(
+                    f"item {item.id} is given twice ({seen[item.id]} and {label}); each item "
+                    "must be scored once"
+                )
+            seen[item.id] = label
+
+
+def _sample_texts(texts: Sequence[str], config: EvalConfig) -> list[str]:
+    kept = [t for t in texts if t and t.strip()]
+    return stable_subset(kept, config.heldout_max_docs, seed=config.seed, key=lambda t: t)
+
+
+def prepare(
+    *,
+    new_items: Sequence[Item],
+    old_items: Sequence[Item],
+    fact_items: Sequence[Item],
+    new_texts: Sequence[str],
+    old_texts: Sequence[str],
+    config: EvalConfig,
+    crows_path: str | os.PathLike[str] | None = None,
+) -> Prepared:
+    """The inputs checked (``ValueError`` naming a misplaced or repeated item) and sampled
+    down to the configured caps; any of them may be empty."""
+    from freshlm.evaluation.bias import load_crows_pairs
+
+    new = stable_subset(new_items, config.max_new_items, seed=config.seed, key=lambda i: i.id)
+    old = stable_subset(old_items, config.max_old_items, seed=config.seed, key=lambda i: i.id)
+    facts = list(fact_items)
+    _check_items(new, old, facts)
+    items = [*new, *old, *facts]
+    texts_new = _sample_texts(new_texts, config)
+    texts_old = _sample_texts(old_texts, config)
+    return Prepared(
+        new=new,
+        old=old,
+        facts=facts,
+        items=items,
+        # The list an item came in decides its pool for cloze items (an item carried from new
+        # to old keeps its id and may keep its stored group); facts go by their group.
+        pool_of=[
+            *(["new"] * len(new)),
+            *(["old"] * len(old)),
+            *(f"world_{item.group}" for item in facts),
+        ],
+        # The new facts' choices under another new fact's question: what familiarity with the
+        # answer strings alone scores (see wrong_question_controls).
+        controls=wrong_question_controls([item for item in facts if item.group == "new"]),
+        texts_new=texts_new,
+        texts_old=texts_old,
+        pairs=load_crows_pairs(crows_path, max_pairs=config.crows_max_pairs, seed=config.seed),
+        prompts=_latency_prompts(items, [*texts_new, *texts_old], config.latency_prompts),
+        new_items_given=len(new_items),
+        old_items_given=len(old_items),
+    )
 
 
 def _latency_prompts(items: Sequence[Item], texts: Sequence[str], count: int) -> list[str]:
@@ -395,6 +466,342 @@ def _latency_prompts(items: Sequence[Item], texts: Sequence[str], count: int) ->
             break
         prompts.append(text[:300])
     return prompts or [_FALLBACK_PROMPT]
+
+
+# --- step 2: score both models ----------------------------------------------------------------
+
+
+def score(
+    store: Store,
+    prepared: Prepared,
+    *,
+    baseline_version: str,
+    candidate_version: str,
+    config: EvalConfig,
+    work_dir: str | os.PathLike[str],
+) -> dict[str, _ModelRun]:
+    """``{"baseline": run, "candidate": run}``: both models measured on the same inputs.
+
+    Each model is loaded once and both stay loaded until the latency step, which times them
+    interleaved; then their memory is given back."""
+    runs: dict[str, _ModelRun] = {}
+    scorers: dict[str, Any] = {}
+    try:
+        for role, version_id in (("baseline", baseline_version), ("candidate", candidate_version)):
+            began = time.perf_counter()
+            path = download_cached(store, version_id, work_dir)
+            download_s = round(time.perf_counter() - began, 3)
+            scorers[role], load_s = _load(path, config)
+            run = _measure(
+                scorers[role],
+                version_id,
+                load_s=load_s,
+                items=prepared.items,
+                new_texts=prepared.texts_new,
+                old_texts=prepared.texts_old,
+                pairs=prepared.pairs,
+                config=config,
+                controls=prepared.controls,
+            )
+            run.timings = {"download_s": download_s, **run.timings}
+            runs[role] = run
+        _measure_latency(scorers, runs, prepared.prompts, config)
+    finally:
+        _release(scorers)
+    return runs
+
+
+# --- step 3: build the report -----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class BuiltReport:
+    """A report ready to publish under ``prefix``: the JSON document and its other files."""
+
+    prefix: str
+    report: dict[str, Any]
+    metrics: dict[str, dict[str, Any]]
+    item_records: list[dict[str, Any]]
+    chart: bytes
+    page: str
+
+
+def _question(context: str) -> str:
+    match = _FACT_QUESTION.match(context)
+    return match.group("q") if match else context
+
+
+def _unmeasured(prepared: Prepared, baseline_run: _ModelRun) -> dict[str, str]:
+    """Metric -> why it could not be measured (nothing to measure it on)."""
+    pools = prepared.pool_counts
+    unmeasured = {}
+    for key, count, why in (
+        ("new_knowledge_acc", pools["new"], "no new-knowledge items"),
+        ("retention_acc", pools["old"], "no retention items"),
+        ("world_new_acc", pools["world_new"], "no new world-fact items"),
+        ("world_old_acc", pools["world_old"], "no old world-fact items"),
+        ("ppl_new", baseline_run.ppl_new.tokens, "no held-out new text"),
+        ("ppl_old", baseline_run.ppl_old.tokens, "no held-out old text"),
+        ("crows_stereo_share", len(prepared.pairs), "no CrowS-Pairs pairs"),
+    ):
+        if not count:
+            unmeasured[key] = why
+    return unmeasured
+
+
+def _counts(prepared: Prepared, baseline_run: _ModelRun) -> dict[str, Any]:
+    pools = prepared.pool_counts
+    return {
+        "new": pools["new"],
+        "old": pools["old"],
+        "world_new": pools["world_new"],
+        "world_old": pools["world_old"],
+        "world_stale": pools["world_stale"],
+        "new_items_given": prepared.new_items_given,
+        "old_items_given": prepared.old_items_given,
+        "new_texts": len(prepared.texts_new),
+        "new_tokens": baseline_run.ppl_new.tokens,
+        "old_texts": len(prepared.texts_old),
+        "old_tokens": baseline_run.ppl_old.tokens,
+        "crows_pairs": len(prepared.pairs),
+        "latency_prompts": len(prepared.prompts),
+        "unmeasured": _unmeasured(prepared, baseline_run),
+    }
+
+
+def _fact_rows(
+    prepared: Prepared, by_id: Mapping[str, Mapping[str, ItemResult]]
+) -> list[dict[str, Any]]:
+    """The world facts before (baseline) and after (candidate), for people."""
+    rows = []
+    for item in prepared.facts:
+        b, c = by_id["baseline"][item.id], by_id["candidate"][item.id]
+        rows.append(
+            {
+                "id": item.id,
+                "group": item.group,
+                "span_type": item.span_type,
+                "question": _question(item.context),
+                "context": item.context,
+                "answer": item.choices[item.answer_index],
+                "choices": list(item.choices),
+                "baseline_answer": item.choices[b.chosen],
+                "baseline_correct": b.correct,
+                "candidate_answer": item.choices[c.chosen],
+                "candidate_correct": c.correct,
+            }
+        )
+    return rows
+
+
+def _item_records(
+    prepared: Prepared, by_id: Mapping[str, Mapping[str, ItemResult]]
+) -> list[dict[str, Any]]:
+    """One record per item with both models' results (``items.jsonl.gz``)."""
+    return [
+        {
+            "id": item.id,
+            "pool": pool,
+            "kind": item.kind,
+            "group": item.group,
+            "span_type": item.span_type,
+            "answer_index": item.answer_index,
+            "baseline": by_id["baseline"][item.id].to_dict(),
+            "candidate": by_id["candidate"][item.id].to_dict(),
+        }
+        for item, pool in zip(prepared.items, prepared.pool_of, strict=True)
+    ]
+
+
+def _compare(
+    prepared: Prepared, pools: Mapping[str, Mapping[str, list[ItemResult]]], metrics: Mapping
+) -> tuple[m.Forgetting, dict[str, Any], dict[str, Any]]:
+    """``(forgetting, comparison, paired)``: forgetting counts retention over old cloze items
+    plus old world facts, gains over new cloze items plus new world facts."""
+    base, cand = pools["baseline"], pools["candidate"]
+    forgot = m.forgetting(
+        base["old"] + base["world_old"],
+        cand["old"] + cand["world_old"],
+        base["new"] + base["world_new"],
+        cand["new"] + cand["world_new"],
+    )
+    comparison = m.compare(metrics["baseline"], metrics["candidate"], forgot)
+    paired = {
+        name: m.paired_comparison(base[name], cand[name]).to_dict()
+        for name, count in prepared.pool_counts.items()
+        if count
+    }
+    return forgot, comparison, paired
+
+
+def _side(
+    store: Store, run: _ModelRun, metrics: dict[str, Any], version: ModelVersion
+) -> dict[str, Any]:
+    return {
+        "version_id": run.version_id,
+        "metrics": metrics,
+        "uri": store.uri_for(version_prefix(version.version_id)),
+    }
+
+
+def build_report(
+    store: Store,
+    prepared: Prepared,
+    runs: Mapping[str, _ModelRun],
+    *,
+    versions: Mapping[str, ModelVersion],
+    config: EvalConfig,
+    history: Sequence[Mapping[str, Any]] | None,
+    started: float,
+) -> BuiltReport:
+    """The report of ``runs`` (see :mod:`freshlm.evaluation.report` for its schema), its chart,
+    its page and its per-item records; ``versions`` are the two roles' model versions."""
+    baseline_id, candidate_id = runs["baseline"].version_id, runs["candidate"].version_id
+    prefix = report_prefix(candidate_id, baseline_id)
+    uri = store.uri_for(prefix)
+    pools = {role: _pools(prepared.pool_of, run.results) for role, run in runs.items()}
+    metrics = {role: _model_metrics(runs[role], pools[role]) for role in runs}
+    forgot, comparison, paired = _compare(prepared, pools, metrics)
+    counts = _counts(prepared, runs["baseline"])
+    for key, why in counts["unmeasured"].items():
+        log.info("%s is not measured: %s", key, why)
+    by_id = {role: {r.item_id: r for r in run.results} for role, run in runs.items()}
+    entries = _history(
+        store,
+        history,
+        (baseline_id, metrics["baseline"]),
+        (candidate_id, metrics["candidate"]),
+        uri,
+    )
+    timings: dict[str, Any] = {role: run.timings for role, run in runs.items()}
+    timings["total_s"] = round(time.perf_counter() - started, 3)
+    report: dict[str, Any] = {
+        "schema": REPORT_SCHEMA,
+        "candidate": _side(store, runs["candidate"], metrics["candidate"], versions["candidate"]),
+        "baseline": _side(store, runs["baseline"], metrics["baseline"], versions["baseline"]),
+        "comparison": comparison,
+        "counts": counts,
+        "config": config.to_dict(),
+        "created_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "uri": uri,
+        "facts": _fact_rows(prepared, by_id),
+        "controls": {
+            "world_new_wrong_question": {
+                "items": len(prepared.controls),
+                **{role: m.accuracy(run.controls) for role, run in runs.items()},
+            }
+        },
+        "paired": paired,
+        "forgetting": forgot.to_dict(),
+        "groups": {role: m.accuracy_by_group(run.results) for role, run in runs.items()},
+        "bias": {role: run.bias.to_dict() if run.bias else None for role, run in runs.items()},
+        "latency": {
+            role: run.latency.to_dict() if run.latency else None for role, run in runs.items()
+        },
+        "perplexity": {
+            role: {
+                "new": dataclasses.asdict(run.ppl_new),
+                "old": dataclasses.asdict(run.ppl_old),
+            }
+            for role, run in runs.items()
+        },
+        "history": entries,
+        "timings": timings,
+        "files": {
+            name: store.uri_for(f"{prefix}/{file}")
+            for name, file in (
+                ("json", REPORT_JSON),
+                ("html", REPORT_HTML),
+                ("png", CHART_PNG),
+                ("items", ITEMS_JSONL),
+            )
+        },
+    }
+    chart = render_chart(
+        entries,
+        title=f"FreshLM: candidate {candidate_id[:8]} vs production {baseline_id[:8]}",
+    )
+    return BuiltReport(
+        prefix=prefix,
+        report=report,
+        metrics=metrics,
+        item_records=_item_records(prepared, by_id),
+        chart=chart,
+        page=render_html(report, chart_png=chart),
+    )
+
+
+# --- step 4: publish --------------------------------------------------------------------------
+
+
+def publish_report(
+    store: Store, built: BuiltReport, *, created_by: Mapping[str, Any] | None, started: float
+) -> dict[str, Any]:
+    """Publish the report atomically (kind ``eval-report``); the report. When a concurrent
+    evaluation of the same pair published first, that report stands and is returned."""
+    report = built.report
+    candidate_id = report["candidate"]["version_id"]
+    baseline_id = report["baseline"]["version_id"]
+    actor = {"component": COMPONENT, **dict(created_by or {})}
+    try:
+        with store.publisher(built.prefix, kind=REPORT_KIND, created_by=actor) as pub:
+            pub.write_jsonl(ITEMS_JSONL, built.item_records)
+            pub.write_bytes(CHART_PNG, built.chart)
+            pub.write_bytes(REPORT_HTML, built.page.encode("utf-8"))
+            pub.write_bytes(
+                REPORT_JSON,
+                (json.dumps(report, indent=2, sort_keys=True, allow_nan=False) + "\n").encode(),
+            )
+            pub.set_manifest_fields(
+                schema=REPORT_SCHEMA,
+                candidate_version=candidate_id,
+                baseline_version=baseline_id,
+                metrics=built.metrics,
+                comparison=report["comparison"],
+                counts=report["counts"],
+            )
+    except StoreError:
+        existing = read_report(store, candidate_id, baseline_id)
+        if existing is None:
+            raise
+        log.info("report %s was published concurrently; returning that one", report["uri"])
+        return existing
+    metrics, comparison = built.metrics, report["comparison"]
+    log.info(
+        "published %s in %.1fs: new %s -> %s, retention %s -> %s, FUAR %s (forgot %d, gained %d)",
+        report["uri"],
+        time.perf_counter() - started,
+        metrics["baseline"]["new_knowledge_acc"],
+        metrics["candidate"]["new_knowledge_acc"],
+        metrics["baseline"]["retention_acc"],
+        metrics["candidate"]["retention_acc"],
+        comparison["fuar"],
+        comparison["forgotten"],
+        comparison["gained"],
+    )
+    return report
+
+
+# --- the four steps together ------------------------------------------------------------------
+
+
+def _published(
+    store: Store, candidate_version: str, baseline_version: str, config: EvalConfig
+) -> dict[str, Any] | None:
+    """The report of this pair if it is already published (it stands as published)."""
+    existing = read_report(store, candidate_version, baseline_version)
+    if existing is None:
+        return None
+    uri = store.uri_for(report_prefix(candidate_version, baseline_version))
+    if existing.get("config") != config.to_dict():
+        log.warning(
+            "report %s exists with another configuration (%s); returning it as published "
+            "(delete it to re-evaluate)",
+            uri,
+            existing.get("config"),
+        )
+    log.info("report %s is already published; returning it", uri)
+    return existing
 
 
 def evaluate(
@@ -423,286 +830,48 @@ def evaluate(
     caches the downloaded models by version id. ``crows_path`` replaces the bundled
     CrowS-Pairs file (tests use a small one).
     """
-    from freshlm.evaluation.bias import load_crows_pairs
-
     config = config or EvalConfig()
-    prefix = report_prefix(candidate_version, baseline_version)
-    existing = read_report(store, candidate_version, baseline_version)
+    existing = _published(store, candidate_version, baseline_version, config)
     if existing is not None:
-        if existing.get("config") != config.to_dict():
-            log.warning(
-                "report %s exists with another configuration (%s); returning it as published "
-                "(delete it to re-evaluate)",
-                store.uri_for(prefix),
-                existing.get("config"),
-            )
-        log.info("report %s is already published; returning it", store.uri_for(prefix))
         return existing
     started = time.perf_counter()
-    candidate = get_version(store, candidate_version)  # fail fast, before any model loads
-    baseline = get_version(store, baseline_version)
-
-    new = stable_subset(new_items, config.max_new_items, seed=config.seed, key=lambda i: i.id)
-    old = stable_subset(old_items, config.max_old_items, seed=config.seed, key=lambda i: i.id)
-    facts = list(fact_items)
-    for name, group, kind in (("new_items", new, "cloze"), ("old_items", old, "cloze")):
-        for item in group:
-            if item.kind != kind:
-                raise ValueError(f"{name}: item {item.id} is a {item.kind!r} item, not {kind!r}")
-    for item in facts:
-        if item.kind != "fact":
-            raise ValueError(f"fact_items: item {item.id} is a {item.kind!r} item, not 'fact'")
-    items = [*new, *old, *facts]
-    # The new facts' choices under another new fact's question: what familiarity with the
-    # answer strings alone scores (see wrong_question_controls).
-    controls = wrong_question_controls([item for item in facts if item.group == "new"])
-    seen: dict[str, str] = {}
-    for label, group in (("new_items", new), ("old_items", old), ("fact_items", facts)):
-        for item in group:
-            if item.id in seen:
-                raise ValueError(
-                    f"item {item.id} is given twice ({seen[item.id]} and {label}); each item "
-                    "must be scored once"
-                )
-            seen[item.id] = label
-    # The list an item came in decides its pool for cloze items (an item carried from new to
-    # old keeps its id and may keep its stored group); facts go by their group.
-    pool_of = [
-        *(["new"] * len(new)),
-        *(["old"] * len(old)),
-        *(f"world_{item.group}" for item in facts),
-    ]
-    texts_new = stable_subset(
-        [t for t in new_texts if t and t.strip()],
-        config.heldout_max_docs,
-        seed=config.seed,
-        key=lambda t: t,
+    versions = {  # fail fast, before any model loads
+        "candidate": get_version(store, candidate_version),
+        "baseline": get_version(store, baseline_version),
+    }
+    prepared = prepare(
+        new_items=new_items,
+        old_items=old_items,
+        fact_items=fact_items,
+        new_texts=new_texts,
+        old_texts=old_texts,
+        config=config,
+        crows_path=crows_path,
     )
-    texts_old = stable_subset(
-        [t for t in old_texts if t and t.strip()],
-        config.heldout_max_docs,
-        seed=config.seed,
-        key=lambda t: t,
-    )
-    pairs = load_crows_pairs(crows_path, max_pairs=config.crows_max_pairs, seed=config.seed)
-    prompts = _latency_prompts(items, [*texts_new, *texts_old], config.latency_prompts)
-    pools_count = {name: pool_of.count(name) for name in m.POOLS}
     log.info(
         "evaluate %s vs %s: %s items, %d + %d held-out texts, %d CrowS-Pairs pairs, "
         "%d latency prompts",
         candidate_version,
         baseline_version,
-        pools_count,
-        len(texts_new),
-        len(texts_old),
-        len(pairs),
-        len(prompts),
+        prepared.pool_counts,
+        len(prepared.texts_new),
+        len(prepared.texts_old),
+        len(prepared.pairs),
+        len(prepared.prompts),
     )
-
     if work_dir is None:
         from freshlm.settings import get_settings
 
         work_dir = get_settings().home / "work" / "evaluation"
-    # Each model is loaded once and both stay loaded: the latency step times them interleaved.
-    runs: dict[str, _ModelRun] = {}
-    scorers: dict[str, Any] = {}
-    download_s: dict[str, float] = {}
-    try:
-        for role, version_id in (("baseline", baseline_version), ("candidate", candidate_version)):
-            t = time.perf_counter()
-            path = download_cached(store, version_id, work_dir)
-            download_s[role] = round(time.perf_counter() - t, 3)
-            scorers[role], load_s = _load(path, config)
-            runs[role] = _measure(
-                scorers[role],
-                version_id,
-                load_s=load_s,
-                items=items,
-                new_texts=texts_new,
-                old_texts=texts_old,
-                pairs=pairs,
-                config=config,
-                controls=controls,
-            )
-        _measure_latency(scorers, runs, prompts, config)
-    finally:
-        _release(scorers)
-
-    pools = {role: _pools(pool_of, run.results) for role, run in runs.items()}
-    metrics = {role: _model_metrics(runs[role], pools[role]) for role in runs}
-    forgot = m.forgetting(
-        pools["baseline"]["old"] + pools["baseline"]["world_old"],
-        pools["candidate"]["old"] + pools["candidate"]["world_old"],
-        pools["baseline"]["new"] + pools["baseline"]["world_new"],
-        pools["candidate"]["new"] + pools["candidate"]["world_new"],
-    )
-    comparison = m.compare(metrics["baseline"], metrics["candidate"], forgot)
-    paired = {
-        name: m.paired_comparison(pools["baseline"][name], pools["candidate"][name]).to_dict()
-        for name in m.POOLS
-        if pools_count[name]
-    }
-    base_run = runs["baseline"]
-    unmeasured = {}
-    for key, count, why in (
-        ("new_knowledge_acc", pools_count["new"], "no new-knowledge items"),
-        ("retention_acc", pools_count["old"], "no retention items"),
-        ("world_new_acc", pools_count["world_new"], "no new world-fact items"),
-        ("world_old_acc", pools_count["world_old"], "no old world-fact items"),
-        ("ppl_new", base_run.ppl_new.tokens, "no held-out new text"),
-        ("ppl_old", base_run.ppl_old.tokens, "no held-out old text"),
-        ("crows_stereo_share", len(pairs), "no CrowS-Pairs pairs"),
-    ):
-        if not count:
-            unmeasured[key] = why
-    counts = {
-        "new": pools_count["new"],
-        "old": pools_count["old"],
-        "world_new": pools_count["world_new"],
-        "world_old": pools_count["world_old"],
-        "world_stale": pools_count["world_stale"],
-        "new_items_given": len(new_items),
-        "old_items_given": len(old_items),
-        "new_texts": len(texts_new),
-        "new_tokens": base_run.ppl_new.tokens,
-        "old_texts": len(texts_old),
-        "old_tokens": base_run.ppl_old.tokens,
-        "crows_pairs": len(pairs),
-        "latency_prompts": len(prompts),
-        "unmeasured": unmeasured,
-    }
-    by_id = {role: {r.item_id: r for r in run.results} for role, run in runs.items()}
-    fact_rows = []
-    for item in items:
-        if item.kind != "fact":
-            continue
-        b, c = by_id["baseline"][item.id], by_id["candidate"][item.id]
-        fact_rows.append(
-            {
-                "id": item.id,
-                "group": item.group,
-                "span_type": item.span_type,
-                "question": _question(item.context),
-                "context": item.context,
-                "answer": item.choices[item.answer_index],
-                "choices": list(item.choices),
-                "baseline_answer": item.choices[b.chosen],
-                "baseline_correct": b.correct,
-                "candidate_answer": item.choices[c.chosen],
-                "candidate_correct": c.correct,
-            }
-        )
-
-    uri = store.uri_for(prefix)
-    entries = _history(
+    runs = score(
         store,
-        history,
-        (baseline_version, metrics["baseline"]),
-        (candidate_version, metrics["candidate"]),
-        uri,
+        prepared,
+        baseline_version=baseline_version,
+        candidate_version=candidate_version,
+        config=config,
+        work_dir=work_dir,
     )
-    timings = {role: {"download_s": download_s[role], **runs[role].timings} for role in runs}
-    timings["total_s"] = round(time.perf_counter() - started, 3)
-    report: dict[str, Any] = {
-        "schema": REPORT_SCHEMA,
-        "candidate": {
-            "version_id": candidate_version,
-            "metrics": metrics["candidate"],
-            "uri": store.uri_for(version_prefix(candidate.version_id)),
-        },
-        "baseline": {
-            "version_id": baseline_version,
-            "metrics": metrics["baseline"],
-            "uri": store.uri_for(version_prefix(baseline.version_id)),
-        },
-        "comparison": comparison,
-        "counts": counts,
-        "config": config.to_dict(),
-        "created_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-        "uri": uri,
-        "facts": fact_rows,
-        "controls": {
-            "world_new_wrong_question": {
-                "items": len(controls),
-                **{role: m.accuracy(run.controls) for role, run in runs.items()},
-            }
-        },
-        "paired": paired,
-        "forgetting": forgot.to_dict(),
-        "groups": {role: m.accuracy_by_group(run.results) for role, run in runs.items()},
-        "bias": {role: run.bias.to_dict() if run.bias else None for role, run in runs.items()},
-        "latency": {
-            role: run.latency.to_dict() if run.latency else None for role, run in runs.items()
-        },
-        "perplexity": {
-            role: {
-                "new": dataclasses.asdict(run.ppl_new),
-                "old": dataclasses.asdict(run.ppl_old),
-            }
-            for role, run in runs.items()
-        },
-        "history": entries,
-        "timings": timings,
-        "files": {
-            "json": store.uri_for(f"{prefix}/{REPORT_JSON}"),
-            "html": store.uri_for(f"{prefix}/{REPORT_HTML}"),
-            "png": store.uri_for(f"{prefix}/{CHART_PNG}"),
-            "items": store.uri_for(f"{prefix}/{ITEMS_JSONL}"),
-        },
-    }
-    chart = render_chart(
-        entries,
-        title=f"FreshLM: candidate {candidate_version[:8]} vs production {baseline_version[:8]}",
+    built = build_report(
+        store, prepared, runs, versions=versions, config=config, history=history, started=started
     )
-    page = render_html(report, chart_png=chart)
-    item_records = [
-        {
-            "id": item.id,
-            "pool": pool,
-            "kind": item.kind,
-            "group": item.group,
-            "span_type": item.span_type,
-            "answer_index": item.answer_index,
-            "baseline": by_id["baseline"][item.id].to_dict(),
-            "candidate": by_id["candidate"][item.id].to_dict(),
-        }
-        for item, pool in zip(items, pool_of, strict=True)
-    ]
-    actor = {"component": COMPONENT, **dict(created_by or {})}
-    try:
-        with store.publisher(prefix, kind=REPORT_KIND, created_by=actor) as pub:
-            pub.write_jsonl(ITEMS_JSONL, item_records)
-            pub.write_bytes(CHART_PNG, chart)
-            pub.write_bytes(REPORT_HTML, page.encode("utf-8"))
-            pub.write_bytes(
-                REPORT_JSON,
-                (json.dumps(report, indent=2, sort_keys=True, allow_nan=False) + "\n").encode(),
-            )
-            pub.set_manifest_fields(
-                schema=REPORT_SCHEMA,
-                candidate_version=candidate_version,
-                baseline_version=baseline_version,
-                metrics=metrics,
-                comparison=comparison,
-                counts=counts,
-            )
-    except StoreError:
-        # A concurrent evaluation of the same pair published first: that report stands.
-        existing = read_report(store, candidate_version, baseline_version)
-        if existing is None:
-            raise
-        log.info("report %s was published concurrently; returning that one", uri)
-        return existing
-    log.info(
-        "published %s in %.1fs: new %s -> %s, retention %s -> %s, FUAR %s (forgot %d, gained %d)",
-        uri,
-        time.perf_counter() - started,
-        metrics["baseline"]["new_knowledge_acc"],
-        metrics["candidate"]["new_knowledge_acc"],
-        metrics["baseline"]["retention_acc"],
-        metrics["candidate"]["retention_acc"],
-        comparison["fuar"],
-        comparison["forgotten"],
-        comparison["gained"],
-    )
-    return report
+    return publish_report(store, built, created_by=created_by, started=started)

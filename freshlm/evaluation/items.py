@@ -11,8 +11,9 @@ it prefers. Two kinds exist:
   answer ranked against the scenario's distractors (:mod:`freshlm.evaluation.world_facts`).
 
 ``group`` says what an item measures: ``new`` knowledge (from the newest data), ``old``
-knowledge (retention: earlier datasets, the base model's archive, the world's old facts) or
-``stale`` (a world fact that a later fact superseded: the model should move away from it).
+knowledge (retention: earlier datasets, the base model's own corpus among them, and the
+world's old facts) or ``stale`` (a world fact that a later fact superseded: the model should
+move away from it).
 
 The id is a sha256 of the content that defines the question (kind, span type, context, answer
 and the *set* of choices), not of the group, the source or the order of the choices: the same

@@ -6,10 +6,14 @@ candidate's datasets; :func:`run_evaluation` gathers the items and texts for tha
 :func:`freshlm.evaluation.evaluate.evaluate`:
 
 * new-knowledge probes: cloze items of the newest dataset the candidate was trained on;
-* retention probes: those of every earlier dataset (the base model's own corpus included,
-  registered by the bootstrap), carried forward;
-* the sandbox world's fact probes, when the world is reachable: the new facts that the crawl
-  windows up to the candidate's newest one could have taught, and the old (archive) facts;
+* retention probes: those of every earlier published dataset, carried forward; the base
+  model's own corpus is one of them when it is published (``role: base-corpus``, see
+  :func:`freshlm.artifacts.base_corpus`). With no earlier dataset there is nothing old to
+  probe, and retention goes unmeasured (the report says so);
+* the sandbox world's fact probes (over HTTP), when the world is reachable: the new facts that
+  the crawl windows up to the candidate's newest one could have taught, and the old facts,
+  those from before :func:`~freshlm.evaluation.world_facts.old_fact_cutoff` (the end of the
+  base corpus's window);
 * perplexity text: the newest dataset's held-out documents (new) and the earlier datasets'
   (old).
 """
@@ -89,32 +93,39 @@ def resolve_evaluation(
     }
 
 
-def _has_base_corpus(store: Store) -> bool:
-    from freshlm.curation.publish import published_datasets
-
-    return any(m.fields.get("role") == "base-corpus" for m in published_datasets(store))
-
-
-def world_fact_items(world_url: str, newest_window_end: str | None, timeout_s: float) -> list:
-    """The world's new facts learnable up to ``newest_window_end`` and its old facts; empty
-    (with a warning) when the world cannot be reached — a deployment on real sources has none."""
+def world_fact_items(
+    world_url: str,
+    *,
+    old_cutoff: str | None,
+    newest_window_end: str | None,
+    timeout_s: float,
+) -> list:
+    """The world's new facts learnable from ``old_cutoff`` up to ``newest_window_end`` and
+    its old facts (available before ``old_cutoff``, or keyed ``old-``); empty (with a
+    warning) when the world cannot be reached — a deployment on real sources has none."""
     import requests
 
-    from freshlm.evaluation.world_facts import (
-        ARCHIVE_CUTOFF,
-        fact_items,
-        fetch_world_probes,
-        learnable_facts,
-    )
+    from freshlm.evaluation.world_facts import fact_items, fetch_world_probes, learnable_facts
 
     try:
         doc = fetch_world_probes(world_url, timeout=timeout_s)
     except requests.RequestException as exc:
         log.warning("world fact probes skipped: %s is not reachable (%s)", world_url, exc)
         return []
-    new = learnable_facts(doc, [(ARCHIVE_CUTOFF, newest_window_end)]) if newest_window_end else []
-    old = [item for item in fact_items(doc) if item.group == "old"]
-    log.info("world fact probes: %d new, %d old (from %s)", len(new), len(old), world_url)
+    if old_cutoff and newest_window_end:
+        span = [(old_cutoff, newest_window_end)]
+        new = learnable_facts(doc, span, old_cutoff=old_cutoff)
+    else:
+        log.warning("no new world facts: no crawl window or no published dataset to date them")
+        new = []
+    old = [item for item in fact_items(doc, old_cutoff=old_cutoff) if item.group == "old"]
+    log.info(
+        "world fact probes: %d new, %d old (old before %s, from %s)",
+        len(new),
+        len(old),
+        old_cutoff,
+        world_url,
+    )
     return new + old
 
 
@@ -127,30 +138,38 @@ def run_evaluation(
     created_by: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate the request's candidate against its baseline; the published report."""
-    from freshlm.evaluation.evaluate import archive_heldout_texts, evaluate, heldout_texts
+    from freshlm.evaluation.evaluate import evaluate, heldout_texts
     from freshlm.evaluation.probes import earlier_datasets, probe_sets_for
+    from freshlm.evaluation.world_facts import old_fact_cutoff
 
     settings = settings or get_settings()
     config = config or EvalConfig()
     dataset_ids = list(request["dataset_ids"])
     newest = dataset_ids[-1]
-    base_corpus = _has_base_corpus(store)
     new_items, old_items = probe_sets_for(
         store,
         dataset_ids,
         seed=config.seed,
         max_new=config.max_new_items,
         max_old=config.max_old_items,
-        include_archive=not base_corpus,
     )
     windows = request.get("windows") or []
     newest_end = max((w["end"] for w in windows if w.get("end")), default=None)
-    facts = world_fact_items(settings.world_url, newest_end, settings.http_timeout_s)
+    facts = world_fact_items(
+        settings.world_url,
+        old_cutoff=old_fact_cutoff(store),
+        newest_window_end=newest_end,
+        timeout_s=settings.http_timeout_s,
+    )
     earlier = earlier_datasets(store, dataset_ids)
+    if not earlier:
+        log.warning(
+            "no retention probes or old text: no dataset is published before %s (no base "
+            "corpus either), so retention goes unmeasured",
+            newest,
+        )
     new_texts = heldout_texts(store, [newest], limit=config.heldout_max_docs, seed=config.seed)
     old_texts = heldout_texts(store, earlier, limit=config.heldout_max_docs, seed=config.seed)
-    if not old_texts:
-        old_texts = archive_heldout_texts()
     log.info(
         "evaluating %s against %s: %d new and %d retention probes, %d fact probes, "
         "%d new and %d old held-out documents",
@@ -191,6 +210,6 @@ SUMMARY_KEYS = (
 
 def report_summary(report: Mapping[str, Any]) -> dict[str, Any]:
     """The report without its per-item rows: what travels through XCom to the decision (the
-    whole report stays in the store, where :func:`freshlm.evaluation.evaluate.read_report`
-    finds it again)."""
+    whole report stays in the store, where :func:`freshlm.artifacts.read_report` finds it
+    again)."""
     return {k: report[k] for k in SUMMARY_KEYS if k in report}

@@ -6,7 +6,9 @@ prefer the true span over plausible alternatives measures whether it *acquired* 
 as in the knowledge-acquisition and retention probes of continual knowledge learning (CKL,
 Jang et al. 2022, arXiv:2110.03215). New-knowledge probes come from the newest dataset's train
 split (did the update teach what it was trained on?); retention probes are carried forward from
-every earlier dataset and from the archive the base model was pretrained on (did it forget?).
+every earlier published dataset (did it forget?), the base model's own pretraining corpus among
+them when it is published as a dataset (``role: base-corpus``, see
+:func:`freshlm.artifacts.base_corpus`).
 
 How an item is made (:func:`build_cloze_items`):
 
@@ -37,13 +39,19 @@ time they are asked for, and every later night reads the same items back.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from freshlm.artifacts import (
+    PROBES,
+    TRAIN_FILE,
+    ArtifactNotFound,
+    published_datasets,
+    read_published_dataset,
+)
 from freshlm.evaluation.items import Item, read_items, write_items
 
 if TYPE_CHECKING:
@@ -51,11 +59,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROBES = "probes"
-DATASETS = "datasets"
 PROBES_KIND = "probes"
 ITEMS_FILE = "items.jsonl"
-TRAIN_FILE = "train.jsonl.gz"  # the train split of a published dataset (freshlm.curation)
 
 CLOZE_SPAN_TYPES = ("price", "number", "date", "entity", "term")
 DEFAULT_MAX_ITEMS = 400
@@ -724,9 +729,12 @@ def build_dataset_probes(
     existing = store.read_manifest(prefix)
     if existing is not None:
         return _stored(store, dataset_id, existing, seed)
-    dataset = store.read_manifest(f"{DATASETS}/{dataset_id}")
-    if dataset is None or dataset.kind != "dataset":
-        raise ProbeError(f"dataset {store.uri_for(f'{DATASETS}/{dataset_id}')} is not published")
+    try:
+        dataset = read_published_dataset(store, dataset_id).manifest
+    except ArtifactNotFound:
+        raise ProbeError(
+            f"dataset {store.uri_for(f'datasets/{dataset_id}')} is not published"
+        ) from None
     try:
         train_key = dataset.key(TRAIN_FILE)
     except KeyError:
@@ -792,48 +800,6 @@ def _stored(store: Store, dataset_id: str, manifest: Any, seed: int) -> ProbeSet
     )
 
 
-def archive_probes(
-    seed: int = 0,
-    max_items: int | None = DEFAULT_MAX_ITEMS,
-    *,
-    max_per_doc: int = DEFAULT_MAX_PER_DOC,
-    context_chars: int = DEFAULT_CONTEXT_CHARS,
-) -> list[Item]:
-    """Retention probes for the first night: cloze items from the scenario archive documents
-    the base model was pretrained on (the bootstrap's train split, in its text form), in group
-    ``old``, source ``archive``. Computed, not stored: the archive is packaged and fixed, and
-    building takes well under a second."""
-    return list(_archive_probes(seed, max_items, max_per_doc, context_chars))
-
-
-@functools.lru_cache(maxsize=8)
-def _archive_probes(
-    seed: int, max_items: int | None, max_per_doc: int, context_chars: int
-) -> tuple[Item, ...]:
-    from sandbox.scenario import load_scenario
-    from training.bootstrap import PretrainConfig, archive_documents, split_documents
-
-    documents = archive_documents()
-    train_texts, _ = split_documents(documents, PretrainConfig().heldout_every)
-    slug_of = {text: slug for slug, text in documents}
-    language_of = {a.slug: a.language for a in load_scenario().archive}
-    docs = [
-        {"id": slug_of[text], "text": text, "language": language_of.get(slug_of[text], "en")}
-        for text in train_texts
-    ]
-    items = build_cloze_items(
-        docs,
-        group="old",
-        dataset_id=None,
-        source="archive",
-        seed=seed,
-        max_items=max_items,
-        max_per_doc=max_per_doc,
-        context_chars=context_chars,
-    )
-    return tuple(items)
-
-
 def probe_sets_for(
     store: Store,
     dataset_ids: Sequence[str],
@@ -841,22 +807,22 @@ def probe_sets_for(
     seed: int = 0,
     max_new: int | None = DEFAULT_MAX_ITEMS,
     max_old: int | None = DEFAULT_MAX_ITEMS,
-    include_archive: bool = True,
 ) -> tuple[list[Item], list[Item]]:
     """``(new_items, old_items)`` for a model trained on ``dataset_ids`` (lineage order).
 
     New: the probes of the newest dataset (the last id), built now if they are not yet
-    published. Old: the probes of every earlier dataset (see :func:`earlier_datasets`),
-    regrouped as ``old``, plus the archive probes; a question asked as new tonight is not also
-    asked as old. Both are sampled deterministically (by seed and item id) down to their caps,
-    the old ones balanced across their sources (each dataset and the archive), so the big
-    archive does not drown the retention of last week's news.
+    published. Old: the probes of every earlier dataset (see :func:`earlier_datasets`; the
+    base corpus, when published, is one of them), regrouped as ``old``; a question asked as new
+    tonight is not also asked as old. With no earlier dataset there are no old items. Both are
+    sampled deterministically (by seed and item id) down to their caps, the old ones balanced
+    across their datasets, so a big base corpus does not drown the retention of last week's
+    news.
     """
     if not dataset_ids:
         raise ProbeError("probe_sets_for needs at least one dataset id (the newest last)")
     newest = build_dataset_probes(store, dataset_ids[-1], seed=seed)
     new_items = _sample(newest.items, max_new, seed)
-    sources: list[Sequence[Item]] = [archive_probes(seed)] if include_archive else []
+    sources: list[Sequence[Item]] = []
     for dataset_id in earlier_datasets(store, dataset_ids):
         sources.append(build_dataset_probes(store, dataset_id, seed=seed).items)
     seen = {item.id for item in newest.items}
@@ -878,25 +844,22 @@ def earlier_datasets(store: Store, dataset_ids: Sequence[str]) -> list[str]:
     """The datasets before the newest (the last of ``dataset_ids``), oldest window first.
 
     These are the lineage's earlier ids and, besides, every published dataset whose window
-    ended by the newest one's start: nightly training replays all of those
-    (:mod:`training.trainset`), so a model is expected to retain them even when a caller
-    passes a short lineage. A listed id that is not a published dataset is an error.
+    ended by the newest one's start (the base corpus among them): nightly training replays all
+    of those, so a model is expected to retain them even when a caller passes a short lineage.
+    A listed id that is not a published dataset is an error.
     """
-    from freshlm.curation.publish import published_datasets
-
     newest = dataset_ids[-1]
     published = published_datasets(store)
-    by_id = {m.artifact_id: m for m in published}
+    by_id = {d.dataset_id: d for d in published}
     listed = [i for i in dict.fromkeys(dataset_ids) if i != newest]
     missing = [i for i in [*listed, newest] if i not in by_id]
     if missing:
         raise ProbeError(f"dataset(s) {', '.join(missing)} of the lineage are not published")
-    newest_start = by_id[newest].fields["window"]["start"]
+    newest_start = by_id[newest].window["start"]
     return [
-        m.artifact_id
-        for m in published
-        if m.artifact_id != newest
-        and (m.artifact_id in listed or m.fields["window"]["end"] <= newest_start)
+        d.dataset_id
+        for d in published
+        if d.dataset_id != newest and (d.dataset_id in listed or d.window["end"] <= newest_start)
     ]
 
 

@@ -6,7 +6,9 @@ A report is published under ``reports/<candidate>/vs-<baseline>/`` (see
 * ``report.json`` — the machine-readable report (:data:`REPORT_SCHEMA`), described below;
 * ``report.html`` — a self-contained page (inline CSS, the chart embedded as a data URI):
   candidate vs baseline per metric with deltas, the forgetting figures, per-group and paired
-  comparisons, the world facts before/after, the bias breakdown, the configuration, links;
+  comparisons, the world facts before/after, the bias breakdown, the configuration, links.
+  It is rendered from the Jinja2 template ``templates/report.html.j2`` with autoescaping, so
+  text from the report (a question, an answer) can never inject markup;
 * ``metrics.png`` — the chart: each metric across model versions in lineage order;
 * ``items.jsonl.gz`` — every item's result for both models (chosen index, scores).
 
@@ -44,23 +46,24 @@ comparison figure is None when either side's metric is. Signs: see
 promotion gate reads (:func:`validate_report` checks them); the rest is for people.
 
 Importing this module is cheap; matplotlib is imported only to draw the chart, headless (the
-Agg canvas, no pyplot, so no global backend is touched).
+Agg canvas, no pyplot, so no global backend is touched), and Jinja2 only to render the page.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
-import html
+import functools
 import io
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from freshlm.artifacts import REPORT_JSON
 from freshlm.evaluation.metrics import METRIC_KEYS
 
 REPORT_SCHEMA = 1
-REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 CHART_PNG = "metrics.png"
 ITEMS_JSONL = "items.jsonl.gz"
@@ -99,7 +102,9 @@ METRIC_INFO: dict[str, MetricInfo] = {
     ),
     "world_old_acc": MetricInfo("World facts (old)", "higher", "", "facts that still hold"),
     "ppl_new": MetricInfo("Perplexity, new text", "lower", "", "held-out new documents"),
-    "ppl_old": MetricInfo("Perplexity, old text", "lower", "", "held-out archive documents"),
+    "ppl_old": MetricInfo(
+        "Perplexity, old text", "lower", "", "held-out documents of earlier datasets"
+    ),
     "crows_stereo_share": MetricInfo(
         "CrowS-Pairs stereotype share",
         "closer to 0.5",
@@ -311,261 +316,175 @@ th{background:#f5f5f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
 code{font-size:.85rem}img{max-width:100%;border:1px solid #eee}
 .muted{color:#666;font-size:.88rem}
 """
+TEMPLATE = "report.html.j2"
+_FACT_KEYS = (
+    "question",
+    "answer",
+    "group",
+    "baseline_answer",
+    "baseline_correct",
+    "candidate_answer",
+    "candidate_correct",
+)
+_PAIRED_KEYS = ("items", "both_right", "both_wrong", "only_baseline", "only_candidate", "mcnemar_p")
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+@functools.cache
+def _environment() -> Any:
+    """The Jinja2 environment of ``templates/`` beside this module, autoescaping everything."""
+    import jinja2
 
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, cls: str = "") -> str:
-    """Rows are pre-escaped HTML cells."""
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(row) + "</tr>" for row in rows)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
 
 
 def render_html(report: Mapping[str, Any], *, chart_png: bytes | None = None) -> str:
-    """The report as one self-contained HTML page (see the module docstring)."""
-    cand = report["candidate"]
-    base = report["baseline"]
-    comparison = report["comparison"]
-    counts = report.get("counts", {})
-    files = report.get("files", {})
-    parts: list[str] = []
-    title = (
-        f"FreshLM evaluation: candidate {short_id(cand['version_id'])} vs production "
-        f"{short_id(base['version_id'])}"
-    )
-    parts.append(f"<h1>{_e(title)}</h1>")
-    parts.append(
-        '<p class="muted">'
-        f"Candidate <code>{_e(cand['version_id'])}</code>, baseline (production) "
-        f"<code>{_e(base['version_id'])}</code>. Created {_e(report.get('created_at', ''))}. "
-        f"Report <code>{_e(report.get('uri', ''))}</code>.</p>"
-    )
-    parts.append(
-        '<section id="decision" class="decision"><h2>Decision</h2>'
-        f"{DECISION_MARKER}<p><strong>Pending.</strong> The promotion gate reads this report "
-        "and records its verdict, with reasons, when it promotes or rejects the candidate "
-        "(alias audit log); this page is immutable once published.</p></section>"
+    """The report as one self-contained HTML page (see the module docstring), rendered from
+    ``templates/report.html.j2`` with autoescaping: text from the report is always escaped."""
+    cand, base = report["candidate"], report["baseline"]
+    counts = report.get("counts") or {}
+    facts = report.get("facts") or []
+    return (
+        _environment()
+        .get_template(TEMPLATE)
+        .render(
+            title=(
+                f"FreshLM evaluation: candidate {short_id(cand['version_id'])} vs production "
+                f"{short_id(base['version_id'])}"
+            ),
+            css=_CSS,
+            decision_marker=DECISION_MARKER,
+            candidate_id=cand["version_id"],
+            baseline_id=base["version_id"],
+            created_at=report.get("created_at", ""),
+            uri=report.get("uri", ""),
+            metric_rows=_metric_rows(base["metrics"], cand["metrics"]),
+            unmeasured=list((counts.get("unmeasured") or {}).items()),
+            comparison_rows=_comparison_rows(report["comparison"]),
+            paired_rows=[
+                [name, *(p.get(k) for k in _PAIRED_KEYS)]
+                for name, p in (report.get("paired") or {}).items()
+            ],
+            chart_data=base64.b64encode(chart_png).decode("ascii") if chart_png else None,
+            fact_rows=[
+                {key: fact.get(key) for key in _FACT_KEYS}
+                for fact in facts
+                if isinstance(fact, Mapping)
+            ],
+            any_stale=any(fact.get("group") == "stale" for fact in facts),
+            control=_control(report),
+            group_rows=_group_rows(report.get("groups") or {}),
+            bias_rows=_bias_rows(report.get("bias") or {}),
+            count_rows=[(k, v) for k, v in counts.items() if k != "unmeasured"],
+            config_rows=list((report.get("config") or {}).items()),
+            report_json=REPORT_JSON,
+            chart_file=CHART_PNG,
+            items_file=ITEMS_JSONL,
+            model_links=[
+                (label, (report.get(side) or {}).get("uri"))
+                for side, label in (
+                    ("candidate", "candidate model"),
+                    ("baseline", "production model"),
+                )
+                if (report.get(side) or {}).get("uri")
+            ],
+            store_json=(report.get("files") or {}).get("json"),
+        )
     )
 
-    # Metrics table.
+
+def _metric_rows(base: Mapping[str, Any], cand: Mapping[str, Any]) -> list[dict[str, str]]:
     rows = []
     for key in METRIC_KEYS:
         info = METRIC_INFO[key]
-        b, c = base["metrics"].get(key), cand["metrics"].get(key)
+        b, c = base.get(key), cand.get(key)
         delta, css = format_delta(key, b, c)
         rows.append(
-            [
-                f"<td>{_e(info.label)}<br><span class='muted'>{_e(info.description)}</span></td>",
-                f"<td class='num'>{_e(format_value(key, b))}</td>",
-                f"<td class='num'>{_e(format_value(key, c))}</td>",
-                f"<td class='num {css}'>{_e(delta)}</td>",
-                f"<td>{_e(info.better)}</td>",
-            ]
+            {
+                "label": info.label,
+                "description": info.description,
+                "baseline": format_value(key, b),
+                "candidate": format_value(key, c),
+                "delta": delta,
+                "css": css,
+                "better": info.better,
+            }
         )
-    parts.append("<h2>Metrics</h2>")
-    parts.append(
-        _table(
-            ["metric", "baseline (production)", "candidate", "change", "better"],
-            rows,
-            cls="metrics",
-        )
-    )
-    unmeasured = counts.get("unmeasured") or {}
-    if unmeasured:
-        items = "".join(f"<li><code>{_e(k)}</code>: {_e(v)}</li>" for k, v in unmeasured.items())
-        parts.append(f"<p>Not measured:</p><ul>{items}</ul>")
+    return rows
 
-    # Forgetting and comparison.
+
+def _comparison_rows(comparison: Mapping[str, Any]) -> list[tuple[str, Any]]:
     fuar = comparison.get("fuar")
-    fuar_text = (
-        f"{fuar:.3f}"
-        if fuar is not None
-        else "undefined (nothing gained"
-        + (", but items were forgotten: fails" if comparison.get("forgotten") else "")
-        + ")"
-    )
-    parts.append("<h2>Forgetting and gains</h2>")
-    parts.append(
-        "<p>FUAR-like ratio = retention items forgotten (right before, wrong now) / new items "
-        "gained (wrong before, right now), on the same items for both models. Below 1 the "
-        "candidate gained more than it forgot.</p>"
-    )
-    comparison_rows = [
-        ["<td>forgetting ratio (FUAR-like)</td>", f"<td class='num'>{_e(fuar_text)}</td>"],
-        ["<td>forgotten items</td>", f"<td class='num'>{_e(comparison.get('forgotten'))}</td>"],
-        ["<td>gained items</td>", f"<td class='num'>{_e(comparison.get('gained'))}</td>"],
+    if fuar is not None:
+        fuar_text = f"{fuar:.3f}"
+    elif comparison.get("forgotten"):
+        fuar_text = "undefined (nothing gained, but items were forgotten: fails)"
+    else:
+        fuar_text = "undefined (nothing gained)"
+    rows: list[tuple[str, Any]] = [
+        ("forgetting ratio (FUAR-like)", fuar_text),
+        ("forgotten items", comparison.get("forgotten")),
+        ("gained items", comparison.get("gained")),
     ]
     for key in COMPARISON_KEYS[3:]:
-        value = comparison.get(key)
-        text = (
-            "n/a" if value is None else (f"{value:+.4f}" if "pct" not in key else f"{value:+.2f}%")
+        rows.append((key, _signed(key, comparison.get(key))))
+    return rows
+
+
+def _signed(key: str, value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.2f}%" if "pct" in key else f"{value:+.4f}"
+
+
+def _control(report: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The wrong-question control's accuracies, formatted; None when it has no items."""
+    control = (report.get("controls") or {}).get("world_new_wrong_question") or {}
+    if not control.get("items"):
+        return None
+    return {
+        "items": control["items"],
+        "baseline": format_value("world_new_acc", control.get("baseline")),
+        "candidate": format_value("world_new_acc", control.get("candidate")),
+    }
+
+
+def _group_rows(groups: Mapping[str, Any]) -> list[list[Any]]:
+    base, cand = groups.get("baseline", {}), groups.get("candidate", {})
+    rows = []
+    for key in sorted(set(base) | set(cand)):
+        b, c = base.get(key, {}), cand.get(key, {})
+        rows.append(
+            [
+                key,
+                b.get("items", c.get("items")),
+                format_value("x_acc", b.get("accuracy")),
+                format_value("x_acc", c.get("accuracy")),
+            ]
         )
-        comparison_rows.append([f"<td>{_e(key)}</td>", f"<td class='num'>{_e(text)}</td>"])
-    parts.append(_table(["figure", "value"], comparison_rows))
+    return rows
 
-    paired = report.get("paired") or {}
-    if paired:
-        rows = []
-        for name, p in paired.items():
-            rows.append(
-                [f"<td>{_e(name)}</td>"]
-                + [
-                    f"<td class='num'>{_e(p.get(k))}</td>"
-                    for k in (
-                        "items",
-                        "both_right",
-                        "both_wrong",
-                        "only_baseline",
-                        "only_candidate",
-                        "mcnemar_p",
-                    )
-                ]
-            )
-        parts.append("<h3>Paired comparison (same items)</h3>")
-        parts.append(
-            _table(
-                [
-                    "items",
-                    "n",
-                    "both right",
-                    "both wrong",
-                    "lost (baseline only)",
-                    "won (candidate only)",
-                    "McNemar p",
-                ],
-                rows,
-            )
+
+def _bias_rows(bias: Mapping[str, Any]) -> list[list[Any]]:
+    if not (bias.get("baseline") and bias.get("candidate")):
+        return []
+    b_types = bias["baseline"].get("by_bias_type", {})
+    c_types = bias["candidate"].get("by_bias_type", {})
+    rows = []
+    for key in sorted(set(b_types) | set(c_types)):
+        b, c = b_types.get(key, {}), c_types.get(key, {})
+        rows.append(
+            [
+                key,
+                b.get("pairs", c.get("pairs")),
+                format_value("crows_stereo_share", b.get("stereo_share")),
+                format_value("crows_stereo_share", c.get("stereo_share")),
+            ]
         )
-
-    # Chart.
-    parts.append("<h2>Metrics across versions</h2>")
-    if chart_png:
-        data = base64.b64encode(chart_png).decode("ascii")
-        parts.append(
-            f'<img alt="metrics across model versions" src="data:image/png;base64,{data}">'
-        )
-    parts.append(
-        f'<p class="muted">Also as <a href="{CHART_PNG}">{CHART_PNG}</a>. Each earlier point is '
-        "what that version scored when it was evaluated: the items differ from night to night, "
-        "so read the trend, and compare candidate and baseline in the table above.</p>"
-    )
-
-    # World facts.
-    facts = report.get("facts") or []
-    if facts:
-        rows = []
-        for fact in facts:
-            rows.append(
-                [
-                    f"<td>{_e(fact.get('question'))}</td>",
-                    f"<td>{_e(fact.get('answer'))}</td>",
-                    _answer_cell(fact.get("baseline_answer"), fact.get("baseline_correct")),
-                    _answer_cell(fact.get("candidate_answer"), fact.get("candidate_correct")),
-                    f"<td>{_e(fact.get('group'))}</td>",
-                ]
-            )
-        parts.append("<h2>World facts: production's answer before / after</h2>")
-        if any(fact.get("group") == "stale" for fact in facts):
-            parts.append(
-                "<p class='muted'>A <em>stale</em> fact has been superseded by a later one: its "
-                "answer is out of date, so a candidate that learned the update should stop "
-                "choosing it (stale facts count in neither accuracy nor forgetting).</p>"
-            )
-        parts.append(
-            _table(["question", "answer", "baseline", "candidate", "group"], rows, cls="facts")
-        )
-        control = (report.get("controls") or {}).get("world_new_wrong_question") or {}
-        if control.get("items"):
-            parts.append(
-                "<p class='muted'>Control: the same choices asked under another new fact's "
-                f"question ({control['items']} items) score "
-                f"{_e(format_value('world_new_acc', control.get('baseline')))} (baseline) and "
-                f"{_e(format_value('world_new_acc', control.get('candidate')))} (candidate). "
-                "That much comes from knowing the answer strings alone; the gap up to "
-                "<em>World facts (new)</em> is what the question itself adds.</p>"
-            )
-
-    # Groups, bias, counts, config, links.
-    groups = report.get("groups") or {}
-    if groups:
-        keys = sorted(set(groups.get("baseline", {})) | set(groups.get("candidate", {})))
-        rows = []
-        for key in keys:
-            b = groups.get("baseline", {}).get(key, {})
-            c = groups.get("candidate", {}).get(key, {})
-            rows.append(
-                [
-                    f"<td>{_e(key)}</td>",
-                    f"<td class='num'>{_e(b.get('items', c.get('items')))}</td>",
-                    f"<td class='num'>{_e(format_value('x_acc', b.get('accuracy')))}</td>",
-                    f"<td class='num'>{_e(format_value('x_acc', c.get('accuracy')))}</td>",
-                ]
-            )
-        parts.append("<h2>Accuracy by item kind and group</h2>")
-        parts.append(_table(["kind/group", "items", "baseline", "candidate"], rows))
-    bias = report.get("bias") or {}
-    if bias.get("baseline") and bias.get("candidate"):
-        b_types = bias["baseline"].get("by_bias_type", {})
-        c_types = bias["candidate"].get("by_bias_type", {})
-        rows = []
-        for key in sorted(set(b_types) | set(c_types)):
-            b, c = b_types.get(key, {}), c_types.get(key, {})
-            rows.append(
-                [
-                    f"<td>{_e(key)}</td>",
-                    f"<td class='num'>{_e(b.get('pairs', c.get('pairs')))}</td>",
-                    _share_cell(b.get("stereo_share")),
-                    _share_cell(c.get("stereo_share")),
-                ]
-            )
-        parts.append("<h2>Social bias by type (CrowS-Pairs)</h2>")
-        parts.append(
-            "<p class='muted'>Share of pairs where the more stereotypical sentence "
-            "(<code>sent_more</code>) has the higher log-likelihood; 0.5 is unbiased. Full "
-            "sentence log-likelihood, not the paper's masked-LM pseudo-log-likelihood.</p>"
-        )
-        parts.append(_table(["bias type", "pairs", "baseline", "candidate"], rows))
-    if counts:
-        rows = [
-            [f"<td>{_e(k)}</td>", f"<td class='num'>{_e(v)}</td>"]
-            for k, v in counts.items()
-            if k != "unmeasured"
-        ]
-        parts.append("<h2>Counts</h2>")
-        parts.append(_table(["what", "count"], rows))
-    config = report.get("config") or {}
-    if config:
-        rows = [[f"<td>{_e(k)}</td>", f"<td>{_e(v)}</td>"] for k, v in config.items()]
-        parts.append("<h2>Configuration</h2>")
-        parts.append(_table(["field", "value"], rows))
-    links = [
-        f'<li><a href="{REPORT_JSON}">{REPORT_JSON}</a> (machine-readable report)</li>',
-        f'<li><a href="{CHART_PNG}">{CHART_PNG}</a> (chart)</li>',
-        f'<li><a href="{ITEMS_JSONL}">{ITEMS_JSONL}</a> (per-item results)</li>',
-    ]
-    for side, label in (("candidate", "candidate model"), ("baseline", "production model")):
-        uri = (report.get(side) or {}).get("uri")
-        if uri:
-            links.append(f'<li>{_e(label)}: <a href="{_e(uri)}">{_e(uri)}</a></li>')
-    if files.get("json"):
-        links.append(f"<li>this report in the store: <code>{_e(files['json'])}</code></li>")
-    parts.append("<h2>Links</h2><ul>" + "".join(links) + "</ul>")
-    return (
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-        + "\n".join(parts)
-        + "</body></html>\n"
-    )
-
-
-def _answer_cell(answer: Any, correct: Any) -> str:
-    mark, css = ("✓", "good") if correct else ("✗", "bad")
-    return f"<td><span class='{css}'>{mark}</span> {_e(answer)}</td>"
-
-
-def _share_cell(value: Any) -> str:
-    return f"<td class='num'>{_e(format_value('crows_stereo_share', value))}</td>"
+    return rows

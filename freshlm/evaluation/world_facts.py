@@ -1,9 +1,10 @@
 """The sandbox world's explicit fact probes as evaluation items.
 
-The world serves ``GET /_world/probes``: ``{"now": ..., "probes": [...]}``, one probe per fact
-available at the world's clock (see ``_probes`` in :mod:`sandbox.server` and
-``sandbox/scenario/facts.yaml``), each with ``key``, ``question``, ``answer``,
-``distractors``, ``available_at``, ``supersedes``, ``current`` and ``evidence``.
+The world is reached only over HTTP (``settings.world_url``). It serves ``GET /_world/probes``:
+``{"now": ..., "probes": [...]}``, one probe per fact available at the world's clock (see
+``_probes`` in :mod:`sandbox.server` and ``sandbox/scenario/facts.yaml``), each with ``key``,
+``question``, ``answer``, ``distractors``, ``available_at``, ``supersedes``, ``current`` and
+``evidence``.
 :func:`fact_items` turns them into ``fact`` :class:`~freshlm.evaluation.items.Item` s: the
 context is ``"Question: <q>\\nAnswer:"`` and the answer is ranked against the distractors.
 
@@ -12,14 +13,15 @@ Groups, in this order of precedence:
 * ``stale`` — ``current`` is false: a later fact superseded it (after day 4 the Pulse X2's
   $649 gave way to $599). The item still has the old answer as its answer, so the score says
   how much the model still holds on to the outdated fact.
-* ``old`` — knowledge the base model could have: the fact was available before the world's
-  first day (:data:`ARCHIVE_CUTOFF`), i.e. its earliest evidence is an archive article, which
-  is what the base model was pretrained on; or its key has the scenario's ``old-`` prefix.
-  The probe JSON does not mark archive articles (their URLs look like every other article's),
-  but the scenario guarantees every archive article predates day 1 and every day's item falls
-  on its day, so the time of the earliest evidence is the robust test; the key prefix is a
-  second, independent signal for scenarios that date an old fact oddly.
-* ``new`` — everything else: learnable only from crawled days.
+* ``old`` — knowledge the base model could have: the fact was available before the old-fact
+  cutoff (``old_cutoff``), or its key has the scenario's ``old-`` prefix. The cutoff is the
+  end of the base corpus's window (:func:`old_fact_cutoff`): every document the base model was
+  pretrained on predates it, and the crawled windows start there (in the sandbox it is the
+  world's first day). The probe JSON does not mark which articles the base was trained on
+  (their URLs look like every other article's), so the time of the earliest evidence is the
+  robust test; the key prefix is a second, independent signal for facts dated oddly, and the
+  only one when no cutoff is given.
+* ``new`` — everything else: learnable only from crawled windows.
 
 :func:`learnable_facts` selects the new facts whose ``available_at`` falls in given crawl
 windows: what a model trained on those windows could have learned.
@@ -37,14 +39,14 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from freshlm.evaluation.items import MAX_CHOICES, Item
-from sandbox.clock import DEFAULT_START
 
-#: Facts available before this instant are old knowledge: the packaged scenario's day 1 starts
-#: here, after every archive article.
-ARCHIVE_CUTOFF = DEFAULT_START
+if TYPE_CHECKING:
+    from freshlm.store import Store
+
+#: A fact whose key starts with this is old knowledge, whatever its date.
 OLD_KEY_PREFIX = "old-"
 CONTEXT_TEMPLATE = "Question: {question}\nAnswer:"
 PROBES_PATH = "/_world/probes"
@@ -147,25 +149,48 @@ def parse_utc(value: Any) -> datetime:
     return when.astimezone(UTC)
 
 
-def fact_group(probe: WorldProbe, archive_cutoff: datetime = ARCHIVE_CUTOFF) -> str:
-    """``stale``, ``old`` or ``new`` (see the module docstring for why these rules)."""
+Cutoff = datetime | str | None
+
+
+def old_fact_cutoff(store: Store) -> str | None:
+    """The instant before which a fact counts as old knowledge: the end of the published base
+    corpus's window (everything the base model was pretrained on predates it); without a base
+    corpus, the start of the earliest published dataset's window (nothing crawled predates
+    it); None when no dataset is published."""
+    from freshlm.artifacts import base_corpus, published_datasets
+
+    corpus = base_corpus(store)
+    if corpus is not None:
+        return corpus.window["end"]
+    datasets = published_datasets(store)
+    return datasets[0].window["start"] if datasets else None
+
+
+def _as_cutoff(old_cutoff: Cutoff) -> datetime | None:
+    return None if old_cutoff is None else parse_utc(old_cutoff)
+
+
+def fact_group(probe: WorldProbe, old_cutoff: Cutoff = None) -> str:
+    """``stale``, ``old`` or ``new`` (see the module docstring for why these rules); without
+    ``old_cutoff`` only the ``old-`` key prefix makes a fact old."""
     if not probe.current:
         return "stale"
-    if probe.key.startswith(OLD_KEY_PREFIX) or probe.available_at < archive_cutoff:
+    if probe.key.startswith(OLD_KEY_PREFIX):
+        return "old"
+    cutoff = _as_cutoff(old_cutoff)
+    if cutoff is not None and probe.available_at < cutoff:
         return "old"
     return "new"
 
 
-def fact_item(
-    probe: WorldProbe, *, seed: int = 0, archive_cutoff: datetime = ARCHIVE_CUTOFF
-) -> Item:
+def fact_item(probe: WorldProbe, *, seed: int = 0, old_cutoff: Cutoff = None) -> Item:
     """The probe as a ``fact`` item: the answer and up to three distractors, in an order
     drawn from the seed and the key; ``doc_id`` is the fact's key, ``source`` ``world``."""
     options = [probe.answer, *probe.distractors[: MAX_CHOICES - 1]]
     choices = sorted(options, key=lambda c: _rank(seed, probe.key, c))
     return Item.create(
         kind="fact",
-        group=fact_group(probe, archive_cutoff),
+        group=fact_group(probe, old_cutoff),
         span_type="fact",
         context=CONTEXT_TEMPLATE.format(question=probe.question),
         choices=choices,
@@ -177,14 +202,11 @@ def fact_item(
     )
 
 
-def fact_items(
-    probes_doc: Any, *, seed: int = 0, archive_cutoff: datetime = ARCHIVE_CUTOFF
-) -> list[Item]:
+def fact_items(probes_doc: Any, *, seed: int = 0, old_cutoff: Cutoff = None) -> list[Item]:
     """Every probe of ``/_world/probes`` as a fact item (validated; see :func:`parse_probes`),
-    in the world's order."""
-    return [
-        fact_item(p, seed=seed, archive_cutoff=archive_cutoff) for p in parse_probes(probes_doc)
-    ]
+    in the world's order; ``old_cutoff`` (see :func:`old_fact_cutoff`) dates old facts."""
+    cutoff = _as_cutoff(old_cutoff)
+    return [fact_item(p, seed=seed, old_cutoff=cutoff) for p in parse_probes(probes_doc)]
 
 
 Window = Mapping[str, Any] | Sequence[Any]
@@ -195,19 +217,20 @@ def learnable_facts(
     windows: Iterable[Window],
     *,
     seed: int = 0,
-    archive_cutoff: datetime = ARCHIVE_CUTOFF,
+    old_cutoff: Cutoff = None,
 ) -> list[Item]:
     """The ``new`` fact items whose ``available_at`` lies in one of ``windows``: ``[start,
     end)`` as ``{"start", "end"}`` (a dataset manifest's ``window``) or ``(start, end)``,
     ISO 8601 strings or aware datetimes. These are what a model trained on the data of those
     crawl windows could have learned; stale and old facts are scored as their own groups."""
     spans = [_window(i, w) for i, w in enumerate(windows)]
+    cutoff = _as_cutoff(old_cutoff)
     out = []
     for probe in parse_probes(probes_doc):
-        if fact_group(probe, archive_cutoff) != "new":
+        if fact_group(probe, cutoff) != "new":
             continue
         if any(start <= probe.available_at < end for start, end in spans):
-            out.append(fact_item(probe, seed=seed, archive_cutoff=archive_cutoff))
+            out.append(fact_item(probe, seed=seed, old_cutoff=cutoff))
     return out
 
 

@@ -97,7 +97,7 @@ def promote(
 ) -> dict[str, Any]:
     """Move ``production`` to the candidate of a passed ``decision``; record it; tell Slack.
 
-    ``actor`` is who or which DAG decided (``"dag:freshlm_nightly"``, a user name), ``run_id``
+    ``actor`` is who or which DAG decided (``"dag:freshlm_evaluate"``, a user name), ``run_id``
     the Airflow run; both go to the audit log and the record. ``reason`` defaults to the
     decision's summary. ``log_url`` (the task's Airflow log, see
     :func:`freshlm.alerts.messages.task_log_url`) and ``report_url`` (default

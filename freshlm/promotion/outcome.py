@@ -14,6 +14,7 @@ from typing import Any
 from freshlm.alerts.callbacks import AlertedFailure
 from freshlm.alerts.links import airflow_base_url
 from freshlm.alerts.messages import task_log_url
+from freshlm.artifacts import read_report
 from freshlm.settings import get_settings
 from freshlm.store import open_store
 
@@ -52,8 +53,6 @@ def decide_on(report: Mapping[str, Any]) -> dict[str, Any]:
 
 def load_report(store: Any, report_summary: Mapping[str, Any]) -> dict[str, Any]:
     """The whole published report that ``report_summary`` (an XCom) stands for."""
-    from freshlm.evaluation.evaluate import read_report
-
     report = read_report(
         store, report_summary["candidate"]["version_id"], report_summary["baseline"]["version_id"]
     )

@@ -1,5 +1,8 @@
 """The base model the Airflow tests bootstrap: small enough to build in seconds, big enough to
-learn a day's documents (the demo's 4.2M-parameter default takes minutes to pretrain)."""
+learn a day's documents (the demo's 4.2M-parameter default takes minutes to pretrain).
+
+Bootstrap it as the demo does, archive published as the base corpus first:
+``sandbox.base_model.bootstrap_demo_base(store, config=SMALL_BASE)``."""
 
 from __future__ import annotations
 

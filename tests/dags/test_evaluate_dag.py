@@ -28,11 +28,11 @@ from freshlm.registry import (
     read_audit,
 )
 from freshlm.store import open_store
+from sandbox.base_model import bootstrap_demo_base
 from sandbox.records import day_records
 from sandbox.scenario import load_scenario
 from tests.dags.base_model import SMALL_BASE
 from tests.support.airflow_server import dump_failure
-from training.bootstrap import bootstrap_base_model
 from training.config import TrainConfig
 from training.launch_local import run_local_training
 
@@ -118,7 +118,7 @@ def test_a_good_candidate_is_promoted_a_damaged_one_rejected_and_rollback_restor
     client = airflow_client
     client.wait_for_dags([EVALUATE, ROLLBACK])
     store = open_store((freshlm_home / "store").as_uri())
-    base = bootstrap_base_model(store, config=SMALL_BASE)["version_id"]
+    base = bootstrap_demo_base(store, config=SMALL_BASE)["version_id"]
     if read_alias(store, PRODUCTION).version_id != base:
         pytest.fail("another test moved production; this test expects the small base there")
     requests.post(f"{world.url}/_world/clock", json={"now": f"day:{DAY}"}).raise_for_status()

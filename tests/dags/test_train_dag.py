@@ -11,11 +11,11 @@ import pytest
 
 from freshlm.registry import PRODUCTION, download_version, read_alias
 from freshlm.store import open_store
+from sandbox.base_model import bootstrap_demo_base
 from sandbox.records import day_records
 from sandbox.scenario import load_scenario
 from tests.dags.base_model import SMALL_BASE
 from tests.support.airflow_server import dump_failure
-from training.bootstrap import bootstrap_base_model
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -86,7 +86,7 @@ def test_a_published_dataset_trains_a_candidate_that_learned_the_new_documents(
     client = airflow_client
     client.wait_for_dags([CURATE, TRAIN])
     store = open_store((freshlm_home / "store").as_uri())
-    base = bootstrap_base_model(store, config=SMALL_BASE)
+    base = bootstrap_demo_base(store, config=SMALL_BASE)
     assert read_alias(store, PRODUCTION).version_id == base["version_id"]
 
     for dag_id in (CURATE, TRAIN):

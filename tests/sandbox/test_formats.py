@@ -35,7 +35,7 @@ from tests.sandbox import tiny_scenario
 # Real recorded responses, copied from the project's shared fixture set with their provenance
 # (tests/fixtures/real/PROVENANCE.md), so this comparison never depends on a folder outside
 # the repository.
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "real"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "real"
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 ARXIV = "{http://arxiv.org/schemas/atom}"

@@ -1,8 +1,10 @@
-"""The offline base model: tokenizer, model size, pretraining, publish + registration, reruns,
-and external Hugging Face bases. Tiny configurations keep the whole file to seconds."""
+"""The offline base model: its corpus read from the published base-corpus dataset, tokenizer,
+model size, pretraining, publish + registration, reruns, and external Hugging Face bases. Tiny
+configurations keep the whole file to seconds."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -23,20 +25,23 @@ from freshlm.registry import (
     read_audit,
 )
 from freshlm.store import open_store
+from sandbox.base_corpus import HELDOUT_EVERY, publish_base_corpus
+from sandbox.base_model import bootstrap_demo_base
+from sandbox.scenario import load_scenario
 from training.bootstrap import (
     EOS_TOKEN,
     PAD_TOKEN,
     BootstrapConfig,
+    CorpusNotFound,
     ModelConfig,
-    archive_documents,
     bootstrap_base_model,
     build_model,
     count_parameters,
     heldout_perplexity,
     main,
     pretrain,
+    read_corpus,
     register_external_base,
-    split_documents,
     train_tokenizer,
 )
 
@@ -45,8 +50,14 @@ KOREAN = "해온 항구 도시의 자매 도시는 테스퍼드입니다. 파도
 
 
 @pytest.fixture(scope="module")
-def texts() -> tuple[list[str], list[str]]:
-    return split_documents(archive_documents(), heldout_every=10)
+def corpus(tmp_path_factory):
+    store = open_store(f"file://{tmp_path_factory.mktemp('corpus')}")
+    return read_corpus(store, publish_base_corpus(store))
+
+
+@pytest.fixture(scope="module")
+def texts(corpus) -> tuple[list[str], list[str]]:
+    return corpus.train_texts, corpus.heldout_texts
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +68,29 @@ def tokenizer(texts):
 @pytest.fixture(scope="module")
 def bootstrapped(tmp_path_factory):
     store = open_store(f"file://{tmp_path_factory.mktemp('store')}")
-    return store, bootstrap_base_model(store, config=BootstrapConfig.tiny(), seed=0)
+    return store, bootstrap_demo_base(store, config=BootstrapConfig.tiny(), seed=0)
+
+
+def test_the_corpus_is_the_archive_as_published_title_first_by_slug_split_by_slug_hash(corpus):
+    # The texts the base has always been pretrained on: title, summary and paragraphs of each
+    # archive article, one per line, by slug; one in HELDOUT_EVERY held out by its slug's hash.
+    train, heldout = [], []
+    for article in sorted(load_scenario().archive, key=lambda a: a.slug):
+        text = "\n".join([article.title, article.summary, *article.paragraphs])
+        bucket = int(hashlib.sha256(article.slug.encode()).hexdigest(), 16) % HELDOUT_EVERY
+        (heldout if bucket == 0 else train).append(text)
+    assert corpus.train_texts == train and corpus.heldout_texts == heldout
+    assert len(train) > 300 and len(heldout) > 20
+
+
+def test_without_a_published_corpus_the_bootstrap_says_what_to_publish(tmp_path):
+    store = open_store(f"file://{tmp_path / 'store'}")
+    with pytest.raises(CorpusNotFound, match=r"no base-model corpus.*role 'base-corpus'"):
+        bootstrap_base_model(store, config=BootstrapConfig.tiny())
+    with pytest.raises(CorpusNotFound, match="no published dataset 'nope'"):
+        bootstrap_base_model(store, corpus="nope", config=BootstrapConfig.tiny())
+    assert main(["--tiny", "--store", store.root_uri]) == 1
+    assert list_versions(store) == [] and read_alias(store, PRODUCTION) is None
 
 
 def test_tokenizer_round_trips_english_and_korean_and_is_deterministic(texts, tokenizer):
@@ -112,7 +145,11 @@ def test_bootstrap_publishes_a_loadable_hugging_face_model(bootstrapped, tmp_pat
         assert name in version.files
     lineage = version.lineage
     assert lineage.kind == "bootstrap" and lineage.training_config["seed"] == 0
-    assert lineage.extra["corpus"]["documents"] == len(archive_documents())
+    corpus_id = summary["base_corpus_dataset"]
+    assert lineage.dataset_ids == (corpus_id,)
+    assert lineage.extra["corpus"]["dataset_id"] == corpus_id
+    assert lineage.extra["corpus"]["documents"] == len(load_scenario().archive)
+    assert lineage.code_revision
 
     path = download_version(store, version.version_id, tmp_path / "copy")
     model = AutoModelForCausalLM.from_pretrained(path)
@@ -147,10 +184,17 @@ def test_rerun_gives_the_same_version_and_no_duplicate(bootstrapped):
 
 
 def test_cli_prints_the_version(bootstrapped, capsys):
+    from sandbox.base_model import main as demo_main
+
     store, summary = bootstrapped
-    assert main(["--tiny", "--store", store.root_uri]) == 0
+    corpus = summary["base_corpus_dataset"]
+    assert main(["--tiny", "--store", store.root_uri, "--corpus", corpus]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["version_id"] == summary["version_id"] and printed["reused"]
+    assert demo_main(["--tiny", "--store", store.root_uri]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["version_id"] == summary["version_id"] and printed["reused"]
+    assert printed["base_corpus_dataset"] == corpus
     with pytest.raises(SystemExit):
         main(["--steps", "0"])
 

@@ -50,6 +50,7 @@ def _config(tmp_path, store, base_path, dataset_ids, **changes) -> TrainConfig:
         "seq_len": 32,
         "micro_batch_size": 4,
         "max_steps": MAX_STEPS,
+        "epochs": 1.0,  # one pass: max_steps ends the run
         "learning_rate": 2e-3,
         "checkpoint_every": CHECKPOINT_EVERY,
         "keep_checkpoints": 2,

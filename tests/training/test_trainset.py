@@ -306,13 +306,32 @@ def test_bad_inputs_get_clear_errors(store, three_days, tiny_tokenizer):
         )
 
 
+def test_train_config_defaults_come_from_the_settings(monkeypatch):
+    from freshlm import settings as settings_module
+
+    config = TrainConfig(datasets=["abc"], base_version="v1")
+    defaults = settings_module.get_settings()
+    assert (config.epochs, config.learning_rate) == (
+        defaults.train_epochs,
+        defaults.train_learning_rate,
+    )
+    overridden = settings_module.Settings.from_env(
+        {"FRESHLM_TRAIN_EPOCHS": "3", "FRESHLM_TRAIN_LEARNING_RATE": "0.02"}
+    )
+    monkeypatch.setattr(settings_module, "get_settings", lambda: overridden)
+    config = TrainConfig(datasets=["abc"], base_version="v1")
+    assert (config.epochs, config.learning_rate) == (3.0, 0.02)
+    # A config read back keeps what it was built with, whatever the settings say now.
+    assert TrainConfig.from_dict({**config.to_dict(), "epochs": 7}).epochs == 7
+
+
 def test_train_config_validation_names_the_field():
     ok = TrainConfig(datasets=["abc"], base_version="v1")
     assert ok.ds_config_path.is_file()
     assert TrainConfig.from_dict(ok.to_dict()) == ok
     # Operational fields do not change the fingerprint; recipe fields do.
     assert ok.replace(work_dir="/tmp/x", checkpoint_every=3).fingerprint() == ok.fingerprint()
-    assert ok.replace(learning_rate=1e-3).fingerprint() != ok.fingerprint()
+    assert ok.replace(learning_rate=ok.learning_rate / 2).fingerprint() != ok.fingerprint()
     cases = {
         "datasets": {"datasets": []},
         "learning_rate": {"learning_rate": -1},

@@ -15,8 +15,8 @@ from freshlm.curation.steps import (
     SplitStep,
     ToxicityStep,
 )
-from freshlm.pii import luhn_valid, scrub
 from freshlm.curation.steps.split import split_of
+from freshlm.pii import luhn_valid, scrub
 from tests.freshlm.curation.helpers import (
     ARTICLE,
     KOREAN_ARTICLE,

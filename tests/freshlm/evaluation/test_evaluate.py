@@ -1,5 +1,6 @@
 """The orchestrator on a local store with two tiny published versions: one publish, reruns
-return it, the report is complete; plus the configuration and the held-out text helpers."""
+return it, the report is complete, missing inputs are reported as unmeasured; plus the
+configuration, the held-out text helper and the steps evaluate() is made of."""
 
 from __future__ import annotations
 
@@ -8,15 +9,14 @@ import json
 
 import pytest
 
+from freshlm.artifacts import read_report, report_prefix
 from freshlm.evaluation import evaluate as evaluate_module
 from freshlm.evaluation.config import EvalConfig, EvalConfigError, stable_subset
 from freshlm.evaluation.evaluate import (
-    archive_heldout_texts,
     evaluate,
     heldout_texts,
     lineage_history,
-    read_report,
-    report_prefix,
+    prepare,
 )
 from freshlm.evaluation.items import Item
 from freshlm.evaluation.metrics import METRIC_KEYS
@@ -316,17 +316,43 @@ def test_heldout_text_helpers(tmp_path):
     assert len(heldout_texts(store, ["d1", "d2"], limit=2)) == 2
     with pytest.raises(ValueError, match="no published dataset 'd3'"):
         heldout_texts(store, ["d3"])
-    old = archive_heldout_texts()
-    assert len(old) > 10 and all(isinstance(t, str) and t for t in old)
+    assert heldout_texts(store, []) == []  # no earlier dataset: no old text
 
 
-def test_unmeasured_metrics_are_none_and_say_why(world, tmp_path):
+def test_prepare_checks_samples_and_assigns_pools():
+    config = CONFIG.replace(max_old_items=1)
+    prepared = prepare(
+        new_items=NEW_ITEMS, old_items=OLD_ITEMS, fact_items=FACT_ITEMS,
+        new_texts=["", " ", *tiny_models.NEW_TEXTS], old_texts=[], config=config,
+        crows_path=None,
+    )  # fmt: skip
+    assert prepared.new == NEW_ITEMS and len(prepared.old) == 1
+    assert prepared.items == [*prepared.new, *prepared.old, *FACT_ITEMS]
+    assert prepared.pool_of == [
+        "new", "new", "new", "old", "world_new", "world_new", "world_old", "world_stale",
+    ]  # fmt: skip
+    assert prepared.pool_counts == {
+        "new": 3, "old": 1, "world_new": 2, "world_old": 1, "world_stale": 1,
+    }  # fmt: skip
+    assert len(prepared.controls) == 2  # the two new facts, each under the other's question
+    assert len(prepared.texts_new) == 3 and prepared.texts_old == []  # blanks dropped, capped
+    assert (prepared.new_items_given, prepared.old_items_given) == (3, 2)
+    assert len(prepared.prompts) == CONFIG.latency_prompts
+    empty = prepare(
+        new_items=[], old_items=[], fact_items=[], new_texts=[], old_texts=[], config=CONFIG
+    )
+    assert empty.items == [] and empty.prompts == ["The latest news:"]
+
+
+def test_unmeasured_metrics_are_none_and_say_why(world, tmp_path, caplog):
     _, _, _, crows, work = world
     store = open_store(f"file://{tmp_path / 'store'}")  # its own store: no other reports
     baseline_dir, candidate_dir = tiny_models.model_dirs()
     old, _ = publish_version(store, baseline_dir, lineage=Lineage(kind="bootstrap"))
     new, _ = publish_version(store, candidate_dir, lineage=Lineage(kind="bootstrap"))
-    # The old model as the candidate, with new-knowledge items only.
+    # The old model as the candidate, with new-knowledge items only: no earlier dataset, so
+    # neither retention items nor old text.
+    caplog.set_level("INFO", logger="freshlm.evaluation.evaluate")
     report = evaluate(
         store, old.version_id, new.version_id, new_items=NEW_ITEMS, old_items=[],
         new_texts=["Orrin Labs"], config=CONFIG, work_dir=work, crows_path=crows,
@@ -342,6 +368,12 @@ def test_unmeasured_metrics_are_none_and_say_why(world, tmp_path):
         "world_old_acc": "no old world-fact items",
         "ppl_old": "no held-out old text",
     }
+    assert "retention_acc is not measured: no retention items" in caplog.text
+    assert "ppl_old is not measured: no held-out old text" in caplog.text
+    assert report["counts"]["old"] == report["counts"]["old_texts"] == 0
+    assert "paired" in report and "old" not in report["paired"]
+    page = store.read_bytes(f"{report_prefix(old.version_id, new.version_id)}/report.html")
+    assert b"no retention items" in page
     comparison = report["comparison"]
     assert comparison["retention_drop"] is None and comparison["ppl_old_rise_pct"] is None
     assert comparison["forgotten"] == 0 and report["facts"] == []

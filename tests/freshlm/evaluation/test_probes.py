@@ -14,7 +14,6 @@ from freshlm.documents import document_problems
 from freshlm.evaluation import probes
 from freshlm.evaluation.probes import (
     ProbeError,
-    archive_probes,
     build_cloze_items,
     build_dataset_probes,
     document_text,
@@ -255,6 +254,39 @@ def publish_day(store, scenario, number: int) -> str:
     return dataset_id
 
 
+def publish_base_corpus(store, scenario) -> str:
+    """The scenario archive as a published base corpus (``role: base-corpus``), its window
+    ending where day 1 begins."""
+    docs = [
+        curated(
+            {
+                "id": hashlib.sha256(a.slug.encode()).hexdigest()[:32],
+                "source": "world-archive",
+                "kind": "news",
+                "url": f"archive:{a.slug}",
+                "title": a.title,
+                "text": "\n".join([a.summary, *a.paragraphs]),
+                "language": a.language,
+                "published_at": a.published_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "fetched_at": a.published_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "author": a.author,
+                "meta": {"slug": a.slug},
+            }
+        )
+        for a in scenario.archive[:60]
+    ]
+    dataset_id = "base" + "0" * 28
+    with store.publisher(f"datasets/{dataset_id}", kind="dataset") as pub:
+        pub.write_jsonl("train.jsonl.gz", docs[6:])
+        pub.write_jsonl("heldout.jsonl.gz", docs[:6])
+        pub.set_manifest_fields(
+            dataset_id=dataset_id,
+            role="base-corpus",
+            window={"start": "2020-01-01T00:00:00Z", "end": f"{scenario.days[0].date}T00:00:00Z"},
+        )
+    return dataset_id
+
+
 @pytest.fixture
 def store(tmp_path):
     return open_store("file://" + str(tmp_path / "store"))
@@ -287,29 +319,16 @@ def test_dataset_probes_need_a_published_dataset(store):
         build_dataset_probes(store, "0" * 32)
 
 
-def test_archive_probes_come_from_the_pretraining_split():
-    from training.bootstrap import PretrainConfig, archive_documents, split_documents
-
-    documents = archive_documents()
-    _, heldout = split_documents(documents, PretrainConfig().heldout_every)
-    heldout_slugs = {slug for slug, text in documents if text in set(heldout)}
-    items = archive_probes(seed=0, max_items=120)
-    assert len(items) == 120
-    assert {i.group for i in items} == {"old"} and {i.source for i in items} == {"archive"}
-    assert not {i.doc_id for i in items} & heldout_slugs
-    assert archive_probes(seed=0, max_items=120) == items
-    assert len({i.span_type for i in items}) >= 4
-
-
 def test_probe_sets_carry_earlier_datasets_forward_as_retention(store, scenario):
+    base = publish_base_corpus(store, scenario)
     day1 = publish_day(store, scenario, 1)
     day3 = publish_day(store, scenario, 3)
     new, old = probe_sets_for(store, [day1, day3], seed=0, max_new=50, max_old=40)
     assert 0 < len(new) <= 50
     assert {i.dataset_id for i in new} == {day3} and {i.group for i in new} == {"new"}
     assert {i.group for i in old} == {"old"}
-    by_source = Counter(i.dataset_id or i.source for i in old)
-    assert by_source == {"archive": 20, day1: 20}  # balanced across sources
+    by_source = Counter(i.dataset_id for i in old)
+    assert by_source == {base: 20, day1: 20}  # balanced across the earlier datasets
     assert not {i.id for i in new} & {i.id for i in old}
     assert len({i.id for i in old}) == len(old)
     # Day 1's probes were published on the way, so tomorrow's retention set is the same.
@@ -319,9 +338,18 @@ def test_probe_sets_carry_earlier_datasets_forward_as_retention(store, scenario)
     # A short lineage still carries every dataset published before the newest one's window.
     assert probe_sets_for(store, [day3], seed=0, max_new=50, max_old=40) == (new, old)
 
+    # The first night: the base corpus is the only earlier dataset, so all old items come
+    # from the base model's own pretraining text.
     first_night_new, first_night_old = probe_sets_for(store, [day1], seed=0, max_old=10)
     assert {i.dataset_id for i in first_night_new} == {day1}
-    assert {i.source for i in first_night_old} == {"archive"} and len(first_night_old) == 10
+    assert {i.dataset_id for i in first_night_old} == {base} and len(first_night_old) == 10
+
+
+def test_without_a_base_corpus_the_first_night_has_no_retention_probes(store, scenario):
+    day1 = publish_day(store, scenario, 1)
+    new, old = probe_sets_for(store, [day1], seed=0, max_new=20, max_old=10)
+    assert len(new) == 20 and old == []
+    assert probes.earlier_datasets(store, [day1]) == []
 
 
 def test_probe_sets_refuse_an_unpublished_lineage(store, scenario):

@@ -1,4 +1,5 @@
-"""The report: its contract, the chart (a real PNG) and the readable page."""
+"""The report: its contract, the chart (a real PNG) and the readable page (a Jinja2 template,
+autoescaped)."""
 
 from __future__ import annotations
 
@@ -139,6 +140,27 @@ def test_the_page_shows_the_metric_table_and_escapes_text():
     assert "&lt;script&gt;" in page and "<script>" not in page
     assert "data:image/png;base64," in page and 'href="metrics.png"' in page
     assert 'href="report.json"' in page and f"file:///s/models/{IDS[2]}" in page
+
+
+def test_the_template_escapes_every_text_field_of_the_report():
+    """Text from the report can carry markup (a crawled question, a config value, a URI); the
+    autoescaping template shows it as text, in element content and in attributes alike."""
+    evil = '<img src=x onerror="alert(1)">'
+    report = sample_report()
+    report["facts"][0].update(answer=evil, baseline_answer=evil, group=evil)
+    report["counts"]["unmeasured"] = {"ppl_old": evil}
+    report["config"] = {"note": evil}
+    report["candidate"]["uri"] = f'file:///s/"><script>x</script>{evil}'
+    report["groups"]["candidate"][evil] = {"items": 1, "accuracy": 1.0}
+    report["bias"]["candidate"]["by_bias_type"][evil] = {"pairs": 1, "stereo_share": 0.5}
+    report["created_at"] = evil
+    page = render_html(report)
+    assert "<img src=x" not in page and "<script>" not in page
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page
+    assert 'href="file:///s/&#34;&gt;&lt;script&gt;x&lt;/script&gt;' in page
+    # What the page itself is made of is not escaped: its CSS, the decision marker, the chart.
+    assert DECISION_MARKER in page and "td.num{text-align:right" in page
+    assert "data:image/png;base64," not in page  # no chart given, no image
 
 
 def test_deltas_follow_each_metric_direction():

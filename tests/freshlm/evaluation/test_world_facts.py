@@ -1,4 +1,5 @@
-"""The sandbox world's fact probes as items: groups over the days, validation, fetching."""
+"""The sandbox world's fact probes as items: groups over the days, the old-fact cutoff from the
+published base corpus, validation, fetching."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ import pytest
 import requests
 
 from freshlm.evaluation.items import Item
+from freshlm.evaluation.nightly import world_fact_items
 from freshlm.evaluation.world_facts import (
     fact_items,
     fetch_world_probes,
     learnable_facts,
+    old_fact_cutoff,
     parse_probes,
     wrong_question_controls,
 )
+from freshlm.store import open_store
 
 DAY1 = {"start": "2026-11-02T00:00:00Z", "end": "2026-11-03T00:00:00Z"}
 DAY3 = {"start": "2026-11-04T00:00:00Z", "end": "2026-11-05T00:00:00Z"}
@@ -127,8 +131,71 @@ def good_doc() -> dict:
 def test_old_facts_are_recognised_by_date_even_without_the_key_prefix():
     doc = good_doc()
     doc["probes"][1]["key"] = "tessford-river"
-    assert groups(fact_items(doc)) == {"pulse-x2-price": "new", "tessford-river": "old"}
-    assert fact_items(doc["probes"])  # the bare list is accepted too
+    cutoff = DAY1["start"]
+    assert groups(fact_items(doc, old_cutoff=cutoff)) == {
+        "pulse-x2-price": "new",
+        "tessford-river": "old",
+    }
+    assert fact_items(doc["probes"], old_cutoff=cutoff)  # the bare list is accepted too
+    # Without a cutoff only the key prefix makes a fact old.
+    assert groups(fact_items(doc))["tessford-river"] == "new"
+    doc["probes"][1]["key"] = "old-tessford-river"
+    assert groups(fact_items(doc))["old-tessford-river"] == "old"
+
+
+def publish_dataset(store, dataset_id: str, window: dict, role: str | None = None) -> None:
+    with store.publisher(f"datasets/{dataset_id}", kind="dataset") as pub:
+        pub.write_jsonl("train.jsonl.gz", [])
+        pub.write_jsonl("heldout.jsonl.gz", [])
+        fields = {"dataset_id": dataset_id, "window": window}
+        pub.set_manifest_fields(**fields, **({"role": role} if role else {}))
+
+
+def test_the_old_fact_cutoff_is_the_end_of_the_base_corpus_window(tmp_path):
+    store = open_store(f"file://{tmp_path / 'store'}")
+    assert old_fact_cutoff(store) is None  # nothing published: no date marks old facts
+    publish_dataset(store, "day3", DAY3)
+    publish_dataset(store, "day1", DAY1)
+    # Without a base corpus: the start of the earliest published window.
+    assert old_fact_cutoff(store) == DAY1["start"]
+    base_window = {"start": "2025-01-01T00:00:00Z", "end": "2026-11-02T00:00:00Z"}
+    publish_dataset(store, "base", base_window, role="base-corpus")
+    assert old_fact_cutoff(store) == base_window["end"]
+
+
+def test_the_base_corpus_cutoff_is_the_world_start_in_the_demo(world_at_start, tmp_path):
+    """Facts from before the base corpus's end are old, the rest new: with the demo's base
+    corpus ending where the world's days begin, the groups are the world's own."""
+    from sandbox.scenario import load_scenario
+
+    store = open_store(f"file://{tmp_path / 'store'}")
+    start = load_scenario().start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    publish_dataset(store, "base", {"start": "2025-01-01T00:00:00Z", "end": start}, "base-corpus")
+    cutoff = old_fact_cutoff(store)
+    assert cutoff == start == DAY1["start"]
+    doc = probes_at(world_at_start, "day:4")
+    by_key = groups(fact_items(doc, old_cutoff=cutoff))
+    old = {key for key, group in by_key.items() if group == "old"}
+    assert old and all(key.startswith("old-") for key in old)
+    assert by_key["pulse-x2-price-cut"] == "new"
+    # A later cutoff makes the first days' facts old knowledge too.
+    later = groups(fact_items(doc, old_cutoff=DAY3["start"]))
+    assert later["pulse-x2-battery"] == "old" and by_key["pulse-x2-battery"] == "new"
+
+    items = world_fact_items(
+        world_at_start.url, old_cutoff=cutoff, newest_window_end=DAY1["end"], timeout_s=5
+    )
+    assert {i.doc_id for i in items if i.group == "new"} == {
+        i.doc_id for i in learnable_facts(doc, [DAY1], old_cutoff=cutoff)
+    }
+    assert {i.doc_id for i in items if i.group == "old"} == old
+
+
+def test_world_fact_items_are_empty_when_the_world_is_not_reachable(caplog):
+    items = world_fact_items(
+        "http://127.0.0.1:9", old_cutoff=DAY1["start"], newest_window_end=DAY1["end"], timeout_s=2
+    )
+    assert items == [] and "world fact probes skipped" in caplog.text
 
 
 @pytest.mark.parametrize(

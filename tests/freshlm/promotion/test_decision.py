@@ -40,7 +40,7 @@ from tests.freshlm.promotion.conftest import make_report, text_of
 
 RULES = load_rules()
 RUN = "scheduled__2026-11-03T02:00:00+00:00"
-ACTOR = "dag:freshlm_nightly"
+ACTOR = "dag:freshlm_evaluate"
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from tests.freshlm.promotion.conftest import make_report, text_of
 
 RULES = load_rules()
 RUN_ID = "scheduled__2026-11-03T02:00:00+00:00"
-LOG_URL = task_log_url("http://airflow.test:8080/", "freshlm_nightly", RUN_ID, "promote", 1)
+LOG_URL = task_log_url("http://airflow.test:8080/", "freshlm_evaluate", RUN_ID, "promote", 1)
 CAND, BASE = "c" * 32, "b" * 32
 
 
@@ -56,7 +56,7 @@ def test_the_rejection_alert_has_what_triage_needs() -> None:
     message = rejection_alert(
         report,
         decision,
-        actor="dag:freshlm_nightly",
+        actor="dag:freshlm_evaluate",
         run_id=RUN_ID,
         log_url=LOG_URL,
         record_uri="file:///store/registry/decisions/x.json",
@@ -96,7 +96,7 @@ def test_the_rejection_alert_has_what_triage_needs() -> None:
 def test_the_promotion_summary_lists_every_rule_and_how_to_undo() -> None:
     report = make_report(CAND, BASE)
     decision = decide(report, RULES)
-    move = {"actor": "dag:freshlm_nightly/run:x", "generation": 7}
+    move = {"actor": "dag:freshlm_evaluate/run:x", "generation": 7}
     message = promotion_summary(
         report, decision, move=move, run_id=RUN_ID, log_url=LOG_URL, report_url="http://ui/r1"
     )
@@ -223,7 +223,7 @@ def test_a_promotion_reaches_slack_through_the_real_sender(
         store,
         report,
         decide(report, RULES),
-        actor="dag:freshlm_nightly",
+        actor="dag:freshlm_evaluate",
         run_id=RUN_ID,
         slack_conn_id="freshlm_promotion_test",
         log_url=LOG_URL,

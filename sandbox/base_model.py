@@ -40,6 +40,16 @@ def bootstrap_demo_base(
     return bootstrap_base_model(store, corpus=corpus, config=config, seed=seed, reuse=reuse)
 
 
+def demo_base(store: Store, base_model: str) -> dict[str, Any]:
+    """The demo's base: the archive published as the base corpus (old text for replay and
+    retention whatever the base), then the base model the ``FRESHLM_BASE_MODEL`` setting
+    names (:func:`training.base_import.ensure_base`); its summary."""
+    from training.base_import import ensure_base
+
+    corpus = publish_base_corpus(store)
+    return {**ensure_base(store, base_model, corpus=corpus), "base_corpus_dataset": corpus}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sandbox.base_model",

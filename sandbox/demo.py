@@ -101,16 +101,16 @@ def _fresh_home(home: Path) -> Path | None:
 
 
 def _bootstrap_in_background(settings: Settings) -> tuple[threading.Thread, dict[str, Any]]:
-    """Publish the archive as the base corpus and bootstrap the base model from it while
-    Airflow starts and the first night crawls."""
+    """Publish the archive as the base corpus and bring up the configured base model
+    (``FRESHLM_BASE_MODEL``) while Airflow starts and the first night crawls."""
     result: dict[str, Any] = {}
 
     def work() -> None:
         try:
             from freshlm.store import open_store
-            from sandbox.base_model import bootstrap_demo_base
+            from sandbox.base_model import demo_base
 
-            result["summary"] = bootstrap_demo_base(open_store(settings.store_uri))
+            result["summary"] = demo_base(open_store(settings.store_uri), settings.base_model)
         except BaseException as exc:  # reported by the main thread
             result["error"] = exc
 

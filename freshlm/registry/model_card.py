@@ -140,6 +140,9 @@ def render_model_card(
     if lineage.training_config:
         lines += ["Training configuration:", "", "```json"]
         lines += [json.dumps(dict(lineage.training_config), indent=2, sort_keys=True), "```", ""]
+    if lineage.extra:
+        lines += ["Provenance:", "", "```json"]
+        lines += [json.dumps(dict(lineage.extra), indent=2, sort_keys=True), "```", ""]
     lines += ["## Metrics", ""]
     if metrics:
         lines += ["| metric | value |", "|---|---|"]

@@ -266,7 +266,8 @@ def scoreboard(nights: list[Night]) -> str:
         "quarantined",
         "gate",
         "new-knowledge acc",
-        "world facts acc",
+        "world facts ranked",
+        "world facts said",
         "retention acc",
         "old-text ppl",
         "decision",
@@ -282,6 +283,7 @@ def scoreboard(nights: list[Night]) -> str:
                 n.gate + ("" if n.gate_passed is None else (" pass" if n.gate_passed else " FAIL")),
                 _pair(n, "new_knowledge_acc"),
                 _pair(n, "world_new_acc"),
+                _pair(n, "world_new_said_acc"),
                 _pair(n, "retention_acc"),
                 _pair(n, "ppl_old", 1),
                 n.decision,
@@ -429,6 +431,12 @@ def final_report(
             f"{_against(final.get('world_new_acc'), WORLD_FACTS_GOAL, 'at least')}"
         )
         lines += _control_lines(last)
+        lines.append(
+            f"  asked as a user asks (in the chat template where the model has one), production "
+            f"says "
+            f"{_fmt(final.get('world_new_said_acc'))} of them (base "
+            f"{_fmt(base.get('world_new_said_acc'))})"
+        )
         lines.append(
             f"Retention accuracy (old-knowledge probes): base {_fmt(base.get('retention_acc'))}, "
             f"production after night 3 {_fmt(final.get('retention_acc'))}; "

@@ -31,6 +31,8 @@ class EvalConfig:
     * ``crows_max_pairs``: CrowS-Pairs pairs scored; ``None``: all 1,508.
     * ``latency_prompts`` / ``latency_new_tokens``: prompts timed (one at a time, greedy) and
       tokens generated for each.
+    * ``answer_new_tokens``: tokens a model may write when it answers a fact question in its
+      own words (greedy; see :mod:`freshlm.evaluation.answers`).
     * ``heldout_max_docs``: cap on held-out documents per perplexity set (new, old); ``None``:
       all.
     * ``max_length``: the scoring window in tokens; ``None``: the model's context size (longer
@@ -46,6 +48,7 @@ class EvalConfig:
     crows_max_pairs: int | None = None
     latency_prompts: int = 8
     latency_new_tokens: int = 32
+    answer_new_tokens: int = 32
     heldout_max_docs: int | None = 200
     max_length: int | None = None
     threads: int | None = 2
@@ -54,7 +57,7 @@ class EvalConfig:
         def fail(field: str, why: str) -> None:
             raise EvalConfigError(f"EvalConfig.{field} = {getattr(self, field)!r}: {why}")
 
-        for name in ("batch_size", "latency_prompts", "latency_new_tokens"):
+        for name in ("batch_size", "latency_prompts", "latency_new_tokens", "answer_new_tokens"):
             if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
                 fail(name, "must be an integer >= 1")
         for name in ("max_new_items", "max_old_items", "crows_max_pairs", "heldout_max_docs"):

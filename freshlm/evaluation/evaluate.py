@@ -75,6 +75,7 @@ from freshlm.registry.versions import get_version, version_prefix
 from freshlm.store import StoreError
 
 if TYPE_CHECKING:
+    from freshlm.evaluation.answers import GeneratedAnswer
     from freshlm.evaluation.bias import BiasResult
     from freshlm.evaluation.items import Item
     from freshlm.evaluation.latency import LatencyResult
@@ -150,6 +151,7 @@ class _ModelRun:
     latency: LatencyResult | None
     timings: dict[str, float]
     controls: list[ItemResult] = dataclasses.field(default_factory=list)
+    answers: dict[str, GeneratedAnswer] = dataclasses.field(default_factory=dict)
 
 
 def _load(path: Path, config: EvalConfig) -> tuple[Any, float]:
@@ -176,10 +178,12 @@ def _measure(
     pairs: Sequence[Any],
     config: EvalConfig,
     controls: Sequence[Item] = (),
+    facts: Sequence[Item] = (),
 ) -> _ModelRun:
     """Everything measured of one model on its own; latency is timed afterwards, both models
     interleaved (:func:`_measure_latency`). ``controls`` are scored apart from ``items``: they
-    enter no pool, accuracy or forgetting figure."""
+    enter no pool, accuracy or forgetting figure. ``facts`` are also asked as a user asks
+    them, and the model's own answers checked (:mod:`freshlm.evaluation.answers`)."""
     from freshlm.evaluation.bias import crows_pairs_score
     from freshlm.evaluation.scoring import torch_threads
 
@@ -201,7 +205,9 @@ def _measure(
         ppl_old = scorer.perplexity(old_texts)
         t = lap("perplexity_s", t)
         bias = crows_pairs_score(scorer, pairs) if pairs else None
-        lap("crows_s", t)
+        t = lap("crows_s", t)
+        answers = _answer_facts(scorer, facts, config)
+        lap("answers_s", t)
     log.info(
         "model %s: %d items (%d of them controls) in %.1fs (%s items/s), perplexity %.1fs, "
         "CrowS-Pairs %.1fs",
@@ -213,7 +219,28 @@ def _measure(
         timings["perplexity_s"],
         timings["crows_s"],
     )
-    return _ModelRun(version_id, results, ppl_new, ppl_old, bias, None, timings, control_results)
+    return _ModelRun(
+        version_id, results, ppl_new, ppl_old, bias, None, timings, control_results, answers
+    )
+
+
+def _answer_facts(
+    scorer: Any, facts: Sequence[Item], config: EvalConfig
+) -> dict[str, GeneratedAnswer]:
+    """Each fact's question put to the model as a user would; its answer checked."""
+    from freshlm.evaluation.answers import check_answers, generate_answers
+
+    texts = generate_answers(
+        scorer.model,
+        scorer.tokenizer,
+        [_question(item.context) for item in facts],
+        max_new_tokens=config.answer_new_tokens,
+        batch_size=config.batch_size,
+    )
+    checked = check_answers(
+        [item.id for item in facts], [item.choices[item.answer_index] for item in facts], texts
+    )
+    return {answer.item_id: answer for answer in checked}
 
 
 def _measure_latency(
@@ -258,7 +285,15 @@ def _pools(pool_of: Sequence[str], results: Sequence[ItemResult]) -> dict[str, l
     return pools
 
 
-def _model_metrics(run: _ModelRun, pools: Mapping[str, list[ItemResult]]) -> dict[str, Any]:
+def _said_accuracy(run: _ModelRun, facts: Sequence[Item], group: str) -> float | None:
+    """Share of the ``group`` facts whose answer the model stated in its own words."""
+    said = [run.answers[item.id].correct for item in facts if item.group == group]
+    return round(sum(said) / len(said), 6) if said else None
+
+
+def _model_metrics(
+    run: _ModelRun, pools: Mapping[str, list[ItemResult]], facts: Sequence[Item] = ()
+) -> dict[str, Any]:
     def ppl(p: Perplexity) -> float | None:
         return round(p.perplexity, 4) if p.perplexity is not None else None
 
@@ -268,6 +303,8 @@ def _model_metrics(run: _ModelRun, pools: Mapping[str, list[ItemResult]]) -> dic
         "retention_acc": m.accuracy(pools["old"]),
         "world_new_acc": m.accuracy(pools["world_new"]),
         "world_old_acc": m.accuracy(pools["world_old"]),
+        "world_new_said_acc": _said_accuracy(run, facts, "new"),
+        "world_old_said_acc": _said_accuracy(run, facts, "old"),
         "ppl_new": ppl(run.ppl_new),
         "ppl_old": ppl(run.ppl_old),
         "crows_stereo_share": run.bias.stereo_share if run.bias else None,
@@ -502,6 +539,7 @@ def score(
                 pairs=prepared.pairs,
                 config=config,
                 controls=prepared.controls,
+                facts=prepared.facts,
             )
             run.timings = {"download_s": download_s, **run.timings}
             runs[role] = run
@@ -540,6 +578,8 @@ def _unmeasured(prepared: Prepared, baseline_run: _ModelRun) -> dict[str, str]:
         ("retention_acc", pools["old"], "no retention items"),
         ("world_new_acc", pools["world_new"], "no new world-fact items"),
         ("world_old_acc", pools["world_old"], "no old world-fact items"),
+        ("world_new_said_acc", pools["world_new"], "no new world-fact items"),
+        ("world_old_said_acc", pools["world_old"], "no old world-fact items"),
         ("ppl_new", baseline_run.ppl_new.tokens, "no held-out new text"),
         ("ppl_old", baseline_run.ppl_old.tokens, "no held-out old text"),
         ("crows_stereo_share", len(prepared.pairs), "no CrowS-Pairs pairs"),
@@ -570,12 +610,16 @@ def _counts(prepared: Prepared, baseline_run: _ModelRun) -> dict[str, Any]:
 
 
 def _fact_rows(
-    prepared: Prepared, by_id: Mapping[str, Mapping[str, ItemResult]]
+    prepared: Prepared,
+    by_id: Mapping[str, Mapping[str, ItemResult]],
+    said: Mapping[str, Mapping[str, GeneratedAnswer]],
 ) -> list[dict[str, Any]]:
-    """The world facts before (baseline) and after (candidate), for people."""
+    """The world facts before (baseline) and after (candidate), for people: the choice each
+    model ranked first and the answer it wrote itself."""
     rows = []
     for item in prepared.facts:
         b, c = by_id["baseline"][item.id], by_id["candidate"][item.id]
+        b_said, c_said = said["baseline"].get(item.id), said["candidate"].get(item.id)
         rows.append(
             {
                 "id": item.id,
@@ -589,6 +633,10 @@ def _fact_rows(
                 "baseline_correct": b.correct,
                 "candidate_answer": item.choices[c.chosen],
                 "candidate_correct": c.correct,
+                "baseline_said": b_said.text if b_said else None,
+                "baseline_said_correct": b_said.correct if b_said else None,
+                "candidate_said": c_said.text if c_said else None,
+                "candidate_said_correct": c_said.correct if c_said else None,
             }
         )
     return rows
@@ -660,7 +708,7 @@ def build_report(
     prefix = report_prefix(candidate_id, baseline_id)
     uri = store.uri_for(prefix)
     pools = {role: _pools(prepared.pool_of, run.results) for role, run in runs.items()}
-    metrics = {role: _model_metrics(runs[role], pools[role]) for role in runs}
+    metrics = {role: _model_metrics(runs[role], pools[role], prepared.facts) for role in runs}
     forgot, comparison, paired = _compare(prepared, pools, metrics)
     counts = _counts(prepared, runs["baseline"])
     for key, why in counts["unmeasured"].items():
@@ -684,7 +732,7 @@ def build_report(
         "config": config.to_dict(),
         "created_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         "uri": uri,
-        "facts": _fact_rows(prepared, by_id),
+        "facts": _fact_rows(prepared, by_id, {role: run.answers for role, run in runs.items()}),
         "controls": {
             "world_new_wrong_question": {
                 "items": len(prepared.controls),

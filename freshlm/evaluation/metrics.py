@@ -39,6 +39,8 @@ METRIC_KEYS = (
     "retention_acc",
     "world_new_acc",
     "world_old_acc",
+    "world_new_said_acc",
+    "world_old_said_acc",
     "ppl_new",
     "ppl_old",
     "crows_stereo_share",

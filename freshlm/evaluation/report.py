@@ -101,6 +101,18 @@ METRIC_INFO: dict[str, MetricInfo] = {
         "World facts (new)", "higher", "", "facts that appeared or changed recently"
     ),
     "world_old_acc": MetricInfo("World facts (old)", "higher", "", "facts that still hold"),
+    "world_new_said_acc": MetricInfo(
+        "World facts (new), said",
+        "higher",
+        "",
+        "the new facts' questions asked in the chat template: the answer written contains it",
+    ),
+    "world_old_said_acc": MetricInfo(
+        "World facts (old), said",
+        "higher",
+        "",
+        "the old facts' questions asked in the chat template: the answer written contains it",
+    ),
     "ppl_new": MetricInfo("Perplexity, new text", "lower", "", "held-out new documents"),
     "ppl_old": MetricInfo(
         "Perplexity, old text", "lower", "", "held-out documents of earlier datasets"
@@ -120,7 +132,14 @@ METRIC_INFO: dict[str, MetricInfo] = {
 PANELS: tuple[tuple[str, tuple[str, ...], str, bool], ...] = (
     (
         "Accuracy",
-        ("new_knowledge_acc", "retention_acc", "world_new_acc", "world_old_acc"),
+        (
+            "new_knowledge_acc",
+            "retention_acc",
+            "world_new_acc",
+            "world_old_acc",
+            "world_new_said_acc",
+            "world_old_said_acc",
+        ),
         "accuracy",
         False,
     ),
@@ -325,6 +344,10 @@ _FACT_KEYS = (
     "baseline_correct",
     "candidate_answer",
     "candidate_correct",
+    "baseline_said",
+    "baseline_said_correct",
+    "candidate_said",
+    "candidate_said_correct",
 )
 _PAIRED_KEYS = ("items", "both_right", "both_wrong", "only_baseline", "only_candidate", "mcnemar_p")
 

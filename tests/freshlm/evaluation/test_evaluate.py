@@ -11,6 +11,7 @@ import pytest
 
 from freshlm.artifacts import read_report, report_prefix
 from freshlm.evaluation import evaluate as evaluate_module
+from freshlm.evaluation.answers import answer_matches
 from freshlm.evaluation.config import EvalConfig, EvalConfigError, stable_subset
 from freshlm.evaluation.evaluate import (
     evaluate,
@@ -189,6 +190,15 @@ def test_the_report_counts_and_compares_the_same_items(report):
         assert row["answer"] == item.answer and row["group"] == item.group
         assert row["baseline_answer"] in item.choices and row["candidate_answer"] in item.choices
         assert row["candidate_correct"] == (row["candidate_answer"] == item.answer)
+        # Asked in its own words too: the text it wrote, checked against the answer.
+        for side in ("baseline", "candidate"):
+            assert isinstance(row[f"{side}_said"], str)
+            assert row[f"{side}_said_correct"] == answer_matches(item.answer, row[f"{side}_said"])
+    for side in ("baseline", "candidate"):
+        for group in ("new", "old"):
+            said = [f[f"{side}_said_correct"] for f in facts if f["group"] == group]
+            metric = report[side]["metrics"][f"world_{group}_said_acc"]
+            assert metric == pytest.approx(sum(said) / len(said))
     history = report["history"]
     assert [h.get("role") for h in history] == ["baseline", "candidate"]
     assert report["config"] == CONFIG.to_dict()
@@ -361,11 +371,14 @@ def test_unmeasured_metrics_are_none_and_say_why(world, tmp_path, caplog):
     for side in ("candidate", "baseline"):
         m = report[side]["metrics"]
         assert m["retention_acc"] is m["world_new_acc"] is m["world_old_acc"] is None
+        assert m["world_new_said_acc"] is m["world_old_said_acc"] is None
         assert m["ppl_old"] is None and m["ppl_new"] > 1 and m["new_knowledge_acc"] is not None
     assert report["counts"]["unmeasured"] == {
         "retention_acc": "no retention items",
         "world_new_acc": "no new world-fact items",
         "world_old_acc": "no old world-fact items",
+        "world_new_said_acc": "no new world-fact items",
+        "world_old_said_acc": "no old world-fact items",
         "ppl_old": "no held-out old text",
     }
     assert "retention_acc is not measured: no retention items" in caplog.text

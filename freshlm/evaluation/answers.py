@@ -1,0 +1,149 @@
+"""Questions asked as a user asks them: the model writes its answer, and the answer is checked.
+
+Ranking choices by likelihood (:mod:`freshlm.evaluation.scoring`) tells whether the model
+*prefers* the right answer among a few; a support chatbot must *say* it. Here each question is
+put to the model as a user would, in the model's chat template when its tokenizer has one (a
+plain ``Question: …\\nAnswer:`` prompt otherwise), the model answers greedily, and the answer
+counts as correct when it contains the expected answer after normalisation
+(:func:`answer_matches`: case, Unicode forms, thousands separators, spacing and punctuation
+around the words do not matter; the words, numbers and currency do).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import time
+import unicodedata
+from collections.abc import Sequence
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_NEW_TOKENS = 32
+DEFAULT_BATCH_SIZE = 8
+PLAIN_TEMPLATE = "Question: {question}\nAnswer:"
+
+_THOUSANDS = re.compile(r"(?<=\d)[,\u202f\u00a0'](?=\d{3}\b)")
+_DECIMAL_POINT = re.compile(r"(?<=\d)\.(?=\d)")
+_NOT_WORD = re.compile(r"[^\w$€£¥₩%\u2024]+")
+
+
+def normalize(text: str) -> str:
+    """Lower case, NFKC, no thousands separators, and every run of characters other than
+    letters, digits, currency signs and ``%`` collapsed to one space (a decimal point stays)."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = _THOUSANDS.sub("", text)
+    text = _DECIMAL_POINT.sub("\u2024", text)  # a placeholder the punctuation pass keeps
+    text = _NOT_WORD.sub(" ", text).replace("\u2024", ".")
+    return " ".join(text.split())
+
+
+def answer_matches(expected: str, generated: str) -> bool:
+    """True when the generated text contains the expected answer as whole words, after
+    :func:`normalize` ("5,200 mAh" matches "It has a 5200 mAh battery."; "$64" does not match
+    "$649")."""
+    want = normalize(expected)
+    if not want:
+        return False
+    return re.search(rf"(?<![\w.]){re.escape(want)}(?![\w]|\.\d)", normalize(generated)) is not None
+
+
+def question_prompt(tokenizer: Any, question: str) -> str:
+    """The prompt that asks ``question``: the chat template's user turn and the start of the
+    assistant's when the tokenizer has a template, else :data:`PLAIN_TEMPLATE`."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+        )
+    return PLAIN_TEMPLATE.format(question=question)
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratedAnswer:
+    """A model's own answer to one question, and whether it states the expected answer."""
+
+    item_id: str
+    text: str
+    correct: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "correct": self.correct}
+
+
+def generate_answers(
+    model: Any,
+    tokenizer: Any,
+    questions: Sequence[str],
+    *,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> list[str]:
+    """Greedy answers to ``questions``, in order, batched with left padding (the answer of
+    each prompt starts right after it); the text up to the end-of-turn token, stripped. A
+    prompt longer than the model's context leaves room for the answer by losing its start."""
+    import torch
+
+    from freshlm.evaluation.scoring import context_size
+
+    if not questions:
+        return []
+    context = context_size(model, tokenizer)
+    max_new_tokens = min(max_new_tokens, context // 2)
+    pad_side, trunc_side, pad_id = (
+        tokenizer.padding_side,
+        tokenizer.truncation_side,
+        tokenizer.pad_token_id,
+    )
+    tokenizer.padding_side = tokenizer.truncation_side = "left"
+    if pad_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    device = next(model.parameters()).device
+    answers: list[str] = []
+    began = time.perf_counter()
+    generated_tokens = 0
+    try:
+        for start in range(0, len(questions), batch_size):
+            prompts = [question_prompt(tokenizer, q) for q in questions[start : start + batch_size]]
+            batch = tokenizer(
+                prompts,
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=context - max_new_tokens,
+                add_special_tokens=False,
+            )
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with torch.no_grad():
+                out = model.generate(
+                    **batch,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id,
+                )
+            new = out[:, batch["input_ids"].shape[1] :]
+            generated_tokens += int((new != tokenizer.pad_token_id).sum())
+            answers += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+    finally:
+        tokenizer.padding_side, tokenizer.truncation_side = pad_side, trunc_side
+        if pad_id is None:
+            tokenizer.pad_token = None
+    seconds = time.perf_counter() - began
+    log.info(
+        "generated answers to %d questions in %.1fs (%.1f tokens/s)",
+        len(questions),
+        seconds,
+        generated_tokens / seconds if seconds > 0 else 0.0,
+    )
+    return answers
+
+
+def check_answers(
+    item_ids: Sequence[str], expected: Sequence[str], texts: Sequence[str]
+) -> list[GeneratedAnswer]:
+    """Each generated text checked against its expected answer."""
+    return [
+        GeneratedAnswer(item_id, text, answer_matches(answer, text))
+        for item_id, answer, text in zip(item_ids, expected, texts, strict=True)
+    ]

@@ -74,6 +74,19 @@ settings = get_settings()
             exclusiveMaximum=1,
             description="Share of training tokens replayed from earlier datasets.",
         ),
+        "train_layers": Param(
+            default_of("train_layers"),
+            type="integer",
+            minimum=0,
+            maximum=1000,
+            description="Full mode: train only the top N transformer blocks (0: all).",
+        ),
+        "augment": Param(
+            default_of("augment"),
+            type="boolean",
+            description="Also train on each new document's facts stated in several forms "
+            "(questions and answers in the model's chat template among them).",
+        ),
         "max_steps": Param(
             None,
             type=["null", "integer"],

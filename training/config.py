@@ -71,6 +71,11 @@ class TrainConfig:
     downloaded into the work folder) or ``base_model_path`` (a local Hugging Face folder).
     Data: ``datasets`` are the new published dataset ids; ``replay_ratio`` of the training
     tokens are replayed from earlier published datasets (see :data:`DEFAULT_REPLAY_RATIO`).
+    ``train_layers``: with ``mode`` ``full``, train only the top N transformer blocks (and
+    the final norm); the embeddings and the blocks below stay frozen, so the backward pass
+    stops early. 0 trains every weight.
+    ``augment``: also train on each new document's facts stated in several forms, questions
+    and answers in the model's chat template among them (:mod:`training.augment`).
     Length: ``epochs`` is the number of passes over the NEW documents; the packed training set
     holds those passes plus the replay (``replay_ratio`` of all its tokens) and the trainer runs
     one pass over it, or ``max_steps`` steps if positive.
@@ -85,6 +90,7 @@ class TrainConfig:
     base_version: str | None = None
     base_model_path: str | None = None
     replay_ratio: float = DEFAULT_REPLAY_RATIO
+    augment: bool = False
     seq_len: int = 128
     epochs: float = dataclasses.field(default_factory=lambda: _setting("train_epochs"))
     max_steps: int = -1
@@ -97,6 +103,7 @@ class TrainConfig:
     micro_batch_size: int = 8
     grad_accum: int = 1
     mode: str = "full"
+    train_layers: int = 0
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
@@ -184,6 +191,10 @@ class TrainConfig:
                 fail(name, "must be an integer >= 0")
         if self.mode not in MODES:
             fail("mode", f"must be one of {MODES}")
+        if not _is_int(self.train_layers) or self.train_layers < 0:
+            fail("train_layers", "must be an integer >= 0 (0: every layer)")
+        if self.train_layers and self.mode != "full":
+            fail("train_layers", "applies to mode 'full' only (LoRA chooses its own weights)")
         if self.lora_target_modules is not None:
             modules = self.lora_target_modules
             if isinstance(modules, str) or not isinstance(modules, (list, tuple)) or not modules:
@@ -191,7 +202,7 @@ class TrainConfig:
             if not all(isinstance(m, str) and m for m in modules):
                 fail("lora_target_modules", "module names must be non-empty strings")
             object.__setattr__(self, "lora_target_modules", tuple(modules))
-        for name in ("lora_merge", "gradient_checkpointing"):
+        for name in ("lora_merge", "gradient_checkpointing", "augment"):
             if not isinstance(getattr(self, name), bool):
                 fail(name, "must be true or false")
         if self.bf16 != "auto" and not isinstance(self.bf16, bool):
@@ -252,7 +263,12 @@ class TrainConfig:
         the run key names the base by its content instead (see ``training.train.run_identity``).
         """
         skip = RUNTIME_FIELDS | {"base_model_path"}
-        return {k: v for k, v in self.to_dict().items() if k not in skip}
+        recipe = {k: v for k, v in self.to_dict().items() if k not in skip}
+        # Off is the absence of the option: the fingerprint omits it.
+        for name in ("augment", "train_layers"):
+            if not recipe[name]:
+                del recipe[name]
+        return recipe
 
     def fingerprint(self) -> str:
         """sha256 (hex) of :meth:`recipe` as canonical JSON."""

@@ -9,7 +9,8 @@ before a rank starts, with a :class:`PlanError` that names the Param:
 * ``base_version`` — an alias (``production``, ``previous``) or a model version id; resolved to
   a version id now, so the run trains from the model that was production when it was planned
   even if production moves while it trains.
-* ``mode``, ``epochs``, ``learning_rate``, ``replay_ratio``, ``max_steps``, ``ds_config`` —
+* ``mode``, ``train_layers``, ``epochs``, ``learning_rate``, ``replay_ratio``, ``augment``,
+  ``max_steps``, ``ds_config`` —
   become the :class:`~training.config.TrainConfig` (validated field by field).
 * ``backend`` and ``gpus`` — where it runs: ``local`` starts the DeepSpeed launcher with
   ``gpus`` ranks on the worker (CPU ranks where there is no GPU), ``kubernetes`` one pod with
@@ -171,6 +172,15 @@ def base_positions(store: Store, version_id: str) -> int | None:
     return config_positions(doc) if isinstance(doc, dict) else None
 
 
+def _flag(params: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = params.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise PlanError(f"{name}: {value!r} must be true or false")
+    return value
+
+
 def _number(params: Mapping[str, Any], name: str, default: Any) -> Any:
     value = params.get(name)
     return default if value is None else value
@@ -217,6 +227,8 @@ def plan_training(
             epochs=_number(params, "epochs", settings.train_epochs),
             learning_rate=_number(params, "learning_rate", settings.train_learning_rate),
             replay_ratio=_number(params, "replay_ratio", default_of("replay_ratio")),
+            augment=_flag(params, "augment", default_of("augment")),
+            train_layers=_number(params, "train_layers", default_of("train_layers")),
             max_steps=-1 if max_steps is None else max_steps,
             seq_len=seq_len,
             ds_config=ds_config,

@@ -251,6 +251,7 @@ def resolve_trainset(
         seq_len=config.seq_len,
         tokenizer=tokenizer if tokenizer is not None else load_tokenizer(base.path),
         created_by={"task": "training.train"},
+        augment=config.augment,
     )
 
 
@@ -370,6 +371,39 @@ def apply_lora(model: Any, config: TrainConfig) -> Any:
         target_modules=list(config.lora_target_modules) if config.lora_target_modules else None,
     )
     return get_peft_model(model, lora)
+
+
+def transformer_blocks(model: Any) -> Any:
+    """The model's stack of transformer blocks: its largest ``ModuleList`` (``model.layers``
+    of Llama-style models, ``transformer.h`` of GPT-2)."""
+    import torch
+
+    lists = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m)]
+    if not lists:
+        raise ValueError(f"{type(model).__name__} has no stack of transformer blocks")
+    return max(lists, key=lambda m: sum(p.numel() for p in m.parameters()))
+
+
+def freeze_below_top_layers(model: Any, keep: int) -> int:
+    """Train only the top ``keep`` transformer blocks and the final norm; freeze the rest
+    (embeddings, a tied output head, the blocks below), so the backward pass stops at the
+    lowest block that trains. Returns the number of trainable parameters."""
+    blocks = transformer_blocks(model)
+    if keep > len(blocks):
+        raise ValueError(f"train_layers={keep}, but the model has {len(blocks)} blocks")
+    for param in model.parameters():
+        param.requires_grad_(False)
+    trained = list(blocks[len(blocks) - keep :])
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    norm = getattr(decoder, "norm", None) or getattr(decoder, "ln_f", None)
+    if norm is None and hasattr(model, "transformer"):
+        norm = getattr(model.transformer, "ln_f", None)
+    if norm is not None:
+        trained.append(norm)
+    for module in trained:
+        for param in module.parameters():
+            param.requires_grad_(True)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 @contextlib.contextmanager
@@ -778,6 +812,10 @@ def _build_trainer(
         if me.is_main:
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
             log.info("LoRA r=%d: %d trainable parameters", config.lora_r, trainable)
+    elif config.train_layers:
+        trainable = freeze_below_top_layers(model, config.train_layers)
+        if me.is_main:
+            log.info("top %d blocks: %d trainable parameters", config.train_layers, trainable)
     dataset = _packed_dataset(load_input_ids(store, trainset))
     tokens_per_step = config.seq_len * config.micro_batch_size * config.grad_accum * me.world
     progress = _progress_callback(
@@ -1039,6 +1077,7 @@ __all__ = [
     "apply_lora",
     "code_revision",
     "download_artifact",
+    "freeze_below_top_layers",
     "main",
     "merge_lora",
     "prepare",

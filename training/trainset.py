@@ -121,6 +121,7 @@ def build_training_set(
     tokenizer: Any,
     replay_datasets: Sequence[str] | None = None,
     created_by: Mapping[str, Any] | None = None,
+    augment: bool = False,
 ) -> TrainingSet:
     """Build (or find) the packed training set; see the module docstring for the contract.
 
@@ -129,7 +130,9 @@ def build_training_set(
     added on top so that it is ``replay_ratio`` of all the tokens of those passes.
     ``replay_datasets`` overrides which published datasets replay is drawn from. Raises
     :class:`TrainingSetError` for unusable inputs (an unpublished dataset, too little text for
-    one sequence) and :class:`~freshlm.store.StoreError` for store failures.
+    one sequence) and :class:`~freshlm.store.StoreError` for store failures. With ``augment``
+    each new document's facts are also stated in several forms (:mod:`training.augment`, in
+    the tokenizer's chat template), as new documents of their own.
     """
     import numpy as np
 
@@ -154,8 +157,13 @@ def build_training_set(
 
     # New data: every document of the train split, once per pass.
     new_docs: list[_Doc] = []
+    augmented = 0
     for manifest in new_manifests:
         texts = _train_texts(store, manifest)
+        if augment:
+            extra = _augmented_texts(store, manifest, tokenizer)
+            augmented += len(extra)
+            texts += extra
         for (doc_id, _), ids in zip(
             texts, _tokenize(tokenizer, [t for _, t in texts]), strict=True
         ):
@@ -218,6 +226,7 @@ def build_training_set(
         "seq_len": seq_len,
         "tokenizer_sha256": tok_fp,
         "input_ids_sha256": hashlib.sha256(npy).hexdigest(),
+        **({"augment": True} if augment else {}),
     }
     trainset_id = hashlib.sha256(
         json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode()
@@ -241,6 +250,7 @@ def build_training_set(
         "sequences": n_seq,
         "dtype": "int32",
         "eos_token_id": int(eos),
+        "augmented_texts": augmented,
     }
     existing = store.read_manifest(prefix)
     if existing is None:
@@ -428,6 +438,24 @@ def _train_texts(store: Store, manifest: Manifest) -> list[tuple[str, str]]:
         doc_id = str(doc.get("id") or doc.get("content_hash") or f"{manifest.artifact_id}:{n}")
         if text.strip():
             out.append((f"{manifest.artifact_id}/{doc_id}", text))
+    return out
+
+
+def _augmented_texts(store: Store, manifest: Manifest, tokenizer: Any) -> list[tuple[str, str]]:
+    """The knowledge-augmentation texts of the dataset's train documents, each its own
+    document (``<dataset>/<doc>#aug<n>``)."""
+    from training.augment import augment_documents, chat_turn
+
+    docs = [d for d in store.read_jsonl(manifest.key(TRAIN_FILE)) if d.get("id")]
+    out = []
+    for doc_id, texts in augment_documents(docs, chat_turn(tokenizer)).items():
+        out += [(f"{manifest.artifact_id}/{doc_id}#aug{n}", t) for n, t in enumerate(texts)]
+    log.info(
+        "dataset %s: %d augmentation texts from %d documents",
+        manifest.artifact_id,
+        len(out),
+        len(docs),
+    )
     return out
 
 

@@ -17,9 +17,9 @@ from freshlm.evaluation.probes import (
     build_cloze_items,
     build_dataset_probes,
     document_text,
-    extract_spans,
     probe_sets_for,
 )
+from freshlm.spans import extract_spans
 from freshlm.store import open_store
 from sandbox.records import day_records
 from sandbox.scenario import load_scenario

@@ -32,15 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from freshlm.registry import (
-    PRODUCTION,
-    Lineage,
-    RegistryError,
-    list_versions,
-    move_alias,
-    publish_version,
-    read_alias,
-)
+from freshlm.registry import Lineage, RegistryError, list_versions, publish_version
 
 if TYPE_CHECKING:
     from freshlm.store import Store
@@ -181,7 +173,7 @@ def import_packaged_base(
     the same file). It becomes production if production is unset, or with ``promote=True``
     replaces it. Returns a JSON-able summary like :func:`training.bootstrap.bootstrap_base_model`.
     """
-    from training.bootstrap import ensure_production
+    from training.bootstrap import make_production
 
     if name not in PACKAGED_BASES:
         raise RegistryError(
@@ -220,13 +212,7 @@ def import_packaged_base(
     else:
         log.info("base %s was imported as version %s; reusing it", name, version.version_id)
     reason = f"packaged base model {name} ({spec.package} {located.installed_version})"
-    if promote:
-        before = read_alias(store, PRODUCTION)
-        move = move_alias(store, PRODUCTION, version.version_id, actor=ACTOR, reason=reason)
-        production = move.version_id
-        promoted = before is None or before.version_id != move.version_id
-    else:
-        production, promoted = ensure_production(store, version.version_id, {}, reason)
+    production, promoted = make_production(store, version.version_id, reason, promote, ACTOR)
     return {
         "version_id": version.version_id,
         "uri": store.uri_for(version.prefix),

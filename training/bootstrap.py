@@ -547,6 +547,18 @@ def ensure_production(store: Store, version_id: str, metrics: Mapping[str, Any],
     return current.version_id, False
 
 
+def make_production(
+    store: Store, version_id: str, reason: str, replace: bool, actor: str
+) -> tuple[str, bool]:
+    """``(production, promoted)`` after making a new base production: always with
+    ``replace``, else only when nothing is production yet (:func:`ensure_production`)."""
+    if not replace:
+        return ensure_production(store, version_id, {}, reason)
+    before = read_alias(store, PRODUCTION)
+    move = move_alias(store, PRODUCTION, version_id, actor=actor, reason=reason)
+    return move.version_id, before is None or before.version_id != move.version_id
+
+
 def bootstrap_base_model(
     store: Store,
     *,
@@ -798,13 +810,7 @@ def register_external_base(
         created_by={"component": ACTOR, "actor": actor},
     )
     why = reason or f"configured external base model {source}"
-    if promote:
-        before = read_alias(store, PRODUCTION)
-        move = move_alias(store, PRODUCTION, version.version_id, actor=actor, reason=why)
-        production = move.version_id
-        promoted = before is None or before.version_id != move.version_id
-    else:
-        production, promoted = ensure_production(store, version.version_id, {}, why)
+    production, promoted = make_production(store, version.version_id, why, promote, actor)
     return {
         "version_id": version.version_id,
         "uri": store.uri_for(version.prefix),

@@ -11,9 +11,9 @@ import pytest
 
 from expectations.alert import gate_alert
 from expectations.gate import GateResult, accept_override, run_gate
-from freshlm.alerts.blocks import MAX_BLOCKS, MAX_SECTION_CHARS
-from freshlm.alerts.messages import SlackMessage, task_log_url
+from freshlm.alerts.messages import task_log_url
 from tests.expectations import batches as b
+from tests.support.slack_text import text_of, within_limits
 
 RUN_ID = "scheduled__2026-11-03T02:00:00+00:00"
 LOG_URL = task_log_url("http://airflow.test:8080/", "freshlm_curate", RUN_ID, "gate", 2)
@@ -35,26 +35,6 @@ def bad_day(tmp_path_factory: pytest.TempPathFactory) -> GateResult:
         quarantine=dropped,
         data_docs_dir=tmp_path_factory.mktemp("gate") / "docs",
     )
-
-
-def text_of(message: SlackMessage) -> str:
-    """Everything a person sees in the blocks, as one string."""
-    parts = []
-    for block in message.blocks:
-        if "text" in block:
-            parts.append(block["text"]["text"])
-        parts += [f["text"] for f in block.get("fields", [])]
-    return "\n".join(parts)
-
-
-def within_limits(message: SlackMessage) -> None:
-    assert 0 < len(message.blocks) <= MAX_BLOCKS
-    for block in message.blocks:
-        if block["type"] == "section" and "text" in block:
-            assert len(block["text"]["text"]) <= MAX_SECTION_CHARS
-        if block["type"] == "header":
-            assert len(block["text"]["text"]) <= 150
-    assert len(message.text) <= 3000
 
 
 def test_a_critical_gate_alert_has_what_triage_needs(bad_day: GateResult) -> None:

@@ -3,31 +3,11 @@ the Airflow 3 log link, within Slack's limits."""
 
 from __future__ import annotations
 
-from freshlm.alerts.blocks import MAX_BLOCKS, MAX_SECTION_CHARS
-from freshlm.alerts.messages import SlackMessage, task_failure_alert, task_log_url
+from freshlm.alerts.messages import task_failure_alert, task_log_url
+from tests.support.slack_text import text_of, within_limits
 
 RUN_ID = "scheduled__2026-11-03T02:00:00+00:00"
 LOG_URL = task_log_url("http://airflow.test:8080/", "freshlm_crawl", RUN_ID, "gate", 2)
-
-
-def text_of(message: SlackMessage) -> str:
-    """Everything a person sees in the blocks, as one string."""
-    parts = []
-    for block in message.blocks:
-        if "text" in block:
-            parts.append(block["text"]["text"])
-        parts += [f["text"] for f in block.get("fields", [])]
-    return "\n".join(parts)
-
-
-def within_limits(message: SlackMessage) -> None:
-    assert 0 < len(message.blocks) <= MAX_BLOCKS
-    for block in message.blocks:
-        if block["type"] == "section" and "text" in block:
-            assert len(block["text"]["text"]) <= MAX_SECTION_CHARS
-        if block["type"] == "header":
-            assert len(block["text"]["text"]) <= 150
-    assert len(message.text) <= 3000
 
 
 def test_the_airflow_3_log_url_matches_airflow_s_own() -> None:

@@ -131,13 +131,3 @@ def slack(monkeypatch: pytest.MonkeyPatch) -> SlackRecorder:
     monkeypatch.setattr(decision_module, "send_slack", recorder)
     monkeypatch.setattr(rollback_module, "send_slack", recorder)
     return recorder
-
-
-def text_of(message: SlackMessage) -> str:
-    """Everything a person sees in the blocks, as one string."""
-    parts = []
-    for block in message.blocks:
-        if "text" in block:
-            parts.append(block["text"]["text"])
-        parts += [f["text"] for f in block.get("fields", [])]
-    return "\n".join(parts)

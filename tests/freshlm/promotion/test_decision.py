@@ -36,7 +36,8 @@ from freshlm.registry import (
     read_audit,
 )
 from freshlm.store import open_store
-from tests.freshlm.promotion.conftest import make_report, text_of
+from tests.freshlm.promotion.conftest import make_report
+from tests.support.slack_text import text_of
 
 RULES = load_rules()
 RUN = "scheduled__2026-11-03T02:00:00+00:00"

@@ -18,7 +18,8 @@ from freshlm.promotion.messages import (
     rollback_notice,
 )
 from freshlm.registry import ABSENT, PRODUCTION, move_alias
-from tests.freshlm.promotion.conftest import make_report, text_of
+from tests.freshlm.promotion.conftest import make_report
+from tests.support.slack_text import text_of
 
 RULES = load_rules()
 RUN_ID = "scheduled__2026-11-03T02:00:00+00:00"

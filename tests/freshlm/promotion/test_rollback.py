@@ -26,7 +26,8 @@ from freshlm.registry import (
     read_alias,
     read_audit,
 )
-from tests.freshlm.promotion.conftest import make_report, text_of
+from tests.freshlm.promotion.conftest import make_report
+from tests.support.slack_text import text_of
 
 RULES = load_rules()
 ONCALL = "oncall:jiwoo"

@@ -147,8 +147,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     home = Path(args.home or tempfile.mkdtemp(prefix="freshlm-knowledge-"))
     os.environ["FRESHLM_HOME"] = str(home)
-    os.environ["FRESHLM_TRAIN_EPOCHS"] = str(args.epochs)
-    os.environ["FRESHLM_TRAIN_LEARNING_RATE"] = str(args.learning_rate)
 
     from freshlm.registry import PRODUCTION, move_alias
     from freshlm.store import open_store

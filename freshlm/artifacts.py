@@ -128,10 +128,15 @@ def published_datasets(store: Store) -> list[PublishedDataset]:
     return sorted(found, key=lambda d: (d.window["start"], d.manifest.artifact_id))
 
 
-def base_corpus(store: Store) -> PublishedDataset | None:
+def base_corpus(
+    store: Store, datasets: list[PublishedDataset] | None = None
+) -> PublishedDataset | None:
     """The newest published base-model corpus (``role: base-corpus``), or None when the base
-    came without one (an external model): then no text is known to be the base's own."""
-    corpora = [d for d in published_datasets(store) if d.role == BASE_CORPUS_ROLE]
+    came without one (an external model): then no text is known to be the base's own.
+    ``datasets``: :func:`published_datasets` when the caller has already listed them."""
+    if datasets is None:
+        datasets = published_datasets(store)
+    corpora = [d for d in datasets if d.role == BASE_CORPUS_ROLE]
     return corpora[-1] if corpora else None
 
 

@@ -274,7 +274,7 @@ def _entities(text: str) -> Iterable[Span]:
     appears elsewhere). Title Case lines (paper titles) capitalise every word, so they give
     no entities; all-capital words are shouting ("LOST DOG", "GARAGE SALE"), not names.
     """
-    starts = set(_sentence_starts(text))
+    starts = set(sentence_starts(text))
     mid_sentence = {m[0] for m in _CAPITALISED.finditer(text) if m.start() not in starts}
     title_lines = _title_case_lines(text)
     for m in _ENTITY.finditer(text):
@@ -316,7 +316,7 @@ def _title_case_lines(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def _sentence_starts(text: str) -> list[int]:
+def sentence_starts(text: str) -> list[int]:
     """Offsets where a sentence starts: the text's start, after a line break, and after
     sentence-final punctuation (not after an abbreviation such as "Dr.")."""
     starts = [0]
@@ -331,8 +331,3 @@ def _sentence_starts(text: str) -> list[int]:
         if pos < len(text):
             starts.append(pos)
     return sorted(set(starts))
-
-
-def sentence_starts(text: str) -> list[int]:
-    """Where each sentence of ``text`` starts (offsets, the first is 0)."""
-    return _sentence_starts(text)

@@ -13,8 +13,6 @@ prints the version and its metrics as JSON.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -51,38 +49,21 @@ def demo_base(store: Store, base_model: str) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m sandbox.base_model",
-        description="Publish the sandbox world's archive as the base corpus and bootstrap the "
-        "embedded base model from it (production if nothing is). Prints the version as JSON.",
-    )
-    parser.add_argument("--steps", type=int, help="pretraining steps (default 300)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--store", help="store URI (default: the configured FRESHLM store)")
-    parser.add_argument("--tiny", action="store_true", help="a seconds-long smoke-test model")
-    parser.add_argument(
-        "--retrain", action="store_true", help="train even if this recipe is already published"
-    )
-    args = parser.parse_args(argv)
-    if args.steps is not None and args.steps < 1:
-        parser.error("--steps must be a positive integer")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-
-    from freshlm.registry import RegistryError
+    """Publish the archive as the base corpus, then run ``python -m training.bootstrap`` on it
+    with the same arguments (``--steps``, ``--seed``, ``--store``, ``--tiny``, ``--retrain``)."""
     from freshlm.store import StoreError, open_store
+    from training.bootstrap import main as bootstrap_main
 
-    config = BootstrapConfig.tiny() if args.tiny else BootstrapConfig()
-    if args.steps is not None:
-        config = config.with_steps(args.steps)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--store")
+    known, _ = parser.parse_known_args(argv)
     try:
-        summary = bootstrap_demo_base(
-            open_store(args.store), config=config, seed=args.seed, reuse=not args.retrain
-        )
-    except (RegistryError, StoreError, ValueError) as exc:
+        corpus = publish_base_corpus(open_store(known.store))
+    except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(summary, indent=2, sort_keys=True))
-    return 0
+    return bootstrap_main([*argv, "--corpus", corpus])
 
 
 if __name__ == "__main__":

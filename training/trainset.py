@@ -159,9 +159,10 @@ def build_training_set(
     new_docs: list[_Doc] = []
     augmented = 0
     for manifest in new_manifests:
-        texts = _train_texts(store, manifest)
+        key, train = _train_docs(store, manifest)
+        texts = _texts_of(store.uri_for(key), manifest.artifact_id, train)
         if augment:
-            extra = _augmented_texts(store, manifest, tokenizer)
+            extra = _augmented_texts(manifest.artifact_id, train, tokenizer)
             augmented += len(extra)
             texts += extra
         for (doc_id, _), ids in zip(
@@ -420,42 +421,50 @@ def _replay_manifests(
     return sorted(earlier, key=lambda m: ((_window(m) or {}).get("start") or "", m.artifact_id))
 
 
-def _train_texts(store: Store, manifest: Manifest) -> list[tuple[str, str]]:
+def _train_docs(store: Store, manifest: Manifest) -> tuple[str, list[dict[str, Any]]]:
+    """``(key, documents)`` of the dataset's train split."""
     try:
         key = manifest.key(TRAIN_FILE)
     except KeyError:
         raise TrainingSetError(
             f"dataset {store.uri_for(manifest.prefix)} has no {TRAIN_FILE}"
         ) from None
+    return key, list(store.read_jsonl(key))
+
+
+def _train_texts(store: Store, manifest: Manifest) -> list[tuple[str, str]]:
+    key, docs = _train_docs(store, manifest)
+    return _texts_of(store.uri_for(key), manifest.artifact_id, docs)
+
+
+def _texts_of(uri: str, dataset_id: str, docs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """``(<dataset>/<doc id>, text)`` of each document: its title, then its text."""
     out = []
-    for n, doc in enumerate(store.read_jsonl(key)):
+    for n, doc in enumerate(docs):
         text = doc.get("text")
         if not isinstance(text, str):
-            raise StoreError(store.uri_for(key), f"record {n} has no text field")
+            raise StoreError(uri, f"record {n} has no text field")
         title = doc.get("title")
         if isinstance(title, str) and title.strip() and not text.startswith(title.strip()):
             text = f"{title.strip()}\n\n{text}"
-        doc_id = str(doc.get("id") or doc.get("content_hash") or f"{manifest.artifact_id}:{n}")
+        doc_id = str(doc.get("id") or doc.get("content_hash") or f"{dataset_id}:{n}")
         if text.strip():
-            out.append((f"{manifest.artifact_id}/{doc_id}", text))
+            out.append((f"{dataset_id}/{doc_id}", text))
     return out
 
 
-def _augmented_texts(store: Store, manifest: Manifest, tokenizer: Any) -> list[tuple[str, str]]:
+def _augmented_texts(
+    dataset_id: str, docs: list[dict[str, Any]], tokenizer: Any
+) -> list[tuple[str, str]]:
     """The knowledge-augmentation texts of the dataset's train documents, each its own
     document (``<dataset>/<doc>#aug<n>``)."""
     from training.augment import augment_documents, chat_turn
 
-    docs = [d for d in store.read_jsonl(manifest.key(TRAIN_FILE)) if d.get("id")]
     out = []
-    for doc_id, texts in augment_documents(docs, chat_turn(tokenizer)).items():
-        out += [(f"{manifest.artifact_id}/{doc_id}#aug{n}", t) for n, t in enumerate(texts)]
-    log.info(
-        "dataset %s: %d augmentation texts from %d documents",
-        manifest.artifact_id,
-        len(out),
-        len(docs),
-    )
+    with_ids = [d for d in docs if d.get("id")]
+    for doc_id, texts in augment_documents(with_ids, chat_turn(tokenizer)).items():
+        out += [(f"{dataset_id}/{doc_id}#aug{n}", t) for n, t in enumerate(texts)]
+    log.info("dataset %s: %d augmentation texts from %d documents", dataset_id, len(out), len(docs))
     return out
 
 

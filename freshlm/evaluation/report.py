@@ -478,36 +478,38 @@ def _control(report: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _group_rows(groups: Mapping[str, Any]) -> list[list[Any]]:
-    base, cand = groups.get("baseline", {}), groups.get("candidate", {})
+def _side_by_side(
+    base: Mapping[str, Any], cand: Mapping[str, Any], count: str, value: str, metric: str
+) -> list[list[Any]]:
+    """One row per key of either side: key, its count, baseline and candidate ``value``
+    formatted as ``metric``."""
     rows = []
     for key in sorted(set(base) | set(cand)):
         b, c = base.get(key, {}), cand.get(key, {})
         rows.append(
             [
                 key,
-                b.get("items", c.get("items")),
-                format_value("x_acc", b.get("accuracy")),
-                format_value("x_acc", c.get("accuracy")),
+                b.get(count, c.get(count)),
+                format_value(metric, b.get(value)),
+                format_value(metric, c.get(value)),
             ]
         )
     return rows
+
+
+def _group_rows(groups: Mapping[str, Any]) -> list[list[Any]]:
+    return _side_by_side(
+        groups.get("baseline", {}), groups.get("candidate", {}), "items", "accuracy", "x_acc"
+    )
 
 
 def _bias_rows(bias: Mapping[str, Any]) -> list[list[Any]]:
     if not (bias.get("baseline") and bias.get("candidate")):
         return []
-    b_types = bias["baseline"].get("by_bias_type", {})
-    c_types = bias["candidate"].get("by_bias_type", {})
-    rows = []
-    for key in sorted(set(b_types) | set(c_types)):
-        b, c = b_types.get(key, {}), c_types.get(key, {})
-        rows.append(
-            [
-                key,
-                b.get("pairs", c.get("pairs")),
-                format_value("crows_stereo_share", b.get("stereo_share")),
-                format_value("crows_stereo_share", c.get("stereo_share")),
-            ]
-        )
-    return rows
+    return _side_by_side(
+        bias["baseline"].get("by_bias_type", {}),
+        bias["candidate"].get("by_bias_type", {}),
+        "pairs",
+        "stereo_share",
+        "crows_stereo_share",
+    )

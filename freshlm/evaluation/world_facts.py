@@ -159,10 +159,10 @@ def old_fact_cutoff(store: Store) -> str | None:
     it); None when no dataset is published."""
     from freshlm.artifacts import base_corpus, published_datasets
 
-    corpus = base_corpus(store)
+    datasets = published_datasets(store)
+    corpus = base_corpus(store, datasets)
     if corpus is not None:
         return corpus.window["end"]
-    datasets = published_datasets(store)
     return datasets[0].window["start"] if datasets else None
 
 

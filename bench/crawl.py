@@ -48,6 +48,8 @@ def _no_delay_settings(concurrency: int) -> dict:
         "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency,
         "LOG_LEVEL": "WARNING",
         "ROBOTSTXT_OBEY": True,
+        # The world runs on loopback, which the address guard refuses unless allowed.
+        "FRESHLM_CRAWL_ALLOW_PRIVATE": "127.0.0.1",
     }
 
 

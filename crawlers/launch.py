@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 import sys
 from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
+from crawlers.child_process import ChildTimedOut, run_streaming
+from crawlers.redaction import redact_urls
 from crawlers.run import EXIT_UNREACHABLE, SUMMARY_PREFIX
 from crawlers.sources import load_sources, select_sources
 from freshlm.records import parse_utc
+from freshlm.settings import get_settings
 
 log = logging.getLogger("freshlm.crawl")
+
+# How long a crawl that was told to close (CLOSESPIDER_TIMEOUT) may take to exit before its
+# process group is killed.
+KILL_GRACE_S = 60.0
 
 
 class CrawlFailed(RuntimeError):
@@ -70,13 +76,17 @@ def plan(
 
 
 def crawl_in_subprocess(
-    source: str, window: dict[str, str], run_id: str, *, timeout_s: float = 3600.0
+    source: str, window: dict[str, str], run_id: str, *, timeout_s: float | None = None
 ) -> dict[str, Any]:
     """Crawl one source in a child process; return its shard summary.
 
     Arguments go to the child as a list, never through a shell, so nothing from the UI can
-    be interpreted as a command.
+    be interpreted as a command. The child closes its spider at ``FRESHLM_CRAWL_TIMEOUT_S``
+    (publishing nothing); if it is still running :data:`KILL_GRACE_S` later (default
+    ``timeout_s``), its whole process group is killed and :class:`CrawlFailed` says so.
     """
+    if timeout_s is None:
+        timeout_s = get_settings().crawl_timeout_s + KILL_GRACE_S
     cmd = [
         sys.executable,
         "-m",
@@ -91,26 +101,26 @@ def crawl_in_subprocess(
         run_id,
     ]
     log.info("crawling %s for [%s, %s)", source, window["start"], window["end"])
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    )
-    summary: dict[str, Any] | None = None
+    summaries: list[dict[str, Any]] = []
     tail: deque[str] = deque(maxlen=20)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        line = line.rstrip("\n")
+
+    def on_line(line: str) -> None:
         if line.startswith(SUMMARY_PREFIX):
-            summary = json.loads(line.removeprefix(SUMMARY_PREFIX))
-            continue
+            summaries.append(json.loads(line.removeprefix(SUMMARY_PREFIX)))
+            return
         tail.append(line)
-        log.info("[%s] %s", source, line)
-    rc = proc.wait(timeout=timeout_s)
-    if rc != 0 or summary is None:
+        log.info("[%s] %s", source, redact_urls(line))
+
+    try:
+        rc = run_streaming(cmd, timeout_s=timeout_s, on_line=on_line, grace_s=5.0)
+    except ChildTimedOut as exc:
+        raise CrawlFailed(f"crawl of {source} timed out: {exc}; nothing was published") from None
+    if rc != 0 or not summaries:
         errors = [ln for ln in tail if ln.startswith("crawl: ")]
         message = errors[-1].removeprefix("crawl: ") if errors else "\n".join(tail)
         what = "unreachable" if rc == EXIT_UNREACHABLE else f"failed (exit {rc})"
-        raise CrawlFailed(f"crawl of {source} {what}: {message}")
-    return summary
+        raise CrawlFailed(f"crawl of {source} {what}: {redact_urls(message)}")
+    return summaries[-1]
 
 
 def asset_extra(summary: dict[str, Any]) -> dict[str, Any]:

@@ -4,9 +4,11 @@ Order (see ``ITEM_PIPELINES`` in :mod:`crawlers.settings` and :mod:`crawlers.run
 
 1. :class:`ValidateRecordPipeline` checks each record against :data:`RECORD_SCHEMA`; a record
    that fails becomes a :class:`QuarantineItem` (reason ``schema``) naming the field.
-2. :class:`ShardFilesPipeline` (added by the runner in DAG mode) appends records and quarantine
+2. :class:`DenyListPipeline` drops what was forgotten on request (``freshlm_forget``'s deny
+   list in the store), records and quarantine items alike, counted as ``skipped/forgotten``.
+3. :class:`ShardFilesPipeline` (added by the runner in DAG mode) appends records and quarantine
    items to the run's local part files, which the runner then publishes atomically.
-3. :class:`QuarantineSinkPipeline` writes quarantine items to ``FRESHLM_QUARANTINE_PATH`` when
+4. :class:`QuarantineSinkPipeline` writes quarantine items to ``FRESHLM_QUARANTINE_PATH`` when
    set (hand-run crawls) and drops them, so ``-O out.jsonl`` holds only valid records.
 """
 
@@ -63,6 +65,31 @@ class ValidateRecordPipeline:
             source=str(record.get("source", getattr(self.crawler.spider, "source", ""))),
             raw=json.dumps(record, ensure_ascii=False, default=str),
         )
+
+
+class DenyListPipeline:
+    """Drop every item the deny list names (by id, URL or author), read once per crawl."""
+
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+        self.deny = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> DenyListPipeline:
+        return cls(crawler)
+
+    def open_spider(self, spider: Any = None) -> None:
+        from freshlm.deny_list import read_deny_list
+        from freshlm.store import open_store
+
+        self.deny = read_deny_list(open_store())
+        log.info("deny list: %d forgotten item(s) will be skipped", len(self.deny))
+
+    def process_item(self, item: Any, spider: Any = None) -> Any:
+        if self.deny is not None and self.deny.denies(item):
+            self.crawler.stats.inc_value("freshlm/skipped/forgotten")
+            raise DropItem(f"forgotten on request; not collected: {item.get('url')}")
+        return item
 
 
 class ShardFilesPipeline:

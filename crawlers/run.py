@@ -8,8 +8,10 @@ Run as its own process (``python -m crawlers.run --source NAME --window-start ..
 2. Load the source's cursor from the store and run its spider with the source's politeness.
    Records and quarantined items go to local part files (:class:`ShardFilesPipeline`).
 3. If the source could not be reached at all, exit 3 with the spider's own message and publish
-   nothing; otherwise publish the shard atomically (data files, then the manifest with counts,
-   errors by kind, duration, pages/s and the cursor it advanced to), then save the cursor.
+   nothing; if the spider was stopped before it finished (SIGTERM, ``CLOSESPIDER_TIMEOUT``),
+   exit 4 and publish nothing (a retry fetches the whole window again); otherwise publish the
+   shard atomically (data files, then the manifest with counts, errors by kind, duration,
+   pages/s and the cursor it advanced to), then save the cursor.
 
 The last stdout line is ``FRESHLM-SHARD <json summary>`` for the calling task.
 """
@@ -38,6 +40,7 @@ log = logging.getLogger("freshlm.crawl")
 SUMMARY_PREFIX = "FRESHLM-SHARD "
 EXIT_UNREACHABLE = 3
 EXIT_BAD_INPUT = 2
+EXIT_INCOMPLETE = 4
 SHARD_FILES = ("records.jsonl.gz", "quarantine.jsonl.gz")
 
 
@@ -74,6 +77,23 @@ def _counters(stats: dict[str, Any], prefix: str) -> dict[str, int]:
     }
 
 
+def stricter_politeness(politeness: dict[str, Any], spider_cls: Any) -> dict[str, Any]:
+    """The source's politeness, never laxer than the spider's own terms (arXiv's API asks for
+    one request every 3 s on one connection: a source's shorter delay must not undo that)."""
+    own = getattr(spider_cls, "custom_settings", None) or {}
+    merged = dict(politeness)
+    if "DOWNLOAD_DELAY" in own:
+        merged["DOWNLOAD_DELAY"] = max(merged.get("DOWNLOAD_DELAY", 0.0), own["DOWNLOAD_DELAY"])
+    if "CONCURRENT_REQUESTS_PER_DOMAIN" in own:
+        merged["CONCURRENT_REQUESTS_PER_DOMAIN"] = min(
+            merged.get("CONCURRENT_REQUESTS_PER_DOMAIN", 1), own["CONCURRENT_REQUESTS_PER_DOMAIN"]
+        )
+    for key in ("DOWNLOAD_DELAY_JITTER", "AUTOTHROTTLE_ENABLED"):
+        if key in own:
+            merged[key] = own[key]
+    return merged
+
+
 def run_spider(
     source: Source,
     window: tuple[datetime, datetime],
@@ -84,10 +104,13 @@ def run_spider(
     """Run the source's spider in this process; returns (spider, Scrapy stats)."""
     os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "crawlers.settings")
     from scrapy.crawler import CrawlerProcess
+    from scrapy.spiderloader import get_spider_loader
     from scrapy.utils.project import get_project_settings
 
     settings = get_project_settings()
-    settings.setdict(source.politeness.scrapy_settings(), priority="cmdline")
+    spider_cls = get_spider_loader(settings).load(source.spider)
+    politeness = source.politeness.scrapy_settings()
+    settings.setdict(stricter_politeness(politeness, spider_cls), priority="cmdline")
     pipelines = dict(settings.getdict("ITEM_PIPELINES"))
     pipelines["crawlers.pipelines.ShardFilesPipeline"] = 800
     settings.set("ITEM_PIPELINES", pipelines, priority="cmdline")
@@ -95,7 +118,6 @@ def run_spider(
     settings.setdict(extra_settings or {}, priority="cmdline")
 
     process = CrawlerProcess(settings, install_root_handler=True)
-    spider_cls = process.spider_loader.load(source.spider)
     crawler = process.create_crawler(spider_cls)
     args = source.spider_args()
     args.update(
@@ -128,16 +150,27 @@ def crawl_source(
         uri = store.uri_for(prefix)
         log.info("shard %s already published; nothing to fetch again", uri)
         return {**existing.fields, "shard_uri": uri, "already_published": True}
-    if existing is not None:
-        store.delete_artifact(prefix)
+    # With --force the published shard stays readable until the new one replaces it.
 
-    cursor_before = load_cursor(store, source.name)
+    # A forced re-crawl starts from the cursor the published shard started from, so it
+    # fetches that window's items again instead of skipping them as already seen.
+    if existing is not None and isinstance(existing.fields.get("cursor_before"), dict):
+        cursor_before = dict(existing.fields["cursor_before"])
+    else:
+        cursor_before = load_cursor(store, source.name)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"freshlm-crawl-{source.name}-") as tmp:
         spider, stats = run_spider(source, window, cursor_before, Path(tmp), extra_settings)
         duration = time.monotonic() - started
         if spider.fatal_error:
             raise SourceUnreachable(spider.fatal_error)
+        reason = stats.get("finish_reason")
+        if reason != "finished":
+            # Stopped early (SIGTERM, CLOSESPIDER_TIMEOUT): what was fetched is a fragment.
+            raise CrawlIncomplete(
+                f"the crawl of {source.name} ended early ({reason}); nothing was published and "
+                "the cursor is unchanged, so the next attempt fetches the window again"
+            )
         pages = int(stats.get("downloader/response_count", 0))
         summary = {
             "source": source.name,
@@ -160,8 +193,14 @@ def crawl_source(
             "cursor_before": cursor_before,
             "cursor_after": spider.next_cursor,
         }
+        # Attempt-named files: two crawls of one window (a retry racing a manual run) can never
+        # overwrite the bytes the other's manifest names; the first manifest wins.
         with store.publisher(
-            prefix, kind="raw-shard", created_by={"run_id": run_id, "tool": "crawlers.run"}
+            prefix,
+            kind="raw-shard",
+            created_by={"run_id": run_id, "tool": "crawlers.run"},
+            replace=force,
+            attempt_names=True,
         ) as pub:
             sizes = {}
             for name in SHARD_FILES:
@@ -195,6 +234,10 @@ class SourceUnreachable(RuntimeError):
     """The spider reached nothing at the source; the message is the spider's own."""
 
 
+class CrawlIncomplete(RuntimeError):
+    """The spider was stopped before it finished; nothing of it is published."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crawlers.run", description=__doc__)
     parser.add_argument("--source", required=True, help="a source name from the sources file")
@@ -220,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     except SourceUnreachable as exc:
         print(f"crawl: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    except CrawlIncomplete as exc:
+        print(f"crawl: {exc}", file=sys.stderr)
+        return EXIT_INCOMPLETE
     except StoreError as exc:
         print(f"crawl: artifact store error: {exc}", file=sys.stderr)
         return 1

@@ -33,13 +33,20 @@ AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
 DOWNLOAD_TIMEOUT = int(_settings.http_timeout_s)
 DOWNLOAD_MAXSIZE = 8 * 1024 * 1024
 DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
+# A crawl that runs too long closes itself (finish reason "closespider_timeout"); crawlers.run
+# then publishes nothing and the task fails, so the retry fetches the window again.
+CLOSESPIDER_TIMEOUT = _settings.crawl_timeout_s
 RETRY_ENABLED = True
 RETRY_TIMES = 3
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 # 429 and 503 with Retry-After are honoured by this middleware before the standard retry.
 DOWNLOADER_MIDDLEWARES = {
+    # First in line: a request to a non-public address is refused before anything else runs.
+    "crawlers.address_guard.PublicAddressMiddleware": 50,
     "crawlers.middlewares.RetryAfterMiddleware": 540,
 }
+# Non-public places the crawl may still reach (the sandbox world); see crawlers.address_guard.
+FRESHLM_CRAWL_ALLOW_PRIVATE = str(_settings.crawl_allow_private or "none")
 
 # Cache nothing: conditional GET state lives in the cursor, in the store.
 HTTPCACHE_ENABLED = False
@@ -48,6 +55,8 @@ TELNETCONSOLE_ENABLED = False
 
 ITEM_PIPELINES = {
     "crawlers.pipelines.ValidateRecordPipeline": 100,
+    # What was forgotten on request (freshlm_forget) is never collected again.
+    "crawlers.pipelines.DenyListPipeline": 200,
     # crawlers.run adds ShardFilesPipeline at 800 when a DAG task runs the spider.
     "crawlers.pipelines.QuarantineSinkPipeline": 900,
 }

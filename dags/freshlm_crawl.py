@@ -22,7 +22,7 @@ the cursor it advanced to).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import AssetAlias, Param, dag, get_current_context, task
 from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
@@ -32,6 +32,8 @@ from freshlm.settings import get_settings
 
 RAW_SHARDS = AssetAlias("freshlm-raw-shards")
 _CRON = get_settings().crawl_schedule
+# After the spider's own close (FRESHLM_CRAWL_TIMEOUT_S) and the kill a minute later.
+_CRAWL_TASK_TIMEOUT = timedelta(seconds=get_settings().crawl_timeout_s + 120)
 
 
 @dag(
@@ -77,7 +79,11 @@ def freshlm_crawl():
     def source_names(crawl_plan: dict) -> list[str]:
         return crawl_plan["sources"]
 
-    @task(outlets=[RAW_SHARDS], map_index_template="{{ source }}")
+    @task(
+        outlets=[RAW_SHARDS],
+        map_index_template="{{ source }}",
+        execution_timeout=_CRAWL_TASK_TIMEOUT,
+    )
     def crawl(source: str, crawl_plan: dict) -> dict:
         from crawlers.launch import asset_extra, crawl_in_subprocess
 

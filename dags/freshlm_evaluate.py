@@ -97,6 +97,8 @@ def freshlm_evaluate():
         subject="Promote FreshLM candidate {{ ti.xcom_pull(task_ids='resolve')['candidate'] }}?",
         body="{{ ti.xcom_pull(task_ids='decide')['summary'] }}",
         response_timeout=timedelta(hours=12),
+        # Waiting for a person is no hang: the task's limit is past the response timeout.
+        execution_timeout=timedelta(hours=13),
         retries=0,
     )
 

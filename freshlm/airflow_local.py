@@ -35,6 +35,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write a secret file that is owner-only from its first byte (never 0644, even briefly)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        os.fchmod(out.fileno(), 0o600)  # an existing file keeps its mode on open: fix it first
+        out.write(text)
+
+
 class AirflowStartError(RuntimeError):
     """A component did not start; the message carries the tail of its log."""
 
@@ -108,16 +116,14 @@ class LocalAirflow:
             "jwt_secret": secrets.token_urlsafe(32),
             "api_secret_key": secrets.token_urlsafe(32),
         }
-        path.write_text(json.dumps(values))
-        path.chmod(0o600)
+        _write_private(path, json.dumps(values))
         return values
 
     def env(self) -> dict[str, str]:
         """The environment every Airflow component (and task) runs with."""
         sec = self._secrets()
         passwords = self.home / "passwords.json"
-        passwords.write_text(json.dumps({self.username: sec["password"]}))
-        passwords.chmod(0o600)
+        _write_private(passwords, json.dumps({self.username: sec["password"]}))
         venv_bin = str(Path(sys.executable).parent)
         env = dict(os.environ)
         env.update(

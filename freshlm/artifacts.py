@@ -36,17 +36,29 @@ DATASETS = "datasets"  # datasets/<id>/: a published dataset (curation, base cor
 QUARANTINED_BATCHES = "quarantine/batches"  # quarantine/batches/<candidate>/ (curation)
 TRAINSETS = "trainsets"  # trainsets/<id>/: a packed training set (training)
 TRAIN_CONFIGS = "train-configs"  # train-configs/<run>.json: one run's config (training)
+TRAIN_DEFERRED = "train-deferred"  # <dataset>.json: too small to train alone (training)
 RUNS = "runs"  # runs/<run>/: checkpoints of a training run (training)
 MODELS = "models"  # models/<version>/: a model version (registry)
 PROBES = "probes"  # probes/<dataset>/: evaluation items of a dataset (evaluation)
 REPORTS = "reports"  # reports/<candidate>/<baseline>/: an evaluation report (evaluation)
+SCORE_MEMOS = "evaluations/scores"  # <version>/<dtype>-<device>.jsonl.gz: scores (evaluation)
 REGISTRY_ALIASES = "registry/aliases"  # production, previous (registry)
 REGISTRY_AUDIT = "registry/audit"  # one record per alias move (registry)
 REGISTRY_DECISIONS = "registry/decisions"  # promotion decisions (promotion)
+DEPLOYMENTS = "serving/deployments"  # serving/deployments/<time>-<version>.json: reloads (serving)
+MONITOR_HISTORY = "monitoring/history"  # monitoring/history/<run>.json: one check each (monitoring)
+LINEAGE_INDEX = "lineage-index"  # lineage-index/<artifact prefix>.json: what it holds (core)
+DENY_LIST = "forget/deny-list.json"  # items forgotten on request; crawls skip them (forget)
+FORGET_AUDIT = "audit/forget"  # audit/forget/<request>/<step>.json: every forget request
+RETENTION_REPORTS = "retention/reports"  # retention/reports/<run>.json: what expired (retention)
 
 # --- kinds of published artifact (a manifest's ``kind``) --------------------------------------
 
 DATASET_KIND = "dataset"
+RAW_SHARD_KIND = "raw-shard"
+CANDIDATE_KIND = "candidate-dataset"
+QUARANTINED_BATCH_KIND = "quarantined-batch"
+TRAINSET_KIND = "trainset"
 REPORT_KIND = "eval-report"
 
 # --- the files of a published dataset (datasets/<id>/) and of a candidate ----------------------
@@ -217,16 +229,20 @@ def dag_defaults(
     *,
     retries: int = 1,
     retry_delay: timedelta = timedelta(seconds=30),
+    execution_timeout: timedelta = timedelta(hours=6),
     **overrides: Any,
 ) -> dict[str, Any]:
-    """``default_args`` of every FreshLM DAG: owner, retries, and the Slack alert on a task's
-    final failure (set per task: Airflow 3 runs task-level failure callbacks reliably)."""
+    """``default_args`` of every FreshLM DAG: owner, retries, an ``execution_timeout`` (no task
+    hangs forever: Airflow fails it, and the task's own cleanup kills its child processes), and
+    the Slack alert on a task's final failure (set per task: Airflow 3 runs task-level failure
+    callbacks reliably)."""
     from freshlm.alerts.callbacks import on_task_failure
 
     return {
         "owner": "freshlm",
         "retries": retries,
         "retry_delay": retry_delay,
+        "execution_timeout": execution_timeout,
         "on_failure_callback": on_task_failure,
         **overrides,
     }

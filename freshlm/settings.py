@@ -22,11 +22,18 @@ import functools
 import os
 import re
 import sys
+import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from freshlm.addresses import AllowList, allowlist_setting
+
 ENV_PREFIX = "FRESHLM_"
+#: The reload token of the embedded mode; a server bound beyond loopback refuses it.
+EMBEDDED_SERVE_TOKEN = "freshlm-embedded-reload-token"
+#: Settings that are credentials: ``python -m freshlm.settings`` prints them masked.
+SECRET_VARIABLES = frozenset({"FRESHLM_SERVE_TOKEN"})
 
 
 class SettingsError(ValueError):
@@ -64,6 +71,16 @@ def _positive_int(raw: str) -> int:
         raise ValueError("a positive integer") from None
     if value < 1:
         raise ValueError("a positive integer")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError("an integer >= 0") from None
+    if value < 0:
+        raise ValueError("an integer >= 0")
     return value
 
 
@@ -120,6 +137,14 @@ def _cron(raw: str) -> str | None:
             "a 5-field cron expression in UTC such as '0 2 * * *', @daily/@hourly, or none"
         )
     return raw
+
+
+def _world_origin(world_url: str) -> AllowList | None:
+    """The sandbox world's ``host:port``: the one non-public place the embedded mode crawls."""
+    parts = urllib.parse.urlsplit(world_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname or ""
+    return AllowList.parse(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
 
 
 def _choice(*choices: str) -> Callable[[str], str]:
@@ -363,6 +388,21 @@ class Settings:
     http_timeout_s: float = _field(
         "HTTP_TIMEOUT_S", _positive_float, 30.0, "Timeout of one outbound HTTP request, seconds."
     )
+    crawl_allow_private: AllowList | None = _field(
+        "CRAWL_ALLOW_PRIVATE",
+        allowlist_setting,
+        lambda s: _world_origin(s["world_url"]),
+        "Loopback, private or link-local places the crawlers may still fetch (every other such"
+        " address is refused after DNS resolution, redirects included): comma-separated"
+        " `address[/prefix][:port]` or `host:port`; `none` for none.",
+    )
+    crawl_timeout_s: float = _field(
+        "CRAWL_TIMEOUT_S",
+        _positive_float,
+        3600.0,
+        "Longest one source's crawl may run: the spider closes itself at this time (Scrapy's"
+        " CLOSESPIDER_TIMEOUT, publishing nothing) and its process group is killed 60 s later.",
+    )
     log_level: str = _field(
         "LOG_LEVEL", _choice("debug", "info", "warning", "error"), "info", "Log level."
     )
@@ -401,11 +441,112 @@ class Settings:
         1e-3,
         "Default peak learning rate of a fine-tune (`freshlm_train` and `TrainConfig`).",
     )
+    train_min_new_tokens: int = _field(
+        "TRAIN_MIN_NEW_TOKENS",
+        _non_negative_int,
+        0,
+        "A scheduled `freshlm_train` run whose new datasets hold fewer tokens than this is"
+        " skipped, and its datasets are trained with the next night's; 0: every night trains.",
+    )
     promotion_rules: Path | None = _field(
         "PROMOTION_RULES",
         lambda raw: Path(raw.strip()).expanduser().resolve() if raw.strip() else None,
         None,
         "The promotion gate's rules file (YAML); unset: the shipped freshlm/promotion/rules.yaml.",
+    )
+    serve_host: str = _field(
+        "SERVE_HOST",
+        _str,
+        "127.0.0.1",
+        "Interface `freshlm serve` binds to; anything but loopback needs its own"
+        " `FRESHLM_SERVE_TOKEN`.",
+    )
+    serve_port: int = _field("SERVE_PORT", _port, 8767, "Port of `freshlm serve`.")
+    serve_url: str = _field(
+        "SERVE_URL",
+        _http_url,
+        lambda s: f"http://{s['serve_host']}:{s['serve_port']}",
+        "Base URL `freshlm_deploy` and `freshlm_monitor` reach the model server at.",
+    )
+    serve_token: str = _field(
+        "SERVE_TOKEN",
+        _str,
+        EMBEDDED_SERVE_TOKEN,
+        "Bearer token of the server's reload endpoint (`POST /v1/admin/reload`); the default"
+        " is accepted on loopback only. Never printed.",
+    )
+    serve_backend: str = _field(
+        "SERVE_BACKEND",
+        _choice("auto", "transformers", "vllm"),
+        "auto",
+        "Generation backend of `freshlm serve`: `auto` picks vLLM when a GPU and the `vllm`"
+        " package are present, else transformers with request batching.",
+    )
+    serve_max_batch: int = _field(
+        "SERVE_MAX_BATCH",
+        _positive_int,
+        8,
+        "Most requests the transformers backend generates for in one batch.",
+    )
+    serve_poll_s: float = _field(
+        "SERVE_POLL_S",
+        _positive_float,
+        30.0,
+        "Seconds between the server's checks of the `production` alias (the fallback when no"
+        " reload call comes).",
+    )
+    monitor_schedule: str | None = _field(
+        "MONITOR_SCHEDULE",
+        _cron,
+        "0 6 * * *",
+        "Cron (UTC) of `freshlm_monitor`; `none` for manual runs only.",
+    )
+    monitor_max_lag_hours: float = _field(
+        "MONITOR_MAX_LAG_HOURS",
+        _positive_float,
+        48.0,
+        "Freshness lag (newest crawled document vs production's newest training window) past"
+        " which `freshlm_monitor` alerts and triggers retraining, hours.",
+    )
+    monitor_rejection_streak: int = _field(
+        "MONITOR_REJECTION_STREAK",
+        _positive_int,
+        2,
+        "Consecutive refused nights (gate or promotion) at which `freshlm_monitor` alerts.",
+    )
+    retain_raw_days: int = _field(
+        "RETAIN_RAW_DAYS",
+        _positive_int,
+        30,
+        "Days a raw shard (unscrubbed crawl output) is kept after its crawl window ends;"
+        " `freshlm_retention` deletes older ones unless a live model's lineage needs them.",
+    )
+    retain_quarantine_days: int = _field(
+        "RETAIN_QUARANTINE_DAYS",
+        _positive_int,
+        30,
+        "Days quarantined data (refused batches, curation's dropped documents) is kept after"
+        " its crawl window ends; then `freshlm_retention` deletes it (same lineage rule).",
+    )
+    retention_schedule: str | None = _field(
+        "RETENTION_SCHEDULE",
+        _cron,
+        "0 4 * * *",
+        "Cron (UTC) of `freshlm_retention`; `none` for manual runs only.",
+    )
+    forget_retrain: bool = _field(
+        "FORGET_RETRAIN",
+        _bool,
+        False,
+        "After `freshlm_forget` marks production as trained on forgotten data, also retrain it"
+        " through the normal path (`freshlm_train` on the rewritten datasets, then evaluation).",
+    )
+    grid_intensity_g_per_kwh: float = _field(
+        "GRID_INTENSITY_G_PER_KWH",
+        _positive_float,
+        475.0,
+        "Carbon intensity of the electricity the runs use, g CO2e per kWh (default: the world"
+        " average, IEA 2019), for the kg CO2e in run footprints.",
     )
     k8s_namespace: str = _field(
         "K8S_NAMESPACE",
@@ -521,7 +662,9 @@ def markdown_table() -> str:
                 "home": "`./.freshlm`",
                 "store_uri": "`file://$FRESHLM_HOME/store`",
                 "world_url": "`http://$FRESHLM_WORLD_HOST:$FRESHLM_WORLD_PORT`",
+                "crawl_allow_private": "the world's `host:port`",
                 "sources_file": "`crawlers/sources.yaml`",
+                "serve_url": "`http://$FRESHLM_SERVE_HOST:$FRESHLM_SERVE_PORT`",
             }.get(f.name, "derived")
         else:
             shown = "(none)" if default is None else f"`{default}`"
@@ -540,7 +683,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"freshlm: configuration error: {exc}", file=sys.stderr)
         return 2
     for key, value in sorted(settings.as_env().items()):
-        print(f"{key}={value}")
+        print(f"{key}={'***' if key in SECRET_VARIABLES else value}")
     return 0
 
 

@@ -159,8 +159,8 @@ def _metadata(root: etree._Element) -> dict[str, str]:
     for script in root.xpath("//script[@type='application/ld+json']"):
         try:
             data = json.loads(script.text or "")
-        except ValueError:
-            continue
+        except (ValueError, RecursionError):
+            continue  # broken or absurdly nested JSON-LD: the page's text is still read
         for node in data if isinstance(data, list) else [data]:
             if not isinstance(node, dict):
                 continue

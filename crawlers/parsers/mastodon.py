@@ -7,8 +7,9 @@ Contracts:
   accounts get the instance's host), ``language``, ``edited_at``, and whether the author
   opted out of indexing. A boost (``reblog`` set) is unwrapped: the post is the *original*,
   with ``boosted_by`` naming the booster, so the same text is never kept twice under two ids.
-* :func:`opted_out` is the consent rule: an account with ``noindex: true`` or
-  ``indexable: false`` is not crawled. A missing field (older servers, Pleroma) is no opt-out.
+* :func:`opted_out` is the consent rule: an account with ``noindex: true``,
+  ``indexable: false``, ``discoverable: false`` or ``#nobot``/``#noai`` in its bio is not
+  crawled. A missing field (older servers, Pleroma) is no opt-out: that server's default.
 * :func:`parse_timeline` parses a timeline response body (a JSON array of statuses); a
   non-array body raises :class:`MastodonFormatError`, an entry that is not a usable status
   is reported in ``problems`` rather than dropped silently.
@@ -71,11 +72,24 @@ class RateLimit:
     reset: datetime | None
 
 
+_NO_CRAWL_TAG = re.compile(r"(?<![\w#])#(nobot|noai)\b", re.IGNORECASE)
+
+
 def opted_out(account: dict[str, Any] | None) -> bool:
-    """Whether the account asked not to be indexed (``noindex`` or ``indexable: false``)."""
+    """Whether the account asked not to be crawled: ``noindex: true``, ``indexable: false``,
+    ``discoverable: false``, or ``#nobot`` / ``#noai`` in its bio (``note``, HTML).
+
+    A field the server does not send (older Mastodon, Pleroma, GoToSocial) is no opt-out: on
+    those servers a public post is public, which is their default; a bio tag still counts.
+    """
     if not isinstance(account, dict):
         return False
-    return account.get("noindex") is True or account.get("indexable") is False
+    if account.get("noindex") is True or account.get("indexable") is False:
+        return True
+    if account.get("discoverable") is False:
+        return True
+    note = account.get("note")
+    return isinstance(note, str) and bool(_NO_CRAWL_TAG.search(html_to_text(note)))
 
 
 def account_handle(account: dict[str, Any], instance_url: str) -> str:
@@ -142,6 +156,10 @@ def parse_timeline(
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MastodonFormatError(f"timeline is not JSON: {exc}") from None
+    except RecursionError:
+        raise MastodonFormatError(
+            "timeline JSON is nested too deeply to parse (a hostile or broken server)"
+        ) from None
     if isinstance(data, dict) and "error" in data:
         raise MastodonFormatError(f"the server answered an error: {data['error']}")
     if not isinstance(data, list):

@@ -45,6 +45,7 @@ from twisted.internet.error import (
     TimeoutError,
 )
 
+from crawlers.address_guard import AddressRefused
 from freshlm.records import QuarantineItem, parse_utc
 
 
@@ -134,6 +135,8 @@ class FreshSpider(scrapy.Spider):
 
     def error_kind(self, failure: Any) -> str | None:
         """The ``errors/<kind>`` a failure counts as; None when it is no error (robots.txt)."""
+        if failure.check(AddressRefused):
+            return "address_refused"
         if failure.check(IgnoreRequest) and not failure.check(HttpError):
             return None
         if failure.check(HttpError):
@@ -171,6 +174,8 @@ class FreshSpider(scrapy.Spider):
             message = f"DNS lookup failed for {request.url}"
         elif kind == "connection_refused":
             message = f"connection refused by {request.url}"
+        elif kind == "address_refused":
+            message = str(failure.value)
         elif kind == "timeout":
             message = f"timed out fetching {request.url}"
         elif kind == "too_large":

@@ -23,6 +23,9 @@ Behaviour:
   ``meta.boosted_by`` only if the booster has not opted out). Edited posts are kept in their
   current version with ``meta.edited_at``; deleted posts are simply no longer served.
 * A post already emitted by another timeline in the same run is not emitted again.
+* Only the instance itself is paged: a ``Link`` to another host, scheme or port is not
+  followed (``skipped/offsite_link``). An access token (``access_token_env``) needs an
+  ``https://`` instance and is sent to that instance only.
 
 Cursor: ``{"timelines": {"public": {"last_id": "..."}, "tag:tessford": {"last_id": "..."}}}``.
 """
@@ -33,7 +36,7 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import scrapy
 from scrapy.http import Response
@@ -98,6 +101,12 @@ class MastodonSpider(FreshSpider):
                 raise SpiderArgumentError(
                     f"-a access_token_env={access_token_env}: that variable is not set"
                 )
+            if not self.instance.startswith("https://"):
+                raise SpiderArgumentError(
+                    f"-a access_token_env={access_token_env}: the token is only sent over https, "
+                    f"and -a instance={self.instance} is plain http"
+                )
+        self.origin = _origin(self.instance)
         stored = self.cursor.get("timelines")
         self.positions: dict[str, dict[str, str]] = {
             k: dict(v) for k, v in (stored or {}).items() if isinstance(v, dict)
@@ -131,7 +140,8 @@ class MastodonSpider(FreshSpider):
 
     def _request(self, url: str, timeline: str, page: int, wait: float = 0.0) -> scrapy.Request:
         headers = {"Accept": "application/json"}
-        if self.token:
+        # The token goes to the instance itself, over https, and nowhere else.
+        if self.token and _origin(url) == self.origin and url.startswith("https://"):
             headers["Authorization"] = f"Bearer {self.token}"
         meta: dict[str, Any] = {}
         if wait > 0:
@@ -187,6 +197,14 @@ class MastodonSpider(FreshSpider):
             "prev"
         )
         if not prev_url or not link_param(prev_url, "min_id"):
+            return
+        if _origin(prev_url) != self.origin:
+            self.count("skipped/offsite_link")
+            self.logger.warning(
+                "not following the next page %s: it is not on the instance %s",
+                prev_url,
+                self.instance,
+            )
             return
         if self.window_start is None and not (self.positions.get(timeline) or {}).get("last_id"):
             return  # no window and no cursor: one page of the newest posts, no backlog walk
@@ -258,6 +276,17 @@ class MastodonSpider(FreshSpider):
         self.count("rate_limit_waits")
         self.logger.info("rate-limit budget spent; waiting %.1fs for the reset", min(wait, cap))
         return min(wait, cap)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL, default ports filled in: what "the same server" means."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port or default
 
 
 def _order_key(post: Post) -> int:

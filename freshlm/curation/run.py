@@ -103,7 +103,9 @@ def read_shards(raw_shard_uris: Sequence[str], store: Store) -> Iterator[Doc]:
             )
         shard_uri = store.uri_for(prefix)
         count = 0
-        for record in store.read_jsonl(manifest.key(RECORDS_FILE)):
+        # Verified as it streams: a shard whose bytes are not what its manifest says fails
+        # curation before anything built from it is published.
+        for record in store.read_artifact_jsonl(manifest, RECORDS_FILE):
             record["_shard"] = shard_uri
             count += 1
             yield record

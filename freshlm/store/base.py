@@ -38,6 +38,7 @@ from freshlm.store.publish import (
     Publisher,
     delete_artifact,
     list_published,
+    open_verified,
     read_manifest,
 )
 
@@ -317,6 +318,14 @@ class Store(abc.ABC):
         with self.open_write(key) as writer:
             return jsonl.write_records(writer, records, compress=jsonl.is_gzip_key(key))
 
+    def read_artifact_jsonl(self, manifest: Manifest, name: str) -> Iterator[dict[str, Any]]:
+        """Stream the records of an artifact's data file, checked against the manifest's size
+        and sha256 as they are read: a damaged or swapped file raises :class:`StoreError` by
+        its end, so nothing built from it gets published."""
+        source = open_verified(self, manifest, name)
+        uri = self.uri_for(manifest.key(name))
+        return jsonl.read_records(source, compressed=jsonl.is_gzip_key(name), uri=uri)
+
     def read_jsonl(self, key: str) -> Iterator[dict[str, Any]]:
         """Stream the records of a JSON Lines object (gunzipped if the key ends with ``.gz``).
 
@@ -328,10 +337,27 @@ class Store(abc.ABC):
     # --- artifacts (see freshlm.store.publish) -------------------------------------------------
 
     def publisher(
-        self, prefix: str, *, kind: str, created_by: Mapping[str, Any] | None = None
+        self,
+        prefix: str,
+        *,
+        kind: str,
+        created_by: Mapping[str, Any] | None = None,
+        replace: bool = False,
+        attempt_names: bool = False,
     ) -> Publisher:
-        """Start an atomic publish of the artifact at ``prefix``; use as a context manager."""
-        return Publisher(self, prefix, kind=kind, created_by=created_by)
+        """Start an atomic publish of the artifact at ``prefix``; use as a context manager.
+
+        ``replace=True`` replaces a published artifact without ever deleting it first;
+        ``attempt_names=True`` keeps each attempt's files apart (see :class:`Publisher`).
+        """
+        return Publisher(
+            self,
+            prefix,
+            kind=kind,
+            created_by=created_by,
+            replace=replace,
+            attempt_names=attempt_names,
+        )
 
     def read_manifest(self, prefix: str, *, verify: bool = False) -> Manifest | None:
         """The artifact's manifest, or None if it is not published.

@@ -27,29 +27,45 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from freshlm.store import jsonl
-from freshlm.store.errors import KeyNotFound, StoreError
+from freshlm.store.errors import KeyNotFound, PreconditionFailed, StoreError
 from freshlm.store.keys import key_problem
 
 if TYPE_CHECKING:
     from freshlm.store.base import ObjectWriter, Store
 
 MANIFEST_NAME = "_MANIFEST.json"
+# Files of a replacement, or of an attempt-named publish, live under _attempts/<attempt id>/.
+ATTEMPTS_DIR = "_attempts"
 SCHEMA_VERSION = 1
 _HASH_CHUNK = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
 class FileEntry:
-    """One data file of an artifact: its name relative to the artifact, size and sha256."""
+    """One data file of an artifact: its name relative to the artifact, size and sha256.
+
+    ``stored`` is where its bytes live relative to the artifact when that is not ``name``
+    (files of a replacement or of an attempt-named publish live under ``_attempts/<id>/``).
+    """
 
     name: str
     size: int
     sha256: str
+    stored: str | None = None
+
+    @property
+    def object_name(self) -> str:
+        return self.stored or self.name
+
+    def same_content(self, other: FileEntry) -> bool:
+        return (self.name, self.size, self.sha256) == (other.name, other.size, other.sha256)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,8 +99,7 @@ class Manifest:
 
     def key(self, name: str) -> str:
         """The store key of the data file ``name`` (for ``store.open_read`` & co.)."""
-        self.file(name)
-        return f"{self.prefix}/{name}"
+        return f"{self.prefix}/{self.file(name).object_name}"
 
     def file(self, name: str) -> FileEntry:
         for entry in self.files:
@@ -99,7 +114,7 @@ class Manifest:
             "kind": self.kind,
             "artifact_id": self.artifact_id,
             "prefix": self.prefix,
-            "files": [dataclasses.asdict(f) for f in self.files],
+            "files": [_entry_json(f) for f in self.files],
             "file_count": len(self.files),
             "total_size": self.total_size,
             "content_sha256": self.content_sha256,
@@ -124,7 +139,12 @@ class Manifest:
                 prefix=str(doc["prefix"]),
                 kind=str(doc["kind"]),
                 files=tuple(
-                    FileEntry(name=str(f["name"]), size=int(f["size"]), sha256=str(f["sha256"]))
+                    FileEntry(
+                        name=str(f["name"]),
+                        size=int(f["size"]),
+                        sha256=str(f["sha256"]),
+                        stored=str(f["stored"]) if f.get("stored") is not None else None,
+                    )
                     for f in doc["files"]
                 ),
                 created_by=dict(doc["created_by"]),
@@ -136,7 +156,36 @@ class Manifest:
             raise StoreError(uri, f"not a valid manifest ({type(exc).__name__}: {exc})") from None
         if doc.get("content_sha256") != manifest.content_sha256:
             raise StoreError(uri, "manifest content_sha256 does not match its file list")
+        _check_names(manifest, uri)
         return manifest
+
+
+def _entry_json(entry: FileEntry) -> dict[str, Any]:
+    data = {"name": entry.name, "size": entry.size, "sha256": entry.sha256}
+    if entry.stored is not None:
+        data["stored"] = entry.stored
+    return data
+
+
+def _check_names(manifest: Manifest, uri: str) -> None:
+    """Every name in a manifest obeys the key rules, before any reader builds a path from it:
+    a manifest from a tampered store must not make a download write outside its folder."""
+    problem = key_problem(manifest.prefix)
+    if problem:
+        raise StoreError(uri, f"manifest prefix {manifest.prefix!r} is not a valid key: {problem}")
+    seen: set[str] = set()
+    for entry in manifest.files:
+        for what, name in (("file name", entry.name), ("stored name", entry.stored)):
+            if name is None:
+                continue
+            problem = key_problem(name) or (
+                "reserved for the manifest" if name == MANIFEST_NAME else None
+            )
+            if problem:
+                raise StoreError(uri, f"manifest {what} {name!r} is not valid: {problem}")
+        if entry.name in seen:
+            raise StoreError(uri, f"manifest lists the file {entry.name!r} twice")
+        seen.add(entry.name)
 
 
 def content_sha256(files: Iterable[FileEntry]) -> str:
@@ -166,6 +215,14 @@ class Publisher:
     Inside the ``with`` block write files with :meth:`open_write`, :meth:`write_bytes` or
     :meth:`write_jsonl` and add manifest metadata with :meth:`set_manifest_fields`. A clean
     exit writes the manifest and sets :attr:`manifest`; an exception writes no manifest.
+
+    The first manifest is written only if none exists (``If-None-Match``): of two publishers
+    of one prefix, one wins, and the other succeeds only if it published the same files.
+    ``attempt_names=True`` stores each attempt's files under ``_attempts/<id>/`` (readers find
+    them through the manifest), so a concurrent publisher can never overwrite the bytes a
+    published manifest names. ``replace=True`` replaces a published artifact without a moment
+    where it is missing: the new files go under a new attempt folder, the manifest is swapped
+    in one compare-and-swap on the old one, and only then are the old files deleted.
     """
 
     def __init__(
@@ -175,6 +232,8 @@ class Publisher:
         *,
         kind: str,
         created_by: Mapping[str, Any] | None = None,
+        replace: bool = False,
+        attempt_names: bool = False,
     ) -> None:
         problem = key_problem(prefix)
         if problem:
@@ -190,6 +249,11 @@ class Publisher:
         self._files: dict[str, FileEntry] = {}
         self._pending: set[str] = set()
         self._published: Manifest | None = None
+        self._published_etag: str | None = None
+        self._stored: dict[str, str | None] = {}
+        self.replace = replace
+        self.attempt_names = attempt_names
+        self._attempt = uuid.uuid4().hex[:16]
         self._entered = False
 
     @property
@@ -197,9 +261,15 @@ class Publisher:
         return self.store.uri_for(self.prefix)
 
     def __enter__(self) -> Publisher:
-        self._published = read_manifest(self.store, self.prefix)
+        self._published, self._published_etag = _read_manifest_with_etag(self.store, self.prefix)
         self._entered = True
         return self
+
+    def _object_name(self, name: str) -> str | None:
+        """Where a new file's bytes go, relative to the artifact (None: under its own name)."""
+        if self.attempt_names or (self.replace and self._published is not None):
+            return f"{ATTEMPTS_DIR}/{self._attempt}/{name}"
+        return None
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._entered = False
@@ -221,7 +291,9 @@ class Publisher:
         if name in self._files or name in self._pending:
             raise StoreError(self.store.uri_for(f"{self.prefix}/{name}"), "written twice")
         self._pending.add(name)
-        writer = self.store.open_write(f"{self.prefix}/{name}")
+        stored = self._object_name(name)
+        self._stored[name] = stored
+        writer = self.store.open_write(f"{self.prefix}/{stored or name}")
         writer.before_commit = lambda w: self._before_commit(name, w)
         writer.after_close = lambda w: self._after_close(name, w)
         return writer
@@ -245,22 +317,29 @@ class Publisher:
             return True
         entry = FileEntry(name=name, size=writer.size, sha256=writer.sha256)
         old = next((f for f in self._published.files if f.name == name), None)
-        if old is None or old != entry:
-            why = "without this file" if old is None else "with different content for this file"
-            raise StoreError(
-                writer.uri,
-                f"artifact {self.prefix!r} is already published {why}; published artifacts "
-                "are immutable (publish under a new id, or delete_artifact first)",
-            )
-        # Identical content is already published: keep it (no re-upload) unless it went missing.
-        return self.store._size(writer.key) != entry.size
+        if old is not None and old.same_content(entry):
+            # Identical content is already published: reuse it (no re-upload) if it is there.
+            if self.store._size(f"{self.prefix}/{old.object_name}") == entry.size:
+                self._stored[name] = old.stored
+                return False
+            return True
+        if self.replace:
+            return True
+        why = "without this file" if old is None else "with different content for this file"
+        raise StoreError(
+            writer.uri,
+            f"artifact {self.prefix!r} is already published {why}; published artifacts "
+            "are immutable (publish under a new id, or replace=True)",
+        )
 
     def _after_close(self, name: str, writer: ObjectWriter) -> None:
         # Only files that are really in the store may enter the manifest; a discarded one may
         # be written again (e.g. the caller caught the error and retried).
         self._pending.discard(name)
         if writer.state in ("committed", "skipped"):
-            self._files[name] = FileEntry(name=name, size=writer.size, sha256=writer.sha256)
+            self._files[name] = FileEntry(
+                name=name, size=writer.size, sha256=writer.sha256, stored=self._stored.get(name)
+            )
 
     def _write_manifest(self) -> Manifest:
         if self._pending:
@@ -274,18 +353,73 @@ class Publisher:
             created_by=self.created_by,
             fields=self._fields,
         )
-        if self._published is not None:
-            if self._published.files != manifest.files:
+        key = manifest_key(self.prefix)
+        if self._published is None:
+            # The single step that publishes: everything above is invisible to readers until
+            # now. Conditional, so a publisher that raced this one is never overwritten.
+            try:
+                self.store.write_bytes(key, manifest.to_json_bytes(), if_none_match=True)
+            except PreconditionFailed:
+                winner = read_manifest(self.store, self.prefix)
+                if winner is not None and _same_files(winner, manifest):
+                    return winner  # the same artifact, published by the other attempt
                 raise StoreError(
                     self.uri,
-                    "already published with a different file set; published artifacts are "
-                    "immutable (publish under a new id, or delete_artifact first)",
-                )
-            if self._published.to_json_bytes() == manifest.to_json_bytes():
-                return manifest  # fully idempotent: nothing to write
-        # The single step that publishes: everything above is invisible to readers until now.
-        self.store.write_bytes(manifest_key(self.prefix), manifest.to_json_bytes())
+                    "another publisher published this artifact at the same time with different "
+                    "files; published artifacts are immutable (this attempt's files are unused)",
+                ) from None
+            return manifest
+        if self._published.to_json_bytes() == manifest.to_json_bytes():
+            return manifest  # fully idempotent: nothing to write
+        if self.replace:
+            return self._swap(manifest)
+        if not _same_files(self._published, manifest):
+            raise StoreError(
+                self.uri,
+                "already published with a different file set; published artifacts are "
+                "immutable (publish under a new id, or replace=True)",
+            )
+        self.store.write_bytes(key, manifest.to_json_bytes())
         return manifest
+
+    def _swap(self, manifest: Manifest) -> Manifest:
+        """Replace the published manifest by ``manifest`` in one compare-and-swap, then delete
+        the old files no longer named: the artifact is never missing nor half old, half new."""
+        assert self._published is not None
+        try:
+            self.store.write_bytes(
+                manifest_key(self.prefix), manifest.to_json_bytes(), if_match=self._published_etag
+            )
+        except PreconditionFailed:
+            raise StoreError(
+                self.uri, "changed by another publisher while being replaced; nothing replaced"
+            ) from None
+        kept = {f.object_name for f in manifest.files}
+        for old in self._published.files:
+            if old.object_name not in kept:
+                self.store.delete(f"{self.prefix}/{old.object_name}")
+        return manifest
+
+
+def _same_files(a: Manifest, b: Manifest) -> bool:
+    """Whether two manifests name the same contents (where the bytes are stored aside)."""
+    return [(f.name, f.size, f.sha256) for f in a.files] == [
+        (f.name, f.size, f.sha256) for f in b.files
+    ]
+
+
+def _read_manifest_with_etag(store: Store, prefix: str) -> tuple[Manifest | None, str | None]:
+    key = manifest_key(prefix)
+    try:
+        data, etag = store.read_bytes_with_etag(key)
+    except KeyNotFound:
+        return None, None
+    manifest = Manifest.from_json_bytes(data, store.uri_for(key))
+    if manifest.prefix != prefix:
+        raise StoreError(
+            store.uri_for(key), f"manifest names prefix {manifest.prefix!r}, not {prefix!r}"
+        )
+    return manifest, etag
 
 
 def read_manifest(store: Store, prefix: str, *, verify: bool = False) -> Manifest | None:
@@ -302,8 +436,58 @@ def read_manifest(store: Store, prefix: str, *, verify: bool = False) -> Manifes
         )
     if verify:
         for entry in manifest.files:
-            _verify_file(store, f"{prefix}/{entry.name}", entry)
+            _verify_file(store, f"{prefix}/{entry.object_name}", entry)
     return manifest
+
+
+class VerifyingReader(io.RawIOBase):
+    """A data file's stream that checks size and sha256 against the manifest as it is read:
+    reading to the end raises :class:`StoreError` naming the file if the bytes are not the ones
+    the manifest published (a file replaced, truncated or damaged in the store)."""
+
+    def __init__(self, source: BinaryIO, entry: FileEntry, uri: str) -> None:
+        super().__init__()
+        self._source = source
+        self._entry = entry
+        self._uri = uri
+        self._digest = hashlib.sha256()
+        self._size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        chunk = self._source.read(len(view))
+        if not chunk:
+            self._check()
+            return 0
+        view[: len(chunk)] = chunk
+        self._digest.update(chunk)
+        self._size += len(chunk)
+        return len(chunk)
+
+    def _check(self) -> None:
+        if self._size != self._entry.size or self._digest.hexdigest() != self._entry.sha256:
+            raise StoreError(
+                self._uri,
+                f"does not match the manifest (manifest: {self._entry.size} bytes sha256 "
+                f"{self._entry.sha256}; stored: {self._size} bytes sha256 "
+                f"{self._digest.hexdigest()})",
+            )
+
+    def close(self) -> None:
+        if not self.closed:
+            self._source.close()
+        super().close()
+
+
+def open_verified(store: Store, manifest: Manifest, name: str) -> BinaryIO:
+    """A buffered stream of the data file ``name`` that is verified as it is read."""
+    entry = manifest.file(name)
+    key = manifest.key(name)
+    raw = VerifyingReader(store.open_read(key), entry, store.uri_for(key))
+    return io.BufferedReader(raw, buffer_size=_HASH_CHUNK)  # type: ignore[return-value]
 
 
 def _verify_file(store: Store, key: str, entry: FileEntry) -> None:

@@ -244,7 +244,30 @@ class S3Store(Store):
                 raise PreconditionFailed(
                     self.uri_for(key), "object does not exist (if_match)"
                 ) from exc
-            raise self._error(exc, key) from exc
+            error = self._error(exc, key)
+            retried = (getattr(exc, "response", None) or {}).get("ResponseMetadata", {})
+            if (
+                conditional
+                and isinstance(error, PreconditionFailed)
+                and retried.get("RetryAttempts", 0) > 0
+            ):
+                # botocore retries a PUT whose response was lost; the retry then fails its own
+                # precondition because the first attempt succeeded. If the object holds exactly
+                # these bytes, the write happened: report success, not a false conflict. Only
+                # after a retry: on a first attempt, equal bytes are another writer's, and
+                # taking them for ours would lose that writer's update.
+                etag = self._etag_if_holds(key, data)
+                if etag is not None:
+                    return etag
+            raise error from exc
+
+    def _etag_if_holds(self, key: str, data: bytes) -> str | None:
+        """The object's ETag if it holds exactly ``data``; None otherwise (or if absent)."""
+        try:
+            current, etag = self._read_bytes_with_etag(key)
+        except KeyNotFound:
+            return None
+        return etag if current == data else None
 
     def _stat(self, key: str) -> ObjectInfo | None:
         try:

@@ -62,6 +62,8 @@ def run_crawl(
         "AUTOTHROTTLE_ENABLED": "False",
         "LOG_FILE": str(log),
         "LOG_LEVEL": "INFO",
+        # The tests' servers listen on loopback ports chosen at run time.
+        "FRESHLM_CRAWL_ALLOW_PRIVATE": "127.0.0.1",
         **(settings or {}),
     }
     for key, value in merged.items():

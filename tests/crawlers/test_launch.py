@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from crawlers import launch
+from crawlers import child_process, launch
 from crawlers.launch import CrawlFailed, CrawlPlanError, batch_summary, plan
 
 D1 = datetime(2026, 11, 2, tzinfo=UTC)
@@ -79,12 +79,12 @@ def test_subprocess_failure_surfaces_the_crawlers_own_message(monkeypatch):
         "import sys; print('starting'); print('crawl: source x unreachable: refused'); sys.exit(3)"
     )
     monkeypatch.setattr(launch, "sys", type("S", (), {"executable": sys.executable}))
-    real_popen = launch.subprocess.Popen
+    real_popen = child_process.subprocess.Popen
 
     def fake_popen(cmd, **kwargs):
         return real_popen([sys.executable, "-c", script], **kwargs)
 
-    monkeypatch.setattr(launch.subprocess, "Popen", fake_popen)
+    monkeypatch.setattr(child_process.subprocess, "Popen", fake_popen)
     with pytest.raises(CrawlFailed) as err:
         launch.crawl_in_subprocess("x", {"start": "a", "end": "b"}, "run1")
     assert str(err.value) == "crawl of x unreachable: source x unreachable: refused"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,13 @@ sources:
   - name: papers
     spider: arxiv
     args: {api_url: "${FRESHLM_WORLD_URL}/api/query", categories: [cs.CL, cs.LG, cs.AI]}
+  - name: papers-hurried
+    spider: arxiv
+    args:
+      api_url: "${FRESHLM_WORLD_URL}/api/query"
+      categories: [cs.CL, cs.LG, cs.AI]
+      page_size: 2
+    politeness: {download_delay_s: 0.1, concurrency_per_domain: 4}
   - name: gone
     spider: news
     args: {feeds: ["http://127.0.0.1:${DEAD_PORT}/feed.rss"]}
@@ -45,16 +54,20 @@ sources:
 def env(tmp_path: Path, world_at_start) -> dict[str, str]:
     sources = tmp_path / "sources.yaml"
     sources.write_text(SOURCES)
+    dead_port = str(free_port())
     return dict(
         os.environ,
         FRESHLM_HOME=str(tmp_path / "home"),
         FRESHLM_WORLD_URL=world_at_start.url,
         FRESHLM_SOURCES_FILE=str(sources),
-        DEAD_PORT=str(free_port()),
+        DEAD_PORT=dead_port,
+        FRESHLM_CRAWL_ALLOW_PRIVATE=f"{world_at_start.url.split('//')[1]},127.0.0.1:{dead_port}",
     )
 
 
-def crawl(env: dict[str, str], source: str, window=DAY1) -> tuple[int, dict | None, str]:
+def crawl(
+    env: dict[str, str], source: str, window=DAY1, *extra: str
+) -> tuple[int, dict | None, str]:
     proc = subprocess.run(
         [
             sys.executable,
@@ -68,6 +81,7 @@ def crawl(env: dict[str, str], source: str, window=DAY1) -> tuple[int, dict | No
             window[1],
             "--run-id",
             "test",
+            *extra,
         ],
         env=env,
         cwd=REPO,
@@ -93,7 +107,7 @@ def test_shard_is_published_with_counts_and_the_cursor_moves_after(env, world_at
     prefix = shard_prefix(source, parse_utc("s", DAY1[0]), parse_utc("e", DAY1[1]))
     manifest = store.read_manifest(prefix, verify=True)
     assert manifest is not None and manifest.kind == "raw-shard"
-    records = list(store.read_jsonl(f"{prefix}/records.jsonl.gz"))
+    records = list(store.read_jsonl(manifest.key("records.jsonl.gz")))
     assert len(records) == manifest.fields["records"] == summary["records"] > 0
     assert set(records[0]) == set(RECORD_SCHEMA["required"])
     assert all(DAY1[0] <= r["published_at"] < DAY1[1] for r in records)
@@ -139,7 +153,7 @@ def test_garbage_from_a_source_is_quarantined_and_counted(env, world_at_start):
     assert summary["records"] > 0  # the local feed still delivered its items
     store = open_store((Path(env["FRESHLM_HOME"]) / "store").as_uri())
     prefix = shard_prefix("courier", parse_utc("s", DAY1[0]), parse_utc("e", DAY1[1]))
-    kept = list(store.read_jsonl(f"{prefix}/quarantine.jsonl.gz"))
+    kept = list(store.read_jsonl(store.read_manifest(prefix).key("quarantine.jsonl.gz")))
     assert any("garbage" in q["raw"] for q in kept), kept
 
 
@@ -148,3 +162,40 @@ def test_bad_arguments_are_named(env):
     assert rc == 2 and "is not before --window-end" in stderr
     rc, _, stderr = crawl(env, "bluesky")
     assert rc == 2 and "unknown sources ['bluesky']" in stderr
+
+
+def test_a_forced_recrawl_that_fails_keeps_the_published_shard(env, world_at_start):
+    requests.post(f"{world_at_start.url}/_world/clock", json={"now": "day:1"}).raise_for_status()
+    rc, first, stderr = crawl(env, "courier")
+    assert rc == 0, stderr[-3000:]
+    store = open_store((Path(env["FRESHLM_HOME"]) / "store").as_uri())
+    prefix = shard_prefix("courier", parse_utc("s", DAY1[0]), parse_utc("e", DAY1[1]))
+    before = store.read_manifest(prefix, verify=True)
+
+    requests.post(
+        f"{world_at_start.url}/_world/faults",
+        json={"path_prefix": "/news/", "status": 503, "times": 100},
+    ).raise_for_status()
+    rc, _, stderr = crawl(env, "courier", DAY1, "--force")
+    assert rc == 3, stderr[-3000:]
+    after = store.read_manifest(prefix, verify=True)
+    assert after is not None and after.content_sha256 == before.content_sha256
+
+    # Once the source is back, --force replaces the shard with the window fetched again.
+    requests.delete(f"{world_at_start.url}/_world/faults").raise_for_status()
+    rc, again, stderr = crawl(env, "courier", DAY1, "--force")
+    assert rc == 0, stderr[-3000:]
+    assert again["records"] == first["records"]
+    assert store.read_manifest(prefix, verify=True).fields["records"] == first["records"]
+
+
+def test_a_sources_file_cannot_make_the_arxiv_crawl_faster_than_its_terms(env, world_at_start):
+    """arXiv asks for one request every 3 seconds: a source's shorter delay does not apply."""
+    requests.post(f"{world_at_start.url}/_world/clock", json={"now": "day:1"}).raise_for_status()
+    rc, _, stderr = crawl(env, "papers-hurried")
+    assert rc == 0, stderr[-3000:]
+    log = requests.get(f"{world_at_start.url}/_world/requests", timeout=5).json()
+    times = [datetime.fromisoformat(e["at"]) for e in log if e["path"] == "/api/query"]
+    assert len(times) >= 2, "too few pages to see the delay"
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 2.9, gaps

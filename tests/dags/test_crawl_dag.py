@@ -27,7 +27,7 @@ def _records(store, shard_uri: str) -> list[dict]:
     prefix = shard_uri.removeprefix(store.root_uri + "/")
     manifest = store.read_manifest(prefix, verify=True)
     assert manifest is not None, f"{shard_uri} has no manifest"
-    return list(store.read_jsonl(f"{prefix}/records.jsonl.gz"))
+    return list(store.read_jsonl(manifest.key("records.jsonl.gz")))
 
 
 def test_two_nights_fetch_each_item_once_and_announce_assets(

@@ -84,3 +84,14 @@ def test_published_date_comes_from_metadata():
         "</article></body></html>"
     )
     assert extract_article(page).published == datetime(2026, 11, 2, 8, 15, tzinfo=UTC)
+
+
+def test_json_ld_nested_too_deeply_is_skipped_and_the_text_kept():
+    deep = "[" * 100_000 + "]" * 100_000
+    page = (
+        f'<html lang="en"><head><script type="application/ld+json">{deep}</script></head>'
+        "<body><article><h1>Harbour</h1><p>The Tessford harbour board approved the winter "
+        "ferry plan on Monday after a long debate among its members.</p></article></body></html>"
+    )
+    article = extract_article(page, url="https://news.example/harbour")
+    assert "winter ferry plan" in article.text

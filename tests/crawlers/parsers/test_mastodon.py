@@ -146,7 +146,12 @@ def test_pleroma_status_with_custom_emoji_and_remote_style_ids():
 @pytest.mark.parametrize("path", ACCOUNT_FILES, ids=lambda p: p.name)
 def test_consent_of_every_recorded_account(path):
     account = json.loads(path.read_text())
-    expected = account.get("noindex") is True or account.get("indexable") is False
+    expected = (
+        account.get("noindex") is True
+        or account.get("indexable") is False
+        or account.get("discoverable") is False
+        or any(tag in (account.get("note") or "").lower() for tag in ("#nobot", "#noai"))
+    )
     assert opted_out(account) is expected
 
 
@@ -155,6 +160,12 @@ def test_consent_rule():
     assert opted_out({"indexable": True, "noindex": True})
     assert not opted_out({"indexable": True, "noindex": False})
     assert not opted_out({})  # older servers: no opt-out stated
+    assert opted_out({"indexable": True, "discoverable": False})
+    assert opted_out(
+        {"note": '<p>Painter. <a href="x" class="hashtag">#<span>NoBot</span></a></p>'}
+    )
+    assert opted_out({"note": "<p>no scraping please #noai</p>"})
+    assert not opted_out({"note": "<p>I build #nobotics kits; see issue#nobot-7</p>"})
     official = load("tootsdk__account_mastodon_official.json")
     assert official["indexable"] is False and opted_out(official)
 
@@ -195,3 +206,9 @@ def test_a_bad_item_is_reported_and_the_rest_kept():
     posts, problems = parse_timeline(json.dumps([good, {"id": "1"}, 42]), INSTANCE)
     assert len(posts) == 1
     assert [p.index for p in problems] == [1, 2]
+
+
+def test_a_timeline_nested_too_deeply_is_a_format_error_not_a_crash():
+    body = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(MastodonFormatError, match="nested too deeply"):
+        parse_timeline(body, "https://i.example")

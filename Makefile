@@ -37,6 +37,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/curate.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/evaluate.py
+	$(BIN)/python bench/serve.py
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -134,13 +134,14 @@ def run_main_job(
     """Three nights of the whole loop, then the scoreboard and the fact questions."""
     from freshlm.registry import PRODUCTION, read_alias
     from freshlm.store import open_store
-    from sandbox import demo_nights
+    from sandbox import demo_nights, demo_serving
     from sandbox.scenario import load_scenario
 
     thread, result = bootstrap
     days = load_scenario().days
     store = open_store(settings.store_uri)
     demo_nights.prepare_airflow(client, hold=[demo_nights.TRAIN])
+    serving = demo_serving.start(settings, client, world_url)
     nights = []
     for number in (1, 2, 3):
         if number == 1:
@@ -151,12 +152,15 @@ def run_main_job(
                 raise DemoError(f"bootstrapping the base model failed: {result['error']}")
             base = result["summary"]["version_id"]
             log.info("base model %s is production; training may start", base)
+            serving.ask(number, "before")
             demo_nights.release(client, demo_nights.TRAIN, "freshlm://datasets")
             night = night_runner.finish()
         else:
+            serving.ask(number, "before")
             night = demo_nights.run_night(client, world_url, number, days[number - 1].date)
         nights.append(night)
         _print_night(night)
+        serving.ask(number, "after")
 
     production = read_alias(store, PRODUCTION)
     facts = demo_nights.fact_answers(
@@ -166,6 +170,7 @@ def run_main_job(
         work_dir=settings.home / "work" / "evaluation",
     )
     print(demo_nights.final_report(nights, facts, settings, time.monotonic() - started))
+    print(serving.report())
     return 0 if demo_nights.story_holds(nights) else 1
 
 

@@ -6,7 +6,9 @@ Stage 4 of the loop: a **published dataset** in, a **candidate model version** o
 
 1. `plan` — resolves the datasets (the triggering event's, or the Param's), the base version
    (default: what `production` points at now, which is also the baseline the evaluation compares
-   with), and the training config; every Param is checked before anything starts.
+   with), and the training config; every Param is checked before anything starts. A
+   scheduled run whose new data is below `FRESHLM_TRAIN_MIN_NEW_TOKENS` is skipped here (the
+   task log says how small it was), and its datasets are trained with the next scheduled run's.
 2. `train_local` (backend `local`) — the DeepSpeed launcher with `gpus` ranks on this worker
    (CPU ranks over gloo where there is no GPU), ZeRO-2 by default. Progress (step, loss,
    tokens/s, ETA) streams into the task log; a failing rank's own error fails the task. A
@@ -20,10 +22,11 @@ Stage 4 of the loop: a **published dataset** in, a **candidate model version** o
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
 
 from freshlm.artifacts import CANDIDATE_MODELS_ASSET, DATASETS_ASSET, dag_defaults
 from freshlm.settings import get_settings
@@ -44,7 +47,8 @@ settings = get_settings()
     doc_md=__doc__,
     # The pod manifest travels as a dict through XCom into pod_template_dict.
     render_template_as_native_obj=True,
-    default_args=dag_defaults(),
+    # A fine-tune at scale runs for hours; the limit only catches a run that hangs.
+    default_args=dag_defaults(execution_timeout=timedelta(hours=24)),
     params={
         "datasets": Param(
             [],
@@ -111,11 +115,14 @@ def freshlm_train():
     def plan() -> dict:
         from freshlm.store import open_store
         from freshlm.triggering_events import triggering_extras
-        from training.plan import plan_training
+        from training.plan import TooLittleNewData, plan_training
 
         ctx = get_current_context()
         events = triggering_extras(ctx, DATASETS_ASSET)
-        return plan_training(ctx["params"], events, store=open_store()).to_dict()
+        try:
+            return plan_training(ctx["params"], events, store=open_store()).to_dict()
+        except TooLittleNewData as exc:
+            raise AirflowSkipException(str(exc)) from None
 
     @task.branch
     def choose_backend(plan: dict) -> str:

@@ -11,6 +11,16 @@ url_secret    ``<SECRET>``       the value of a secret-looking query parameter i
 handle        ``<HANDLE>``       a fediverse handle ``@user@instance.tld``
 email         ``<EMAIL>``        an e-mail address
 ip            ``<IP>``           an IPv4 or IPv6 address (validated with ``ipaddress``)
+kr_rrn        ``<NATIONAL_ID>``  a Korean resident (or foreigner) registration number, 주민등록번호:
+                                 ``YYMMDD-GSSSSSC`` (hyphen, space or nothing), a real date,
+                                 G 1-8, and the check digit C right (see :func:`rrn_valid`)
+us_ssn        ``<NATIONAL_ID>``  a US Social Security number ``AAA-GG-SSSS`` (hyphens only:
+                                 nine bare digits are too often something else), not an
+                                 area, group or serial the SSA never issues (000, 666, 9xx)
+uk_nino       ``<NATIONAL_ID>``  a UK National Insurance number ``AB 12 34 56 C`` (spaces
+                                 optional, capitals), with the prefixes HMRC never issues left
+                                 out (D F I Q U V first, D F I O Q U V second, BG GB KN NK NT
+                                 TN ZZ)
 credit_card   ``<CREDIT_CARD>``  13-19 digits, optionally grouped, that pass the Luhn check
 bank_account  ``<BANK_ACCOUNT>`` a number right after "account"/"계좌" (e.g. 110-234-567890)
 phone         ``<PHONE>``        ``+`` international numbers (8-15 digits), Korean
@@ -19,11 +29,17 @@ phone         ``<PHONE>``        ``+`` international numbers (8-15 digits), Kore
 ============= ================== =========================================================
 
 Types are scrubbed in that order: a handle is not also an e-mail address, a card number is
-not also a phone number.
+not also a phone number, a registration number (13 digits that may pass the Luhn check) is not
+also a card number.
+
+The national ids are those of the sources' countries (Korea, the UK, the US). Korean numbers
+issued since October 2020 end in random digits with no check digit: only numbers whose check
+digit holds are matched, so a 13-digit order number is not taken for one.
 """
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import re
 from collections.abc import Callable
@@ -33,6 +49,9 @@ PLACEHOLDERS = {
     "handle": "<HANDLE>",
     "email": "<EMAIL>",
     "ip": "<IP>",
+    "kr_rrn": "<NATIONAL_ID>",
+    "us_ssn": "<NATIONAL_ID>",
+    "uk_nino": "<NATIONAL_ID>",
     "credit_card": "<CREDIT_CARD>",
     "bank_account": "<BANK_ACCOUNT>",
     "phone": "<PHONE>",
@@ -56,6 +75,15 @@ _IPV4_RE = re.compile(
     r"(?!\.?\d)"
 )
 _IPV6_RE = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+_RRN_RE = re.compile(
+    r"(?<![\d-])[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[- ]?[1-8][0-9]{6}(?![\d-])"
+)
+_SSN_RE = re.compile(r"(?<![\d-])(?!000|666|9)[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?![\d-])")
+_NINO_RE = re.compile(
+    r"(?<![A-Za-z0-9])[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D]"
+    r"(?![A-Za-z0-9])"
+)
+_NINO_NEVER_ISSUED = ("BG", "GB", "KN", "NK", "NT", "TN", "ZZ")
 _CARD_RE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 _ACCOUNT_RE = re.compile(
     r"((?:계좌(?:번호)?|account(?:\s+(?:no\.?|number|#))?)[^\d\n]{0,12}?)(\d[\d-]{6,22}\d)",
@@ -83,6 +111,37 @@ def luhn_valid(digits: str) -> bool:
                 d -= 9
         total += d
     return total % 10 == 0
+
+
+_RRN_WEIGHTS = (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5)
+
+
+def rrn_valid(number: str) -> bool:
+    """Whether a Korean registration number (13 digits, separators ignored) has a real birth
+    date and a right check digit: ``(11 - sum(d_i * w_i) % 11) % 10`` with weights 2..9, 2..5.
+    The century comes from the gender digit (1, 2, 5, 6: 1900s; 3, 4, 7, 8: 2000s)."""
+    digits = [ord(ch) - 48 for ch in number if "0" <= ch <= "9"]
+    if len(digits) != 13:
+        return False
+    century = 1900 if digits[6] in (1, 2, 5, 6) else 2000
+    year = century + digits[0] * 10 + digits[1]
+    month, day = digits[2] * 10 + digits[3], digits[4] * 10 + digits[5]
+    if not _real_date(year, month, day):
+        return False
+    total = sum(d * w for d, w in zip(digits, _RRN_WEIGHTS, strict=False))
+    return (11 - total % 11) % 10 == digits[12]
+
+
+def _real_date(year: int, month: int, day: int) -> bool:
+    try:
+        datetime.date(year, month, day)
+    except ValueError:
+        return False
+    return True
+
+
+def _nino_issuable(value: str) -> bool:
+    return value[:2] not in _NINO_NEVER_ISSUED
 
 
 def _digits(s: str) -> str:
@@ -157,6 +216,9 @@ _RULES = {
     "email": _Rule("email", _EMAIL_RE, lambda t: "@" in t),
     "ip": _Rule("ip", _IPV4_RE, lambda t: "." in t and _HAS_DIGIT(t) is not None),
     "ipv6": _Rule("ip", _IPV6_RE, lambda t: "::" in t or t.count(":") >= 4, valid=_is_ipv6),
+    "kr_rrn": _Rule("kr_rrn", _RRN_RE, lambda t: _HAS_DIGIT(t) is not None, rrn_valid),
+    "us_ssn": _Rule("us_ssn", _SSN_RE, lambda t: "-" in t),
+    "uk_nino": _Rule("uk_nino", _NINO_RE, lambda t: _HAS_DIGIT(t) is not None, _nino_issuable),
     "credit_card": _Rule("credit_card", _CARD_RE, lambda t: _HAS_DIGIT(t) is not None, _is_card),
     "bank_account": _Rule(
         "bank_account",
@@ -191,6 +253,12 @@ PREFILTERS: dict[str, tuple[str, ...]] = {
     "ip": (r"\d\.\d{1,3}\.\d{1,3}\.\d",),
     # At least two colons with 0-4 hex digits between them.
     "ipv6": (r":[0-9A-Fa-f]{0,4}:",),
+    # 6 digits, an optional hyphen or space, 7 digits.
+    "kr_rrn": (r"\d\d{5}[- ]?\d{7}",),
+    # 3 digits, a hyphen, 2 digits, a hyphen, 4 digits (so an ISO date never passes).
+    "us_ssn": (r"\d\d{2}-\d{2}-\d{4}",),
+    # The number's six digits (optionally in pairs) and the suffix letter.
+    "uk_nino": (r"\d\d ?\d\d ?\d\d ?[A-D]",),
     # 13 digits, each after the first optionally after one space or hyphen.
     "credit_card": (r"\d(?:[ -]?\d){12}",),
     # The keyword the rule's regex starts with, case-insensitive like the rule.

@@ -54,6 +54,8 @@ class Night:
     production_metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: The report's ``controls`` (the new facts asked under another fact's question).
     controls: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: Device-hours and kWh of the night's training and evaluation runs (freshlm.footprint).
+    cost: dict[str, float] = dataclasses.field(default_factory=dict)
     decision: str = "-"
     reasons: list[str] = dataclasses.field(default_factory=list)
     report_uri: str | None = None
@@ -216,6 +218,10 @@ class NightRun:
         night.production_metrics = dict((report.get("baseline") or {}).get("metrics") or {})
         night.report_uri = report.get("uri")
         night.controls = dict(report.get("controls") or {})
+        for run in (_xcom(client, TRAIN, train_run, "train_local") or {}, report):
+            for key, value in (run.get("footprint") or {}).items():
+                if key in ("device_hours", "energy_kwh") and isinstance(value, int | float):
+                    night.cost[key] = night.cost.get(key, 0.0) + value
         night.reasons = list(decision.get("reasons") or [])
         if client.task_states(EVALUATE, eval_run).get("promote") == "success":
             return self._done("PROMOTED")
@@ -270,6 +276,7 @@ def scoreboard(nights: list[Night]) -> str:
         "world facts said",
         "retention acc",
         "old-text ppl",
+        "cost dev-h / kWh",
         "decision",
     )
     rows = [header]
@@ -286,6 +293,11 @@ def scoreboard(nights: list[Night]) -> str:
                 _pair(n, "world_new_said_acc"),
                 _pair(n, "retention_acc"),
                 _pair(n, "ppl_old", 1),
+                (
+                    f"{n.cost['device_hours']:.3f} / {n.cost.get('energy_kwh', 0.0):.4f}"
+                    if "device_hours" in n.cost
+                    else "-"
+                ),
                 n.decision,
             )
         )

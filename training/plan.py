@@ -34,6 +34,7 @@ from typing import Any
 
 from freshlm.artifacts import (
     MODELS,
+    TRAIN_DEFERRED,
     ArtifactNotFound,
     published_datasets,
     read_published_dataset,
@@ -57,6 +58,11 @@ ALIASES = ("production", "previous")
 
 class PlanError(ValueError):
     """A ``freshlm_train`` Param or event is invalid; the message names it and what is wrong."""
+
+
+class TooLittleNewData(PlanError):
+    """A scheduled run's new datasets hold fewer tokens than ``FRESHLM_TRAIN_MIN_NEW_TOKENS``:
+    the run is skipped and its datasets deferred to the next scheduled run."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +143,55 @@ def resolve_datasets(
     return ids, trigger
 
 
+def trained_datasets(store: Store, version_id: str) -> set[str]:
+    """Every dataset the version and its ancestors were trained on (their lineages)."""
+    seen: set[str] = set()
+    found: set[str] = set()
+    current: str | None = version_id
+    while current and current not in seen:
+        seen.add(current)
+        try:
+            lineage = get_version(store, current).lineage
+        except (VersionNotFound, ValueError):
+            break
+        found.update(lineage.dataset_ids or ())
+        current = lineage.parent_version
+    return found
+
+
+def _with_deferred(
+    store: Store, datasets: list[str], base_version: str, min_tokens: int
+) -> list[str]:
+    """A scheduled run's datasets with the ones earlier runs deferred (still published, not
+    yet in the base's lineage) in front; raises :class:`TooLittleNewData`, deferring them all,
+    when together they hold fewer than ``min_tokens`` tokens."""
+    trained = trained_datasets(store, base_version)
+    deferred = []
+    for key in sorted(store.list(TRAIN_DEFERRED + "/")):
+        dataset_id = key.rsplit("/", 1)[-1].removesuffix(".json")
+        if dataset_id in trained or dataset_id in datasets:
+            continue
+        try:
+            read_published_dataset(store, dataset_id)
+        except ArtifactNotFound:
+            continue  # forgotten or expired since: nothing left to train
+        deferred.append(dataset_id)
+    ids = [*deferred, *datasets]
+    tokens = sum(int(read_published_dataset(store, d).fields.get("tokens") or 0) for d in ids)
+    if tokens >= min_tokens:
+        return ids
+    for dataset_id in ids:
+        store.write_json(
+            f"{TRAIN_DEFERRED}/{dataset_id}.json",
+            {"dataset_id": dataset_id, "tokens_with_the_run": tokens, "min_tokens": min_tokens},
+        )
+    raise TooLittleNewData(
+        f"datasets: {len(ids)} new dataset(s) hold {tokens} tokens, fewer than "
+        f"FRESHLM_TRAIN_MIN_NEW_TOKENS={min_tokens}; skipped, and deferred to the next scheduled "
+        f"run: {', '.join(ids)}"
+    )
+
+
 def resolve_version(store: Store, name: str, *, param: str = "base_version") -> str:
     """A model version id from an alias name or a version id, checked against the registry."""
     if not isinstance(name, str) or not name.strip():
@@ -210,6 +265,8 @@ def plan_training(
 
     datasets, trigger = resolve_datasets(store, params.get("datasets") or [], events)
     base_version = resolve_version(store, params.get("base_version") or PRODUCTION)
+    if trigger == "asset":
+        datasets = _with_deferred(store, datasets, base_version, settings.train_min_new_tokens)
     production = read_alias(store, PRODUCTION)
     max_steps = params.get("max_steps")
     seq_len = params.get("seq_len")

@@ -67,6 +67,7 @@ from pathlib import Path
 from typing import Any
 
 from freshlm.artifacts import MODELS, RUNS
+from freshlm.footprint import Meter
 from freshlm.registry.model_card import render_model_card
 from freshlm.registry.versions import Lineage
 from freshlm.revision import code_revision
@@ -633,6 +634,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     """Run this rank; returns the summary (the same on every rank)."""
     me = _rank_from_env(config)
     started = time.monotonic()
+    meter = Meter()  # device-hours, CPU-hours, memory and energy of the run (rank 0's x ranks)
     store = open_store(config.store_uri)
     work = work_dir_for(config)
     work.mkdir(parents=True, exist_ok=True)
@@ -675,6 +677,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             metrics=metrics,
             ds_config=_filled_ds_config(trainer.args),
             model=trainer.model,
+            footprint=meter.finish(ranks=me.world),
         )
         log.info(
             "published model version %s: %d steps, final loss %s, %.0f tokens/s, %.1fs total",
@@ -893,6 +896,7 @@ def _publish_version(
     metrics: Mapping[str, Any],
     ds_config: Mapping[str, Any],
     model: Any,
+    footprint: Mapping[str, Any] | None = None,
 ) -> Any:
     adapter = config.mode == "lora" and not config.lora_merge
     lineage = {
@@ -937,6 +941,7 @@ def _publish_version(
             f"{len(trainset.replay_dataset_ids)} replayed, trained by `training/train.py` "
             "under the DeepSpeed launcher."
         ),
+        footprint=footprint,
     )
     with store.publisher(
         ident.model_prefix,
@@ -960,6 +965,7 @@ def _publish_version(
                 "sequences": trainset.n_sequences,
                 "seq_len": trainset.seq_len,
             },
+            footprint=dict(footprint or {}),
         )
     return pub.manifest
 
@@ -981,6 +987,7 @@ def _summary(
         "already_published": already,
         "metrics": dict(fields.get("metrics") or {}),
         "lineage": dict(fields.get("lineage") or {}),
+        "footprint": dict(fields.get("footprint") or {}),
     }
 
 

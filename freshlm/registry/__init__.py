@@ -7,6 +7,8 @@
   atomic compare-and-swap moves with an append-only audit log; :func:`move_alias`,
   :func:`read_alias`, :func:`rollback`, :func:`read_audit`.
 * :mod:`freshlm.registry.model_card` — the Hugging Face model card each version carries.
+* :mod:`freshlm.registry.forgotten` — the "trained on forgotten data" mark a forget request
+  puts on the versions trained on what it removed.
 
 Everything goes through :class:`freshlm.store.Store`, so the registry works the same on a local
 folder and on S3. Importing it is cheap (no torch or transformers), so DAG files may.

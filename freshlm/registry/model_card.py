@@ -102,9 +102,15 @@ def render_model_card(
     model: Mapping[str, Any] | None = None,
     description: str | None = None,
     languages: tuple[str, ...] = ("en", "ko"),
+    footprint: Mapping[str, Any] | None = None,
+    forgotten: list[Mapping[str, Any]] | None = None,
 ) -> str:
-    """The model card (Markdown with YAML front matter) of one version."""
+    """The model card (Markdown with YAML front matter) of one version. ``footprint``: the
+    training run's cost and energy (:mod:`freshlm.footprint`); ``forgotten``: the forget
+    requests whose data this version was trained on (:mod:`freshlm.registry.forgotten`)."""
     import yaml  # a light import, but only the publisher needs it
+
+    from freshlm.footprint import card_lines
 
     metrics = dict(metrics or {})
     model = dict(model or {})
@@ -121,6 +127,7 @@ def render_model_card(
         "",
         description or f"This version is {_KIND_TEXT[lineage.kind]}.",
         "",
+        *forgotten_banner(forgotten).splitlines(),
         "## Lineage",
         "",
         "| field | value |",
@@ -150,6 +157,7 @@ def render_model_card(
     else:
         lines.append("Not evaluated yet: see the registry's audit log for promotion metrics.")
     lines.append("")
+    lines += card_lines(footprint)
     if model:
         lines += ["## Model", "", "| property | value |", "|---|---|"]
         lines += [f"| {name} | {_cell(value)} |" for name, value in sorted(model.items())]
@@ -169,3 +177,41 @@ def render_model_card(
         "",
     ]
     return "\n".join(lines)
+
+
+BANNER_START = "<!-- freshlm:forgotten-data -->"
+BANNER_END = "<!-- /freshlm:forgotten-data -->"
+
+
+def forgotten_banner(forgotten: list[Mapping[str, Any]] | None) -> str:
+    """The card's notice that this version was trained on data later forgotten on request
+    (empty when it was not), between markers so a later request can rewrite it."""
+    if not forgotten:
+        return ""
+    lines = [
+        BANNER_START,
+        "> **Trained on forgotten data.** Data this version was trained on was removed on",
+        "> request after it was trained; retrain without it before serving it again.",
+        ">",
+    ]
+    for request in forgotten:
+        lines.append(
+            f"> - forget request `{request.get('request_id')}` ({request.get('requested_at')}):"
+            f" {_cell(request.get('reason'))}"
+        )
+    return "\n".join([*lines, BANNER_END, ""])
+
+
+def with_forgotten_banner(card: str, forgotten: list[Mapping[str, Any]]) -> str:
+    """``card`` with its forgotten-data notice replaced by one for ``forgotten`` (placed after
+    the title when the card had none)."""
+    banner = forgotten_banner(forgotten)
+    if BANNER_START in card and BANNER_END in card:
+        head, rest = card.split(BANNER_START, 1)
+        tail = rest.split(BANNER_END, 1)[1].lstrip("\n")
+        return head + banner + "\n" + tail
+    lines = card.split("\n")
+    title = next((i for i, line in enumerate(lines) if line.startswith("# ")), None)
+    if title is None:
+        return banner + "\n" + card
+    return "\n".join([*lines[: title + 1], "", banner.rstrip("\n"), *lines[title + 1 :]])

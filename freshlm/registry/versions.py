@@ -127,6 +127,12 @@ class ModelVersion:
     def files(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.manifest.files)
 
+    @property
+    def trained_on_forgotten_data(self) -> bool:
+        """Whether data it was trained on was forgotten on request since (see
+        :mod:`freshlm.registry.forgotten`)."""
+        return bool(self.manifest.fields.get("forgotten_data"))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON for APIs and logs."""
         return {

@@ -184,6 +184,9 @@ PII_SAMPLES = {
     "credit_card": ("card 4111 1111 1111 1111 was charged", "4111 1111 1111 1111"),
     "bank_account": ("pay into account 110-234-567890 please", "110-234-567890"),
     "phone": ("call +44 20 7946 0958 after six", "7946 0958"),
+    "kr_rrn": ("주민등록번호 900101-1234568 확인", "900101-1234568"),
+    "us_ssn": ("his SSN is 123-45-6789 on file", "123-45-6789"),
+    "uk_nino": ("NI number AB 12 34 56 C on the form", "AB 12 34 56 C"),
 }
 
 

@@ -130,3 +130,50 @@ def test_the_candidate_event_names_the_version_its_inputs_and_the_baseline(store
     assert event["version_id"] == "e" * 32 and event["baseline_version"] == BASE
     assert event["dataset_ids"] == [day1] and event["trainset_id"] == "t1"
     assert event["train_loss"] == 2.5 and event["backend"] == "local"
+
+
+def test_a_small_scheduled_night_is_deferred_and_trained_with_the_next(store, tmp_path):
+    from freshlm.artifacts import read_published_dataset
+    from training.plan import TooLittleNewData
+
+    day1 = publish_dataset(store, 1)
+    day2 = publish_dataset(store, 2, parents=[day1])
+    tokens = [read_published_dataset(store, d).fields["tokens"] for d in (day1, day2)]
+    settings = Settings.from_env(
+        {"FRESHLM_HOME": str(tmp_path), "FRESHLM_TRAIN_MIN_NEW_TOKENS": str(tokens[0] + 1)}
+    )
+    with pytest.raises(TooLittleNewData, match=f"hold {tokens[0]} tokens.*{day1}"):
+        plan_training({}, [{"dataset_id": day1}], store=store, settings=settings)
+
+    # The next scheduled run trains both nights, the deferred one first.
+    plan = plan_training({}, [{"dataset_id": day2}], store=store, settings=settings)
+    assert plan.config.datasets == (day1, day2)
+    # A run by hand trains what it is given, whatever its size.
+    manual = plan_training({"datasets": [day1]}, [], store=store, settings=settings)
+    assert manual.config.datasets == (day1,)
+
+
+def test_a_deferred_dataset_already_in_productions_lineage_is_not_trained_again(store, tmp_path):
+    from freshlm.registry import Lineage, publish_version
+    from training.plan import TooLittleNewData
+
+    day1 = publish_dataset(store, 1)
+    day2 = publish_dataset(store, 2, parents=[day1])
+    settings = Settings.from_env(
+        {"FRESHLM_HOME": str(tmp_path), "FRESHLM_TRAIN_MIN_NEW_TOKENS": "1000000"}
+    )
+    with pytest.raises(TooLittleNewData):
+        plan_training({}, [{"dataset_id": day1}], store=store, settings=settings)
+    # A run by hand trained day 1 and was promoted.
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text("{}")
+    (model_dir / "model.safetensors").write_bytes(b"weights")
+    (model_dir / "tokenizer.json").write_text("{}")
+    trained, _ = publish_version(
+        store, model_dir, lineage=Lineage(kind="finetune", parent_version=BASE, dataset_ids=[day1])
+    )
+    move_alias(store, PRODUCTION, trained.version_id, actor="test", reason="by hand")
+    settings = Settings.from_env({"FRESHLM_HOME": str(tmp_path)})
+    plan = plan_training({}, [{"dataset_id": day2}], store=store, settings=settings)
+    assert plan.config.datasets == (day2,)

@@ -87,4 +87,8 @@ SCRUBBED_SAMPLES = [
     ("see https://x.example/a?id=5&token=abc123XYZ for it", "url_secret", "<SECRET>"),
     ("see https://x.example/a?api_key=ZZZ&sig=q1w2 for it", "url_secret", "<SECRET>"),
     ("계좌는 신한 110-234-567890 김민지", "bank_account", "<BANK_ACCOUNT>"),
+    ("주민등록번호 900101-1234568 확인", "kr_rrn", "<NATIONAL_ID>"),
+    ("외국인등록번호 7508255123451 입니다", "kr_rrn", "<NATIONAL_ID>"),
+    ("SSN 123-45-6789 on file", "us_ssn", "<NATIONAL_ID>"),
+    ("NI number QQ123456C is a sample, AB 12 34 56 C is not", "uk_nino", "<NATIONAL_ID>"),
 ]

@@ -85,6 +85,14 @@ def _luhn_complete(body: str) -> str:
 digits = st.text(alphabet="0123456789", min_size=1, max_size=1)
 
 
+def _rrn_complete(birth: str, serial: str, sep: str) -> str:
+    """A Korean registration number with the right check digit after ``birth`` + ``serial``."""
+    for check in "0123456789":
+        if pii.rrn_valid(birth + serial + check):
+            return f"{birth}{sep}{serial}{check}"
+    return f"{birth}{sep}{serial}0"  # an impossible date: the scrubber must leave it
+
+
 @st.composite
 def card_numbers(draw) -> str:
     body = draw(st.text(alphabet="0123456789", min_size=12, max_size=18))
@@ -122,6 +130,24 @@ PII_BY_TYPE: dict[str, st.SearchStrategy[str]] = {
         st.integers(0, 2**128 - 1).map(lambda n: str(ipaddress.IPv6Address(n))),
         st.integers(0, 2**128 - 1).map(lambda n: ipaddress.IPv6Address(n).exploded),
     ),
+    "kr_rrn": st.tuples(
+        nd(2),
+        st.integers(1, 12),
+        st.integers(1, 28),
+        st.sampled_from("12345678"),
+        nd(5),
+        st.sampled_from(["-", " ", ""]),
+    ).map(lambda t: _rrn_complete(f"{t[0]}{t[1]:02d}{t[2]:02d}", f"{t[3]}{t[4]}", t[5])),
+    "us_ssn": st.tuples(st.integers(1, 899), st.integers(1, 99), st.integers(1, 9999))
+    .filter(lambda t: t[0] != 666)
+    .map(lambda t: f"{t[0]:03d}-{t[1]:02d}-{t[2]:04d}"),
+    "uk_nino": st.tuples(
+        st.sampled_from("ABCEGHJKLMNOPRSTWXYZ"),
+        st.sampled_from("ABCEGHJKLMNPRSTWXYZ"),
+        nd(6),
+        st.sampled_from("ABCD"),
+        st.sampled_from([" ", ""]),
+    ).map(lambda t: f"{t[0]}{t[1]}{t[4]}{t[2][:2]}{t[4]}{t[2][2:4]}{t[4]}{t[2][4:]}{t[4]}{t[3]}"),
     "credit_card": card_numbers(),
     "bank_account": st.tuples(
         st.sampled_from(

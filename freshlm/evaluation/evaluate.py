@@ -62,6 +62,7 @@ from freshlm.artifacts import (
 )
 from freshlm.evaluation import metrics as m
 from freshlm.evaluation.config import EvalConfig, stable_subset
+from freshlm.evaluation.memo import ScoreMemo, answer_key, load_memo, save_memo
 from freshlm.evaluation.report import (
     CHART_PNG,
     ITEMS_JSONL,
@@ -71,6 +72,7 @@ from freshlm.evaluation.report import (
     render_html,
 )
 from freshlm.evaluation.world_facts import wrong_question_controls
+from freshlm.footprint import Meter
 from freshlm.registry.versions import get_version, version_prefix
 from freshlm.store import StoreError
 
@@ -230,13 +232,21 @@ def _answer_facts(
     """Each fact's question put to the model as a user would; its answer checked."""
     from freshlm.evaluation.answers import check_answers, generate_answers
 
-    texts = generate_answers(
+    questions = [_question(item.context) for item in facts]
+    memo = scorer.memo if scorer.memo is not None else ScoreMemo()
+    keys = [answer_key(q, config.answer_new_tokens) for q in questions]
+    missing = [i for i, key in enumerate(keys) if key not in memo.answers]
+    memo.hits += len(keys) - len(missing)
+    fresh = generate_answers(
         scorer.model,
         scorer.tokenizer,
-        [_question(item.context) for item in facts],
+        [questions[i] for i in missing],
         max_new_tokens=config.answer_new_tokens,
         batch_size=config.batch_size,
     )
+    for i, text in zip(missing, fresh, strict=True):
+        memo.answers[keys[i]] = text
+    texts = [memo.answers[key] for key in keys]
     checked = check_answers(
         [item.id for item in facts], [item.choices[item.answer_index] for item in facts], texts
     )
@@ -529,6 +539,7 @@ def score(
             path = download_cached(store, version_id, work_dir)
             download_s = round(time.perf_counter() - began, 3)
             scorers[role], load_s = _load(path, config)
+            scorers[role].memo = load_memo(store, version_id, scorers[role].model)
             run = _measure(
                 scorers[role],
                 version_id,
@@ -542,6 +553,8 @@ def score(
                 facts=prepared.facts,
             )
             run.timings = {"download_s": download_s, **run.timings}
+            run.timings["reused_measurements"] = scorers[role].memo.hits
+            save_memo(store, version_id, scorers[role].model, scorers[role].memo)
             runs[role] = run
         _measure_latency(scorers, runs, prepared.prompts, config)
     finally:
@@ -807,6 +820,7 @@ def publish_report(
                 metrics=built.metrics,
                 comparison=report["comparison"],
                 counts=report["counts"],
+                footprint=report.get("footprint"),
             )
     except StoreError:
         existing = read_report(store, candidate_id, baseline_id)
@@ -883,6 +897,7 @@ def evaluate(
     if existing is not None:
         return existing
     started = time.perf_counter()
+    meter = Meter()
     versions = {  # fail fast, before any model loads
         "candidate": get_version(store, candidate_version),
         "baseline": get_version(store, baseline_version),
@@ -922,4 +937,5 @@ def evaluate(
     built = build_report(
         store, prepared, runs, versions=versions, config=config, history=history, started=started
     )
+    built.report["footprint"] = meter.finish()  # the evaluation run's cost and energy
     return publish_report(store, built, created_by=created_by, started=started)

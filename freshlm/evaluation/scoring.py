@@ -51,9 +51,11 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from freshlm.evaluation.memo import ScoreMemo, request_key
 
 if TYPE_CHECKING:
     from freshlm.evaluation.items import Item
@@ -208,6 +210,8 @@ class CausalLMScorer:
         self.start_id: int | None = start if start is not None else tokenizer.eos_token_id
         pad = tokenizer.pad_token_id
         self.pad_id: int = pad if pad is not None else (self.start_id or 0)
+        #: Scores already known for this model (:mod:`freshlm.evaluation.memo`); None: none.
+        self.memo: ScoreMemo | None = None
 
     @classmethod
     def from_pretrained(
@@ -246,8 +250,11 @@ class CausalLMScorer:
 
     def warm_up(self) -> None:
         """One tiny forward pass, so that one-off initialization is not timed as scoring."""
+        import torch
+
         start = self.start_id if self.start_id is not None else self.pad_id
-        self.score_requests([([start, start], 1)])
+        with torch.inference_mode():
+            self.model(input_ids=torch.tensor([[start, start]], device=self.device))
 
     # --- tokens ---------------------------------------------------------------------------------
 
@@ -283,14 +290,38 @@ class CausalLMScorer:
 
     def score_requests(self, requests: Sequence[Request]) -> list[Score]:
         """Score each request (ids, n): the summed log-probability of its last ``n`` ids."""
-        import torch
+        return self._memoized(requests, self._forward_requests)
 
+    def score_continuations(self, requests: Sequence[Request]) -> list[Score]:
+        """:meth:`score_requests` for requests that share what they are fed before their scored
+        tokens (the choices of one item): each distinct prefix is run once and its key/value
+        cache reused by every continuation of it, and only scored positions go through the
+        output head. Same results as :meth:`score_requests` up to float rounding."""
+        return self._memoized(requests, self._forward_continuations)
+
+    def _memoized(
+        self, requests: Sequence[Request], compute: Callable[[Sequence[Request]], list[Score]]
+    ) -> list[Score]:
+        """``compute`` only the requests the memo (if any) does not know; remember the rest."""
         for ids, n in requests:
             if not 1 <= n < len(ids) or len(ids) > self.max_length + 1:
                 raise ValueError(
                     f"a request must score 1..{len(ids) - 1} of its {len(ids)} ids and hold at "
                     f"most {self.max_length + 1} (the model is fed all but the last); got n={n}"
                 )
+        if self.memo is None:
+            return compute(requests)
+        keys = [request_key(ids, n) for ids, n in requests]
+        missing = [i for i, key in enumerate(keys) if key not in self.memo.scores]
+        self.memo.hits += len(requests) - len(missing)
+        computed = compute([requests[i] for i in missing]) if missing else []
+        for i, score in zip(missing, computed, strict=True):
+            self.memo.scores[keys[i]] = (score.logprob, score.tokens, score.greedy)
+        return [Score(*self.memo.scores[key]) for key in keys]
+
+    def _forward_requests(self, requests: Sequence[Request]) -> list[Score]:
+        import torch
+
         order = sorted(range(len(requests)), key=lambda i: -len(requests[i][0]))
         results: list[Score | None] = [None] * len(requests)
         device = self.device
@@ -322,6 +353,94 @@ class CausalLMScorer:
                     results[index] = Score(float(picked.sum()), n, greedy)
         return [r for r in results if r is not None]
 
+    def _forward_continuations(self, requests: Sequence[Request]) -> list[Score]:
+        import torch
+
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, (ids, n) in enumerate(requests):
+            groups.setdefault(tuple(ids[: len(ids) - n]), []).append(index)
+        prefixes = sorted(groups, key=len, reverse=True)
+        results: list[Score | None] = [None] * len(requests)
+        with torch.inference_mode():
+            for start in range(0, len(prefixes), self.batch_size):
+                batch = prefixes[start : start + self.batch_size]
+                members = [(row, i) for row, p in enumerate(batch) for i in groups[p]]
+                scored = self._continuation_pass(batch, [requests[i] for _, i in members], members)
+                for (_, index), score in zip(members, scored, strict=True):
+                    results[index] = score
+        return [r for r in results if r is not None]
+
+    def _continuation_pass(
+        self,
+        prefixes: Sequence[tuple[int, ...]],
+        requests: Sequence[Request],
+        members: Sequence[tuple[int, int]],
+    ) -> list[Score]:
+        """Run ``prefixes`` left-padded with their cache kept, then every request's scored
+        tokens (all but the last fed) on the cache of its prefix row."""
+        import torch
+
+        device = self.device
+        width = len(prefixes[0])
+        inputs = torch.full((len(prefixes), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prefixes), width), dtype=torch.long)
+        for row, prefix in enumerate(prefixes):
+            inputs[row, width - len(prefix) :] = torch.tensor(prefix, dtype=torch.long)
+            mask[row, width - len(prefix) :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(
+            input_ids=inputs.to(device),
+            attention_mask=mask.to(device),
+            position_ids=positions.to(device),
+            use_cache=True,
+            **self._last_logits_only,
+        )
+        first = out.logits[:, -1].float().log_softmax(-1)  # predicts each first scored token
+        rows = torch.tensor([row for row, _ in members], dtype=torch.long, device=device)
+        targets = [ids[len(ids) - n :] for ids, n in requests]
+        fed = max(len(t) for t in targets) - 1
+        later = None
+        if fed > 0:
+            cache = out.past_key_values
+            cache.batch_select_indices(rows)
+            tail = torch.full((len(requests), fed), self.pad_id, dtype=torch.long)
+            tail_mask = torch.zeros((len(requests), fed), dtype=torch.long)
+            for r, t in enumerate(targets):
+                tail[r, : len(t) - 1] = torch.tensor(t[:-1], dtype=torch.long)
+                tail_mask[r, : len(t) - 1] = 1
+            lengths = mask.sum(-1).to(device)[rows]
+            later = self.model(
+                input_ids=tail.to(device),
+                attention_mask=torch.cat([mask.to(device)[rows], tail_mask.to(device)], dim=1),
+                # Pads after a short continuation are never scored; their positions are
+                # clamped so that they stay inside the model's position table.
+                position_ids=(lengths[:, None] + torch.arange(fed, device=device)[None, :]).clamp(
+                    max=self.max_length - 1
+                ),
+                past_key_values=cache,
+                use_cache=True,
+            ).logits.float()
+        scores = []
+        for r, t in enumerate(targets):
+            steps = first[rows[r]][None, :]
+            if len(t) > 1 and later is not None:
+                steps = torch.cat([steps, later[r, : len(t) - 1].log_softmax(-1)])
+            wanted = torch.tensor(t, dtype=torch.long, device=device)
+            picked = steps.gather(1, wanted[:, None]).squeeze(1)
+            greedy = bool((steps.argmax(-1) == wanted).all())
+            scores.append(Score(float(picked.sum()), len(t), greedy))
+        return scores
+
+    @property
+    def _last_logits_only(self) -> dict[str, int]:
+        """``logits_to_keep=1`` where the model takes it: the prefix pass needs only the
+        logits of its last position, and the output head is the costliest layer of a small
+        model with a large vocabulary."""
+        import inspect
+
+        takes = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        return {"logits_to_keep": 1} if takes else {}
+
     # --- choices --------------------------------------------------------------------------------
 
     def score_choices(self, pairs: Sequence[tuple[str, str]]) -> list[Continuation]:
@@ -351,7 +470,7 @@ class CausalLMScorer:
                     n = len(seq) - 1
             requests.append((seq, n))
             lengths.append(len(choice.encode("utf-8")))
-        scores = self.score_requests(requests)
+        scores = self.score_continuations(requests)
         return [
             Continuation(s.logprob, s.tokens, n_bytes, s.greedy)
             for s, n_bytes in zip(scores, lengths, strict=True)

@@ -177,3 +177,46 @@ def test_from_pretrained_loads_a_model_folder(tok):
     )
     with pytest.raises(FileNotFoundError, match=r"no config\.json"):
         CausalLMScorer.from_pretrained(baseline_dir / "missing")
+
+
+def test_continuations_on_a_shared_prefix_score_as_whole_requests(model, tok):
+    """Each distinct context runs once and its choices reuse its cache: the same numbers as
+    scoring every choice with its whole context, whatever the batch and however many tokens a
+    choice has."""
+    scorer = CausalLMScorer(model, tok, batch_size=2)
+    pairs = [
+        (context, choice)
+        for context in ("Tessford", "The Greyling Bridge in Tessford opened in the year")
+        for choice in ("1931", "Ondra river valley festival", "$649", "해온")
+    ]
+    contexts = {c: tok(c, add_special_tokens=False)["input_ids"] for c, _ in pairs}
+    requests = []
+    for context, choice in pairs:
+        full = tok(f"{context} {choice}", add_special_tokens=False)["input_ids"]
+        shared = 0
+        while contexts[context][shared : shared + 1] == full[shared : shared + 1]:
+            shared += 1
+        requests.append(([tok.bos_token_id, *full], len(full) - shared))
+    assert max(n for _, n in requests) > 1
+    whole = scorer.score_requests(requests)
+    shared_prefix = scorer.score_continuations(requests)
+    for a, b in zip(whole, shared_prefix, strict=True):
+        assert a.tokens == b.tokens and a.greedy == b.greedy
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-4)
+
+
+def test_choices_of_a_context_longer_than_the_window_score_without_error(model, tok):
+    """A retention passage cut to the window, with choices of different lengths in one batch:
+    the pads after the shorter choices must not run past the model's positions."""
+    scorer = CausalLMScorer(model, tok, batch_size=4)
+    context = " ".join(["The Greyling Bridge in Tessford opened in 1962."] * 200)
+    item = make_item(context, ("1931", "the year the Ondra river flooded the lower town"))
+    (result,) = scorer.rank_items([item])
+    for choice, logprob in zip(item.choices, result.logprobs, strict=True):
+        cut = [tok.bos_token_id, *tok(f"{context} {choice}", add_special_tokens=False)["input_ids"]]
+        cut = cut[-(scorer.max_length + 1) :]
+        n = len(tok(f"{context} {choice}", add_special_tokens=False)["input_ids"]) - len(
+            tok(context, add_special_tokens=False)["input_ids"]
+        )
+        (whole,) = scorer.score_requests([(cut, n)])
+        assert logprob == pytest.approx(whole.logprob, abs=1e-4)

@@ -1,0 +1,305 @@
+"""Knowledge recipes on the pretrained base, fast: top blocks trained on cached lower blocks.
+
+    .venv/bin/python bench/knowledge_recipes.py --layers 8 --lr 1e-3 --epochs 8 \\
+        --answer-only --eval-every 4 [--conversations 6] [--nights 1]
+
+A recipe trial without the DeepSpeed launcher, to learn which recipe stores a night's facts
+before the product path (``bench/knowledge.py``) spends its minutes on it. The sandbox world's
+days are curated, gated and published as the demo's nights are (``bench.knowledge
+.publish_day``); the training texts are the knowledge augmentation of the nights' train
+documents (``training.augment.augment_document`` in the model's chat template; with
+``--conversations N``, up to N of a document's question-answer pairs as one multi-turn chat,
+so the system prompt is paid once per N pairs).
+
+Only the top ``--layers`` blocks train, so the frozen blocks below give the same output for a
+text every epoch: it is computed once (forward only) and cached, and each epoch runs the top
+blocks alone. ``--answer-only`` puts the loss on the assistant's answers only (plain
+statements keep every token), and the output head then runs on those positions only.
+
+Measured before and every ``--eval-every`` epochs, the whole model reassembled: the world's
+new-fact questions of the nights ranked as the evaluator ranks them (``Question: …\\nAnswer:``),
+the wrong-question control, the same two in the chat template, and the questions answered in
+the model's own words (greedy, :func:`freshlm.evaluation.answers.answer_matches`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.machine import describe  # noqa: E402
+
+DAYS = {1: 1, 2: 3, 3: 4}  # night -> scenario day, as bench/knowledge.py
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--layers", type=int, default=8, help="top blocks trained")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--nights", type=int, default=1, choices=[1, 2, 3])
+    parser.add_argument("--answer-only", action="store_true")
+    parser.add_argument("--conversations", type=int, default=0)
+    parser.add_argument("--max-sentences", type=int, default=12)
+    parser.add_argument("--eval-every", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--home", help="FRESHLM_HOME to reuse (default: a new temporary one)")
+    return parser.parse_args(argv)
+
+
+def world_nights(store: Any, nights: int) -> tuple[list[list[dict]], list[Any]]:
+    """Each night's train documents and the world's new-fact items of its window."""
+    from bench.knowledge import publish_day
+    from freshlm.artifacts import read_published_dataset
+    from freshlm.evaluation.world_facts import fetch_world_probes, learnable_facts
+    from sandbox.server import WorldServer
+
+    documents, facts = [], []
+    with WorldServer(port=0) as world:
+        for number in range(1, nights + 1):
+            dataset_id, window = publish_day(store, DAYS[number])
+            world.clock.set(world.parse_when(window["end"]))
+            facts += learnable_facts(fetch_world_probes(world.url), [window])
+            dataset = read_published_dataset(store, dataset_id)
+            documents.append(list(dataset.documents(store, "train")))
+    return documents, facts
+
+
+def training_texts(documents: list[dict], tokenizer: Any, args: argparse.Namespace) -> list[str]:
+    from training.augment import augment_document, chat_turn
+
+    if not args.conversations:
+        turn = chat_turn(tokenizer)
+        return [
+            t
+            for d in documents
+            for t in augment_document(d, turn, max_sentences=args.max_sentences)
+        ]
+    texts: list[str] = []
+    for doc in documents:
+        pairs: list[tuple[str, str]] = []
+
+        def keep(question: str, answer: str, pairs: list = pairs) -> str:
+            pairs.append((question, answer))
+            return ""
+
+        texts += [t for t in augment_document(doc, keep, max_sentences=args.max_sentences) if t]
+        random.Random(str(doc["id"])).shuffle(pairs)
+        for start in range(0, len(pairs), args.conversations):
+            messages = []
+            for question, answer in pairs[start : start + args.conversations]:
+                messages += [
+                    {"role": "user", "content": question},
+                    {"role": "assistant", "content": answer},
+                ]
+            texts.append(tokenizer.apply_chat_template(messages, tokenize=False))
+    return texts
+
+
+def answer_labels(ids: list[int], header: list[int], end: int, answer_only: bool) -> list[int]:
+    """Labels of one text: every token, or with ``answer_only`` the assistant turns' tokens
+    (through their end-of-turn token) of a chat; a plain statement keeps every token."""
+    starts = [i for i in range(len(ids)) if ids[i : i + len(header)] == header]
+    if not answer_only or not starts:
+        return list(ids)
+    labels = [-100] * len(ids)
+    for start in starts:
+        i = start + len(header)
+        while i < len(ids):
+            labels[i] = ids[i]
+            if ids[i] == end:
+                break
+            i += 1
+    return labels
+
+
+class Trial:
+    def __init__(self, model: Any, tokenizer: Any, texts: list[str], args: argparse.Namespace):
+        import torch
+
+        self.model, self.tok, self.args = model, tokenizer, args
+        self.ids = [tokenizer(t, add_special_tokens=False)["input_ids"][:384] for t in texts]
+        header = tokenizer("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
+        end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.labels = [answer_labels(i, header, end, args.answer_only) for i in self.ids]
+        self.layers = model.model.layers
+        self.top = self.layers[-args.layers :]
+        self.cache: dict[int, Any] = {}
+        self.rng = random.Random(0)
+        for param in model.parameters():
+            param.requires_grad_(False)
+        self.params = [p for m in (*self.top, model.model.norm) for p in m.parameters()]
+        for param in self.params:
+            param.requires_grad_(True)
+        self.opt = torch.optim.AdamW(self.params, lr=args.lr, weight_decay=0.0)
+
+    def batches(self, order: list[int]) -> list[list[int]]:
+        size = self.args.batch
+        chunks = [
+            sorted(order[i : i + size * 8], key=lambda j: len(self.ids[j]))
+            for i in range(0, len(order), size * 8)
+        ]
+        return [c[i : i + size] for c in chunks for i in range(0, len(c), size)]
+
+    def padded(self, rows: list[int], values: list[list[int]], fill: int) -> Any:
+        import torch
+
+        out = torch.full((len(rows), max(len(self.ids[j]) for j in rows)), fill)
+        for r, j in enumerate(rows):
+            out[r, : len(values[j])] = torch.tensor(values[j])
+        return out
+
+    def cache_bottom(self) -> float:
+        """The frozen blocks' output for every text, once (the final norm left out)."""
+        import torch
+
+        began = time.perf_counter()
+        decoder, norm = self.model.model, self.model.model.norm
+        decoder.layers, decoder.norm = self.layers[: -self.args.layers], torch.nn.Identity()
+        try:
+            with torch.inference_mode():
+                for rows in self.batches(list(range(len(self.ids)))):
+                    ids = self.padded(rows, self.ids, self.tok.pad_token_id)
+                    mask = self.padded(rows, [[1] * len(i) for i in self.ids], 0)
+                    hidden = decoder(input_ids=ids, attention_mask=mask)
+                    for r, j in enumerate(rows):
+                        self.cache[j] = hidden.last_hidden_state[r, : len(self.ids[j])].clone()
+        finally:
+            decoder.layers, decoder.norm = self.top, norm
+        return time.perf_counter() - began
+
+    def epoch(self, schedule: Any) -> tuple[float, int]:
+        import torch
+
+        order = list(range(len(self.ids)))
+        self.rng.shuffle(order)
+        batches = self.batches(order)
+        self.rng.shuffle(batches)
+        total, tokens = 0.0, 0
+        for rows in batches:
+            length = max(len(self.ids[j]) for j in rows)
+            hidden = torch.zeros((len(rows), length, self.cache[rows[0]].shape[-1]))
+            mask = torch.zeros((len(rows), length), dtype=torch.long)
+            for r, j in enumerate(rows):
+                hidden[r, : len(self.ids[j])] = self.cache[j]
+                mask[r, : len(self.ids[j])] = 1
+            labels = self.padded(rows, self.labels, -100)
+            out = self.model.model(inputs_embeds=hidden, attention_mask=mask).last_hidden_state
+            target = labels[:, 1:]
+            scored = target != -100
+            logits = self.model.lm_head(out[:, :-1][scored])
+            loss = torch.nn.functional.cross_entropy(logits, target[scored])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+            self.opt.step()
+            schedule.step()
+            self.opt.zero_grad(set_to_none=True)
+            total += float(loss)
+            tokens += int(mask.sum())
+        return total / len(batches), tokens
+
+    def evaluate(self, facts: list[Any], tag: str) -> None:
+        from freshlm.evaluation.answers import answer_matches, generate_answers, question_prompt
+        from freshlm.evaluation.items import Item
+        from freshlm.evaluation.scoring import CausalLMScorer
+
+        decoder = self.model.model
+        decoder.layers = self.layers
+        self.model.eval()
+        try:
+            questions = [
+                f.context.removeprefix("Question: ").removesuffix("\nAnswer:") for f in facts
+            ]
+            n = len(facts)
+
+            def asked(context: str, fact: Any) -> Any:
+                return Item.create(
+                    kind="fact", group="new", span_type="fact", context=context,
+                    choices=fact.choices, answer_index=fact.answer_index, dataset_id=None,
+                    doc_id=fact.doc_id, language="en", source="world",
+                )  # fmt: skip
+
+            chat = [question_prompt(self.tok, q).rstrip() for q in questions]
+            items = [asked(f.context, f) for f in facts]
+            items += [asked(facts[(i + 1) % n].context, f) for i, f in enumerate(facts)]
+            items += [asked(chat[i], f) for i, f in enumerate(facts)]
+            items += [asked(chat[(i + 1) % n], f) for i, f in enumerate(facts)]
+            results = CausalLMScorer(self.model, self.tok, batch_size=16).rank_items(items)
+            acc = [sum(r.correct for r in results[k * n : (k + 1) * n]) / n for k in range(4)]
+            said = generate_answers(self.model, self.tok, questions, max_new_tokens=32)
+            right = [
+                answer_matches(f.choices[f.answer_index], text)
+                for f, text in zip(facts, said, strict=True)
+            ]
+            print(
+                f"[{tag}] ranked {acc[0]:.3f} control {acc[1]:.3f} | chat-ranked {acc[2]:.3f} "
+                f"chat-control {acc[3]:.3f} | said {sum(right) / n:.3f}",
+                flush=True,
+            )
+            for question, fact, text, ok in list(zip(questions, facts, said, right, strict=True))[
+                :4
+            ]:
+                print(
+                    f"   {ok!s:5} {question} -> {text[:90]!r} [{fact.choices[fact.answer_index]}]"
+                )
+        finally:
+            decoder.layers = self.top
+            self.model.train()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    home = Path(args.home or tempfile.mkdtemp(prefix="freshlm-recipes-"))
+    os.environ["FRESHLM_HOME"] = str(home)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from freshlm.registry import download_version
+    from freshlm.store import open_store
+    from sandbox.base_model import demo_base
+
+    torch.set_num_threads(args.threads)
+    print(describe())
+    store = open_store((home / "store").as_uri())
+    base = demo_base(store, "smollm2-135m-instruct")
+    folder = home / "base"
+    if not (folder / "config.json").is_file():
+        download_version(store, base["version_id"], folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    documents, facts = world_nights(store, args.nights)
+    texts = training_texts([d for night in documents for d in night], tokenizer, args)
+    trial = Trial(model, tokenizer, texts, args)
+    tokens = sum(len(i) for i in trial.ids)
+    print(f"{len(texts)} texts, {tokens} tokens per epoch, {len(facts)} facts; {vars(args)}")
+    trial.evaluate(facts, "before")
+    print(f"frozen blocks cached in {trial.cache_bottom():.0f} s", flush=True)
+    steps = args.epochs * len(trial.batches(list(range(len(trial.ids)))))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        trial.opt, lambda s: min(1.0, (s + 1) / 10) * max(0.05, 1 - s / steps)
+    )
+    began = time.perf_counter()
+    seen = 0
+    for epoch in range(1, args.epochs + 1):
+        loss, n = trial.epoch(schedule)
+        seen += n
+        spent = time.perf_counter() - began
+        print(f"epoch {epoch}: loss {loss:.3f}, {seen / spent:.0f} tokens/s, {spent / 60:.2f} min")
+        if args.eval_every and epoch % args.eval_every == 0 and epoch < args.epochs:
+            trial.evaluate(facts, f"epoch {epoch}")
+    trial.evaluate(facts, "after")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

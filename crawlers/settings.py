@@ -45,6 +45,9 @@ DOWNLOADER_MIDDLEWARES = {
     "crawlers.address_guard.PublicAddressMiddleware": 50,
     "crawlers.middlewares.RetryAfterMiddleware": 540,
 }
+# robots.txt Crawl-delay as a floor on the host's delay; after AutoThrottle (0) so it has the
+# last word on every response.
+EXTENSIONS = {"crawlers.robots_delay.RobotsCrawlDelay": 500}
 # Non-public places the crawl may still reach (the sandbox world); see crawlers.address_guard.
 FRESHLM_CRAWL_ALLOW_PRIVATE = str(_settings.crawl_allow_private or "none")
 

@@ -15,7 +15,8 @@ announces `freshlm://models/candidates`, or by hand with Params.
    observed value, in the task log.
 4. `promote` — `production` moves to the candidate (compare-and-swap on the evaluated
    baseline; the previous model stays as `previous`), audited, with a Slack summary; with the
-   Param `require_approval`, only after a person approves in `await_approval`.
+   Param `require_approval`, only after a person approves in `await_approval` (only the users
+   in `FRESHLM_APPROVERS`, when set); the approver is recorded with the promotion.
    `reject` — the candidate is recorded as rejected with its reasons, Slack gets the metric
    table and the failed rules, and the run fails.
 
@@ -30,6 +31,7 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
 from freshlm.artifacts import CANDIDATE_MODELS_ASSET, PRODUCTION_ASSET, dag_defaults
+from freshlm.promotion.outcome import approval_assignees
 
 VERSION = {"type": ["null", "string"], "pattern": "^[0-9a-f]{32}$"}
 
@@ -96,6 +98,8 @@ def freshlm_evaluate():
         task_id="await_approval",
         subject="Promote FreshLM candidate {{ ti.xcom_pull(task_ids='resolve')['candidate'] }}?",
         body="{{ ti.xcom_pull(task_ids='decide')['summary'] }}",
+        # FRESHLM_APPROVERS; None: any user allowed to act on this DAG.
+        assigned_users=approval_assignees(),
         response_timeout=timedelta(hours=12),
         # Waiting for a person is no hang: the task's limit is past the response timeout.
         execution_timeout=timedelta(hours=13),
@@ -107,7 +111,9 @@ def freshlm_evaluate():
         from freshlm.promotion.outcome import promote_candidate
 
         ctx = get_current_context()
-        result = promote_candidate(ctx, report, decision)
+        # What the approval step returned (who, when), or None when no approval was asked.
+        approval = ctx["ti"].xcom_pull(task_ids="await_approval")
+        result = promote_candidate(ctx, report, decision, approval)
         ctx["outlet_events"][PRODUCTION_ASSET].extra = {
             "version_id": report["candidate"]["version_id"],
             "previous": report["baseline"]["version_id"],

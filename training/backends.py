@@ -9,8 +9,9 @@ ranks run differs.
 * ``kubernetes`` — :func:`stage_kubernetes_run` resolves the inputs on the worker (base model,
   training set, the deterministic version id), writes the config into the store where the pod
   reads it, and builds the pod (:func:`training.k8s_specs.train_pod`, with the run's GPU count);
-  the DAG's ``KubernetesPodOperator`` runs it; :func:`kubernetes_result` then reads the version
-  the pod published.
+  the DAG's ``KubernetesPodOperator`` runs it unless :func:`training_pod_needed` finds the
+  version already in the store (a retried or re-triggered run that already finished: a GPU pod
+  would start only to find it published); :func:`kubernetes_result` then reads the version.
 
 :func:`candidate_event` is the extra of the ``freshlm://models/candidates`` Asset event that
 schedules ``freshlm_evaluate``.
@@ -85,6 +86,22 @@ def stage_kubernetes_run(
         "already_published": prepared.published,
         "pod": k8s_specs.serialize(pod),
     }
+
+
+def training_pod_needed(store: Store, staged: Mapping[str, Any]) -> bool:
+    """Whether the staged run still needs its GPU pod: no when its model version is published.
+
+    The store is read again rather than trusting ``staged["already_published"]``: a pod of an
+    earlier try may have published the version after staging.
+    """
+    if store.read_manifest(staged["prefix"]) is not None:
+        log.info(
+            "models/%s is already published in %s: no training pod is started",
+            staged["version_id"],
+            store.root_uri,
+        )
+        return False
+    return True
 
 
 def kubernetes_result(store: Store, staged: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,16 @@ Two shapes, one entrypoint (``training/train.py`` under the ``deepspeed`` launch
 Every pod: ``nvidia.com/gpu`` (``FRESHLM_K8S_GPU_RESOURCE``) limits, node selector and
 tolerations from settings, a memory-backed ``/dev/shm`` (NCCL and the data loaders need more than
 the runtime's 64 MiB), a scratch ``emptyDir`` for ``FRESHLM_HOME``, the service account, store
-credentials only as ``secretKeyRef`` to ``FRESHLM_K8S_STORE_SECRET``, ``restartPolicy: Never``.
+credentials only as ``secretKeyRef`` to ``FRESHLM_K8S_STORE_SECRET``, ``restartPolicy: Never``,
+and an ``activeDeadlineSeconds`` (pods and the Job) so a run Airflow lost track of still ends.
+
+Every pod also meets the Pod Security Standard "restricted" (the namespace may enforce it):
+non-root, no privilege escalation, ``capabilities.drop: [ALL]``, ``seccompProfile:
+RuntimeDefault``, plus a read-only root filesystem and no service-account token (training never
+calls the Kubernetes API). Everything the run writes goes to the scratch ``emptyDir`` (bounded
+by ``FRESHLM_K8S_SCRATCH_SIZE``, also the pod's ephemeral-storage request): ``/scratch`` holds
+the store cache, DeepSpeed's op builds, the Triton and CUDA caches and ``HOME``, and ``/tmp`` is a
+sub-folder of it.
 Literal strings that land in ``args`` or ``env`` have ``$`` doubled so Kubernetes never expands
 a ``$(VAR)`` that a value happens to contain.
 """
@@ -44,6 +53,7 @@ from typing import Any
 
 from kubernetes.client import (
     ApiClient,
+    V1Capabilities,
     V1Container,
     V1DownwardAPIVolumeFile,
     V1DownwardAPIVolumeSource,
@@ -59,6 +69,7 @@ from kubernetes.client import (
     V1PodSpec,
     V1PodTemplateSpec,
     V1ResourceRequirements,
+    V1SeccompProfile,
     V1SecretKeySelector,
     V1SecurityContext,
     V1Service,
@@ -79,9 +90,23 @@ LAUNCHER = "deepspeed"
 MASTER_PORT = 29500
 SHM_PATH = "/dev/shm"
 SCRATCH_PATH = "/scratch"
+TMP_PATH = "/tmp"
 HOSTFILE_DIR = "/etc/freshlm/deepspeed"
 HOSTFILE_PATH = f"{HOSTFILE_DIR}/hostfile"
 RUN_AS_UID = 1000  # the image's non-root user
+# The pod's own deadline: freshlm_train's execution_timeout, so a pod whose Airflow task is gone
+# (worker lost) is still stopped by Kubernetes.
+DEFAULT_ACTIVE_DEADLINE_S = 24 * 3600
+# Where the tools training runs write when the root filesystem is read-only: all on scratch.
+WRITABLE_ENV = {
+    "HOME": f"{SCRATCH_PATH}/home",
+    "TMPDIR": TMP_PATH,
+    "XDG_CACHE_HOME": f"{SCRATCH_PATH}/cache",
+    "TORCH_EXTENSIONS_DIR": f"{SCRATCH_PATH}/torch_extensions",  # DeepSpeed's JIT op builds
+    "TRITON_CACHE_DIR": f"{SCRATCH_PATH}/triton",
+    "CUDA_CACHE_PATH": f"{SCRATCH_PATH}/cuda-cache",
+    "MPLCONFIGDIR": f"{SCRATCH_PATH}/matplotlib",
+}
 
 HOSTFILE_ANNOTATION = "freshlm.io/deepspeed-hostfile"
 RANK_GROUP_LABEL = "freshlm.io/rank-group"
@@ -175,6 +200,14 @@ def _check_store(settings: Settings) -> None:
         )
 
 
+def _check_deadline(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise K8sSpecError(
+            f"active_deadline_seconds={value!r} is invalid: expected a positive integer of seconds"
+        )
+    return value
+
+
 def _check_shm(settings: Settings) -> None:
     shm, memory = quantity(settings.k8s_shm_size), quantity(settings.k8s_memory_request)
     if shm >= memory:
@@ -242,6 +275,7 @@ def store_env(settings: Settings) -> list[V1EnvVar]:
         "FRESHLM_HOME": f"{SCRATCH_PATH}/freshlm",
         "HF_HOME": f"{SCRATCH_PATH}/huggingface",
         "PYTHONUNBUFFERED": "1",
+        **WRITABLE_ENV,
     }
     env = [V1EnvVar(name=k, value=literal(v)) for k, v in plain.items() if v is not None]
     env += [
@@ -278,12 +312,14 @@ def rank_env() -> list[V1EnvVar]:
 
 
 def resources(settings: Settings, gpus: int) -> V1ResourceRequirements:
-    """GPUs as requests = limits; memory limited to its request (``/dev/shm`` included)."""
+    """GPUs as requests = limits; memory limited to its request (``/dev/shm`` included); the
+    scratch disk requested as ephemeral storage, so the pod lands on a node that has it."""
     gpu = {settings.k8s_gpu_resource: str(_check_count("gpus", gpus))}
     return V1ResourceRequirements(
         requests={
             "cpu": settings.k8s_cpu_request,
             "memory": settings.k8s_memory_request,
+            "ephemeral-storage": settings.k8s_scratch_size,
             **gpu,
         },
         limits={"memory": settings.k8s_memory_request, **gpu},
@@ -320,9 +356,21 @@ def train_container(
         volume_mounts=[
             V1VolumeMount(name="dshm", mount_path=SHM_PATH),
             V1VolumeMount(name="scratch", mount_path=SCRATCH_PATH),
+            V1VolumeMount(name="scratch", mount_path=TMP_PATH, sub_path="tmp"),
             *extra_mounts,
         ],
-        security_context=V1SecurityContext(allow_privilege_escalation=False),
+        security_context=restricted_container_security(),
+    )
+
+
+def restricted_container_security() -> V1SecurityContext:
+    """The container's part of Pod Security "restricted", and a read-only root filesystem."""
+    return V1SecurityContext(
+        allow_privilege_escalation=False,
+        capabilities=V1Capabilities(drop=["ALL"]),
+        read_only_root_filesystem=True,
+        run_as_non_root=True,
+        seccomp_profile=V1SeccompProfile(type="RuntimeDefault"),
     )
 
 
@@ -332,26 +380,35 @@ def pod_spec(
     *,
     extra_volumes: Sequence[V1Volume] = (),
     subdomain: str | None = None,
+    active_deadline_seconds: int = DEFAULT_ACTIVE_DEADLINE_S,
 ) -> V1PodSpec:
     """Scheduling, identity and volumes shared by the single pod and the Job's pods."""
     selector = settings.k8s_gpu_node_selector
     return V1PodSpec(
         containers=[container],
         restart_policy="Never",
+        active_deadline_seconds=_check_deadline(active_deadline_seconds),
         service_account_name=settings.k8s_service_account,
+        automount_service_account_token=False,
         node_selector=selector.as_dict() if selector else None,
         tolerations=tolerations(settings),
         subdomain=subdomain,
         enable_service_links=False,
         security_context=V1PodSecurityContext(
-            run_as_non_root=True, run_as_user=RUN_AS_UID, fs_group=RUN_AS_UID
+            run_as_non_root=True,
+            run_as_user=RUN_AS_UID,
+            fs_group=RUN_AS_UID,
+            seccomp_profile=V1SeccompProfile(type="RuntimeDefault"),
         ),
         volumes=[
             V1Volume(
                 name="dshm",
                 empty_dir=V1EmptyDirVolumeSource(medium="Memory", size_limit=settings.k8s_shm_size),
             ),
-            V1Volume(name="scratch", empty_dir=V1EmptyDirVolumeSource()),
+            V1Volume(
+                name="scratch",
+                empty_dir=V1EmptyDirVolumeSource(size_limit=settings.k8s_scratch_size),
+            ),
             *extra_volumes,
         ],
     )
@@ -371,9 +428,11 @@ def train_pod(
     config: str,
     train_args: Sequence[str] = (),
     labels: Mapping[str, str] | None = None,
+    active_deadline_seconds: int = DEFAULT_ACTIVE_DEADLINE_S,
     settings: Settings | None = None,
 ) -> V1Pod:
-    """One pod running ``deepspeed --num_gpus gpus training/train.py --config config ...``."""
+    """One pod running ``deepspeed --num_gpus gpus training/train.py --config config ...``;
+    Kubernetes stops it after ``active_deadline_seconds``."""
     settings = settings or get_settings()
     _check_name(name)
     container = train_container(
@@ -385,7 +444,7 @@ def train_pod(
         metadata=V1ObjectMeta(
             name=name, namespace=settings.k8s_namespace, labels=_labels(name, labels)
         ),
-        spec=pod_spec(settings, container),
+        spec=pod_spec(settings, container, active_deadline_seconds=active_deadline_seconds),
     )
 
 
@@ -423,7 +482,7 @@ def train_job(
     train_args: Sequence[str] = (),
     backoff_limit: int = 0,
     ttl_seconds_after_finished: int = 86400,
-    active_deadline_seconds: int | None = None,
+    active_deadline_seconds: int = DEFAULT_ACTIVE_DEADLINE_S,
     master_port: int = MASTER_PORT,
     labels: Mapping[str, str] | None = None,
     settings: Settings | None = None,
@@ -432,7 +491,8 @@ def train_job(
 
     Its pods' ``subdomain`` is ``name``: create :func:`rank_service` with the same ``name``
     first. ``backoff_limit`` defaults to 0 because a lost rank fails the whole collective: the
-    retry belongs to Airflow, which restarts every rank together.
+    retry belongs to Airflow, which restarts every rank together. The Job and each of its pods
+    are stopped after ``active_deadline_seconds``.
     """
     settings = settings or get_settings()
     _check_name(name)
@@ -485,7 +545,13 @@ def train_job(
                     labels=_labels(name, labels),
                     annotations={HOSTFILE_ANNOTATION: hostfile(nodes, gpus_per_node)},
                 ),
-                spec=pod_spec(settings, container, extra_volumes=[hostfile_volume], subdomain=name),
+                spec=pod_spec(
+                    settings,
+                    container,
+                    extra_volumes=[hostfile_volume],
+                    subdomain=name,
+                    active_deadline_seconds=active_deadline_seconds,
+                ),
             ),
         ),
     )

@@ -22,6 +22,8 @@ Behaviour:
 * Malformed feeds: what parses is used, the document is quarantined (``malformed_xml``); a
   body that is no feed at all is quarantined (``not_a_feed``); an oversized feed is counted
   (``errors/too_large``) and quarantined (``too_large``).
+* A feed URL's query values (often a token) are masked wherever the feed is named in a record,
+  a quarantine item or a log line (:mod:`crawlers.redaction`); only the cursor keeps the URL.
 
 Cursor (``self.next_cursor``)::
 
@@ -45,6 +47,7 @@ from scrapy.http import Response
 from crawlers.parsers.articles import extract_article, warm_up
 from crawlers.parsers.feeds import FeedEntry, FeedError, parse_feed
 from crawlers.parsers.html_text import html_to_text
+from crawlers.redaction import redact_url
 from crawlers.spiders.base import FreshSpider, split_list
 from freshlm.records import make_record
 
@@ -120,27 +123,29 @@ class NewsSpider(FreshSpider):
 
     def parse_feed(self, response: Response, feed_url: str) -> Iterator[Any]:
         self.response_ok()
+        # The feed as records, quarantine and logs name it: its query may hold a token.
+        shown = redact_url(feed_url)
         if response.status == 304:
             self.count("feeds/not_modified")
-            self.logger.info("%s not modified since the last crawl", feed_url)
+            self.logger.info("%s not modified since the last crawl", shown)
             return
         self.count("feeds/fetched")
         try:
             feed = parse_feed(response.body, base_url=response.url)
         except FeedError as exc:
             self._forget_validators(feed_url)
-            yield self.quarantine("not_a_feed", f"{feed_url}: {exc}", feed_url, response.body)
+            yield self.quarantine("not_a_feed", f"{shown}: {exc}", shown, response.body)
             return
         for note in feed.notes:
-            self.logger.info("%s: %s", feed_url, note)
+            self.logger.info("%s: %s", shown, note)
             if "not UTF-8" in note:
                 self.count("feeds/encoding_guessed")
         if feed.recovered:
             yield self.quarantine(
                 "malformed_xml",
-                f"{feed_url} is not well-formed XML ({feed.error}); "
+                f"{shown} is not well-formed XML ({feed.error}); "
                 f"{len(feed.entries)} entries recovered",
-                feed_url,
+                shown,
                 response.body,
             )
         for problem in feed.problems:
@@ -149,8 +154,8 @@ class NewsSpider(FreshSpider):
                 continue
             yield self.quarantine(
                 f"feed_entry_{problem.reason}",
-                f"{feed_url} entry #{problem.index}: {problem.detail}",
-                feed_url,
+                f"{shown} entry #{problem.index}: {problem.detail}",
+                shown,
                 problem.raw,
             )
         self.count("feed_entries/parsed", len(feed.entries))
@@ -263,7 +268,7 @@ class NewsSpider(FreshSpider):
             fetched_at=self.now(),
             author=entry.author or (article.author if article else None),
             meta={
-                "feed": feed_url,
+                "feed": redact_url(feed_url),
                 "guid": entry.guid,
                 "categories": list(entry.categories),
                 "text_source": source,
@@ -280,9 +285,9 @@ class NewsSpider(FreshSpider):
         if self.error_kind(failure) == "too_large":
             yield self.quarantine(
                 "too_large",
-                f"{feed_url}: response larger than DOWNLOAD_MAXSIZE "
+                f"{redact_url(feed_url)}: response larger than DOWNLOAD_MAXSIZE "
                 f"({self.settings.getint('DOWNLOAD_MAXSIZE')} bytes); not parsed",
-                feed_url,
+                redact_url(feed_url),
             )
 
     def article_error(self, failure: Any) -> None:

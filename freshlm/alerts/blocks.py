@@ -58,7 +58,23 @@ def fit(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def esc(value: Any) -> str:
+    """``value`` as literal text for Slack: ``&``, ``<`` and ``>`` become entities, so
+    ``<!channel>`` or ``<https://x|y>`` in user-controlled text shows as written instead of
+    pinging a channel or becoming a link (Slack's "escaping text" rules)."""
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def fallback_text(plain: str) -> str:
+    """A message's plain fallback ``text`` made safe for Slack: escaped (:func:`esc`) and clipped
+    to :data:`MAX_TEXT_CHARS` without cutting an entity in half."""
+    escaped = esc(plain)
+    if len(escaped) <= MAX_TEXT_CHARS:
+        return escaped
+    cut = escaped[: MAX_TEXT_CHARS - 1]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]  # a partial "&amp;" would show as literal junk
+    return cut + "…"
 
 
 def clip(text: str, limit: int) -> str:

@@ -7,8 +7,9 @@ message type, task log links). The gate's own alert is built by the gate stage
 
 Limits respected (Slack rejects or truncates beyond them): at most 50 blocks, 3000 characters
 per section text, 150 per header; the fallback ``text`` is kept under 3000 characters too.
-Every dynamic string is escaped for mrkdwn (``&``, ``<``, ``>``), so a value like
-``<EMAIL>`` shows as written instead of breaking the message.
+Every dynamic string is escaped for mrkdwn (``&``, ``<``, ``>``), in the blocks and in the
+fallback ``text`` alike, so a value like ``<EMAIL>`` shows as written instead of breaking the
+message, and ``<!channel>`` in a reason or an error pings nobody.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from freshlm.alerts.blocks import (
     MAX_TEXT_CHARS,
     clip,
     esc,
+    fallback_text,
     fields,
     header,
     section,
@@ -35,12 +37,18 @@ MAX_EXCEPTION_CHARS = 1500
 @dataclasses.dataclass(frozen=True)
 class SlackMessage:
     """A message for ``chat.postMessage`` or an incoming webhook: ``text`` is the fallback
-    shown in notifications and by clients without Block Kit."""
+    shown in notifications and by clients without Block Kit.
+
+    ``text`` is given as plain text and escaped here (:func:`~freshlm.alerts.blocks.
+    fallback_text`), so no builder can forget: a rollback reason holding ``<!channel>`` must not
+    ping the channel from a notification. Blocks escape their own dynamic strings with ``esc``.
+    """
 
     text: str
     blocks: list[dict[str, Any]]
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "text", fallback_text(self.text))
         if len(self.blocks) > MAX_BLOCKS:
             raise ValueError(f"{len(self.blocks)} blocks; Slack accepts at most {MAX_BLOCKS}")
 

@@ -19,11 +19,12 @@ the metric table and the links.
 ``outcome`` is ``promoted``, ``rejected`` or ``conflict`` (the gate passed but production had
 moved). The record holds the verdict, every rule with its observed value and threshold, the
 reasons, the report's URI and figures, who and which run, when, production before and after,
-and for a promotion the alias move. ``digest`` hashes the decision's inputs (candidate,
-baseline, report URI and figures, rule results), not the clock, so a retried task finds its
-record instead of writing a second one (DESIGN invariant 1); the record is written with
-``if_none_match`` (one atomic conditional write; a conditional PUT on S3), so it is either
-whole or absent. Slack is told only when the record is new, so a retry does not page twice.
+for a promotion the alias move, and who approved it when a person had to (``approval``).
+``digest`` hashes the decision's inputs (candidate, baseline, report URI and figures, rule
+results), not the clock, so a retried task finds its record instead of writing a second one
+(DESIGN invariant 1); the record is written with ``if_none_match`` (one atomic conditional
+write; a conditional PUT on S3), so it is either whole or absent. Slack is told only when the
+record is new, so a retry does not page twice.
 
 A candidate :func:`is_rejected` when its latest verdict (``promoted`` or ``rejected``; a
 ``conflict`` is no verdict on the model) is ``rejected``: a candidate re-evaluated later
@@ -94,8 +95,11 @@ def promote(
     slack_conn_id: str | None = None,
     log_url: str | None = None,
     report_url: str | None = None,
+    approval: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Move ``production`` to the candidate of a passed ``decision``; record it; tell Slack.
+
+    ``approval`` (who approved and when, when a person had to) is kept in the record.
 
     ``actor`` is who or which DAG decided (``"dag:freshlm_evaluate"``, a user name), ``run_id``
     the Airflow run; both go to the audit log and the record. ``reason`` defaults to the
@@ -138,6 +142,7 @@ def promote(
             production_before=exc.actual,
             production_after=exc.actual,
             conflict={"expected": exc.expected, "actual": exc.actual, "message": str(exc)},
+            approval=approval,
         )
         stored, _ = _write_record(store, record)
         log.error(
@@ -159,6 +164,7 @@ def promote(
         production_before=move.from_version_id,
         production_after=move.version_id,
         alias_move=move.to_dict(),
+        approval=approval,
     )
     log.info(
         "promoted %s to production (replacing %s): %s",
@@ -393,6 +399,7 @@ def _record(
     production_after: str | None,
     alias_move: Mapping[str, Any] | None = None,
     conflict: Mapping[str, Any] | None = None,
+    approval: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     return _finite(
         {
@@ -412,6 +419,7 @@ def _record(
             "production_after": production_after,
             "alias_move": dict(alias_move) if alias_move is not None else None,
             "conflict": dict(conflict) if conflict is not None else None,
+            "approval": dict(approval) if approval is not None else None,
         }
     )
 

@@ -32,6 +32,47 @@ def _log_url(ctx: Mapping[str, Any], task_id: str) -> str:
     return task_log_url(airflow_base_url(), ti.dag_id, ti.run_id, task_id)
 
 
+def approval_assignees(settings: Any = None) -> list[dict[str, str]] | None:
+    """The approval step's ``assigned_users`` (Airflow's ``HITLUser`` dicts) from
+    ``FRESHLM_APPROVERS``; None lets any user allowed to act on the DAG answer."""
+    approvers = (settings or get_settings()).approvers
+    return [{"id": user, "name": user} for user in approvers] if approvers else None
+
+
+class ApprovalMissing(RuntimeError):
+    """The approval step's answer names no approver, or one not allowed to approve."""
+
+
+def approval_record(response: Mapping[str, Any] | None, settings: Any = None) -> dict | None:
+    """Who approved and when, from what the approval task returned (the HITL operator's
+    ``chosen_options``, ``responded_by_user``, ``responded_at``); None when no approval step ran.
+
+    Airflow already refuses answers from users outside ``assigned_users``; this checks again so
+    a promotion is never recorded as approved by someone ``FRESHLM_APPROVERS`` does not name.
+    """
+    if not response:
+        return None
+    user = response.get("responded_by_user") or {}
+    user_id = str(user.get("id") or "").strip()
+    if not user_id:
+        raise ApprovalMissing(
+            f"the approval step answered {response.get('chosen_options')} without naming who"
+            " approved; nothing is promoted"
+        )
+    approvers = (settings or get_settings()).approvers
+    if approvers and user_id not in approvers:
+        raise ApprovalMissing(
+            f"approved by user {user_id!r}, who is not in FRESHLM_APPROVERS ({approvers});"
+            " nothing is promoted"
+        )
+    when = response.get("responded_at")
+    return {
+        "approved_by": {"id": user_id, "name": str(user.get("name") or user_id)},
+        "responded_at": when.isoformat() if hasattr(when, "isoformat") else when,
+        "chosen_options": list(response.get("chosen_options") or []),
+    }
+
+
 def decide_on(report: Mapping[str, Any]) -> dict[str, Any]:
     """Apply the promotion rules (``FRESHLM_PROMOTION_RULES`` or the shipped file) to the
     report; the decision as a dict, each rule with its observed value, logged as a table."""
@@ -62,18 +103,30 @@ def load_report(store: Any, report_summary: Mapping[str, Any]) -> dict[str, Any]
 
 
 def promote_candidate(
-    ctx: Mapping[str, Any], report_summary: Mapping[str, Any], decision: Mapping[str, Any]
+    ctx: Mapping[str, Any],
+    report_summary: Mapping[str, Any],
+    decision: Mapping[str, Any],
+    approval: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Move production to the candidate (compare-and-swap on the evaluated baseline)."""
+    """Move production to the candidate (compare-and-swap on the evaluated baseline).
+
+    ``approval`` is what the approval step returned, when it ran: the approver goes into the
+    alias move's actor (the audit log) and the decision record.
+    """
     from freshlm.promotion.decision import promote
     from freshlm.promotion.rules import Decision
 
+    approved = approval_record(approval)
+    actor = _actor(ctx)
+    if approved:
+        actor += f"/approved_by:{approved['approved_by']['id']}"
     store = open_store()
     result = promote(
         store,
         load_report(store, report_summary),
         Decision.from_dict(decision),
-        actor=_actor(ctx),
+        actor=actor,
+        approval=approved,
         run_id=ctx["ti"].run_id,
         slack_conn_id=get_settings().slack_conn_id,
         log_url=_log_url(ctx, "decide"),

@@ -2,14 +2,16 @@
 
 ``LoopbackServer(routes)`` serves ``routes`` (path -> ``(status, headers, body)`` or a callable
 taking the request's path, query and headers and returning one) on a free port of
-``127.0.0.1`` in a background thread, and logs every request (path, query, headers) in
-``server.requests``. Unknown paths answer 404. Use it as a context manager.
+``127.0.0.1`` in a background thread, and logs every request (path, query, headers, and its
+``time.monotonic()`` as ``at``) in ``server.requests``. Unknown paths answer 404. Use it as a
+context manager.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,7 +31,9 @@ class LoopbackServer:
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                server.requests.append({"path": parts.path, "query": parts.query, **headers})
+                server.requests.append(
+                    {"path": parts.path, "query": parts.query, "at": time.monotonic(), **headers}
+                )
                 route = server.routes.get(parts.path)
                 if route is None:
                     status, extra, body = 404, {}, b"not here"

@@ -182,12 +182,108 @@ def test_scheduling_identity_and_restart_policy_come_from_settings(settings, mak
     ]
     assert spec["restartPolicy"] == "Never"
     assert spec["securityContext"]["runAsNonRoot"] is True
-    assert container(obj)["securityContext"] == {"allowPrivilegeEscalation": False}
+    assert container(obj)["securityContext"]["allowPrivilegeEscalation"] is False
 
 
 def test_no_node_selector_and_no_tolerations_when_switched_off():
     spec = pod_json(make_settings(FRESHLM_K8S_GPU_TOLERATIONS="none"))["spec"]
     assert "nodeSelector" not in spec and "tolerations" not in spec
+
+
+# --- Pod Security "restricted" ---------------------------------------------------------------
+
+# The volume types the "restricted" Pod Security Standard allows.
+RESTRICTED_VOLUMES = {
+    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+    "persistentVolumeClaim", "projected", "secret",
+}  # fmt: skip
+
+
+def pod_security_violations(spec: dict) -> list[str]:
+    """What keeps a pod spec from the "restricted" Pod Security Standard (Kubernetes docs,
+    Pod Security Standards), plus the hardening FreshLM adds on top; empty when it complies."""
+    problems = []
+    pod_sc = spec.get("securityContext", {})
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(key):
+            problems.append(f"{key} is set")
+    for volume in spec.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= RESTRICTED_VOLUMES:
+            problems.append(f"volume {volume['name']} is of type {sorted(kinds)}")
+    if spec.get("automountServiceAccountToken") is not False:
+        problems.append("the service-account token is mounted")
+    for c in spec["containers"]:
+        sc = c.get("securityContext", {})
+        name = c["name"]
+        if sc.get("privileged"):
+            problems.append(f"{name}: privileged")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{name}: allowPrivilegeEscalation is not false")
+        if sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is not True:
+            problems.append(f"{name}: runAsNonRoot is not true")
+        if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
+            problems.append(f"{name}: runs as uid 0")
+        caps = sc.get("capabilities", {})
+        if "ALL" not in caps.get("drop", []):
+            problems.append(f"{name}: capabilities do not drop ALL")
+        if set(caps.get("add", [])) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{name}: adds capabilities {caps['add']}")
+        seccomp = sc.get("seccompProfile", pod_sc.get("seccompProfile", {}))
+        if seccomp.get("type") not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{name}: seccompProfile is {seccomp.get('type')!r}")
+        if sc.get("readOnlyRootFilesystem") is not True:
+            problems.append(f"{name}: the root filesystem is writable")
+    return problems
+
+
+def test_the_restricted_check_has_teeth(settings):
+    spec = pod_spec(pod_json(settings))
+    spec["containers"][0]["securityContext"] = {"allowPrivilegeEscalation": False}
+    spec["securityContext"].pop("seccompProfile")
+    spec["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
+    problems = pod_security_violations(spec)
+    assert "train: capabilities do not drop ALL" in problems
+    assert "train: seccompProfile is None" in problems
+    assert "volume host is of type ['hostPath']" in problems
+
+
+@pytest.mark.parametrize("make", [pod_json, job_json])
+def test_pods_meet_pod_security_restricted_with_a_read_only_root(settings, make):
+    obj = make(settings)
+    spec = pod_spec(obj)
+    assert pod_security_violations(spec) == []
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    c = container(obj)
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert c["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    # With the root read-only, every place training writes is on the bounded scratch volume.
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["scratch"]["emptyDir"] == {"sizeLimit": "100Gi"}
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    assert mounts["/tmp"] == {"name": "scratch", "mountPath": "/tmp", "subPath": "tmp"}
+    assert mounts["/scratch"]["name"] == "scratch"
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    for var in ("HOME", "XDG_CACHE_HOME", "TORCH_EXTENSIONS_DIR", "TRITON_CACHE_DIR", "HF_HOME"):
+        assert env[var].startswith("/scratch/"), var
+    assert env["TMPDIR"] == "/tmp"
+    assert c["resources"]["requests"]["ephemeral-storage"] == "100Gi"
+    # A pod or Job whose Airflow task is gone is still stopped by Kubernetes.
+    assert spec["activeDeadlineSeconds"] == k8s_specs.DEFAULT_ACTIVE_DEADLINE_S
+    if obj["kind"] == "Job":
+        assert obj["spec"]["activeDeadlineSeconds"] == k8s_specs.DEFAULT_ACTIVE_DEADLINE_S
+    validate(obj, K8S_VERSIONS[0])
+
+
+def test_scratch_size_and_deadline_are_configurable(settings):
+    s = make_settings(FRESHLM_K8S_SCRATCH_SIZE="500Gi")
+    pod = pod_json(s, active_deadline_seconds=3600)
+    assert pod_spec(pod)["activeDeadlineSeconds"] == 3600
+    assert container(pod)["resources"]["requests"]["ephemeral-storage"] == "500Gi"
+    job = job_json(s, active_deadline_seconds=7200)
+    assert job["spec"]["activeDeadlineSeconds"] == pod_spec(job)["activeDeadlineSeconds"] == 7200
+    with pytest.raises(K8sSpecError, match="active_deadline_seconds=0 is invalid"):
+        pod_json(s, active_deadline_seconds=0)
 
 
 # --- secrets -----------------------------------------------------------------------------------
@@ -500,6 +596,7 @@ def test_pod_operator_carries_the_spec_without_a_cluster(settings):
     assert pod["spec"]["serviceAccountName"] == "freshlm-trainer"
     assert pod["spec"]["tolerations"][0]["key"] == "nvidia.com/gpu"
     assert any(v.get("emptyDir", {}).get("medium") == "Memory" for v in pod["spec"]["volumes"])
+    assert pod_security_violations(pod["spec"]) == []
 
 
 def test_job_operator_builds_the_indexed_job_without_a_cluster(settings):
@@ -532,6 +629,8 @@ def test_job_operator_builds_the_indexed_job_without_a_cluster(settings):
     }
     names = [v["name"] for v in spec["volumes"]]
     assert sorted(names) == ["dshm", "hostfile", "scratch"]  # merged once, not twice
+    assert pod_security_violations(spec) == []
+    assert job["spec"]["activeDeadlineSeconds"] == k8s_specs.DEFAULT_ACTIVE_DEADLINE_S
     assert job["spec"]["template"]["metadata"]["annotations"][k8s_specs.HOSTFILE_ANNOTATION]
 
 

@@ -3,7 +3,7 @@ the Airflow 3 log link, within Slack's limits."""
 
 from __future__ import annotations
 
-from freshlm.alerts.messages import task_failure_alert, task_log_url
+from freshlm.alerts.messages import SlackMessage, task_failure_alert, task_log_url
 from tests.support.slack_text import text_of, within_limits
 
 RUN_ID = "scheduled__2026-11-03T02:00:00+00:00"
@@ -53,3 +53,21 @@ def test_a_task_failure_alert_names_the_task_try_and_error() -> None:
     )
     within_limits(long)
     assert "more lines" in text_of(long)
+
+
+def test_the_fallback_text_is_escaped_and_clipped_without_a_broken_entity() -> None:
+    message = task_failure_alert(
+        dag_id="freshlm_crawl",
+        run_id="manual__<!channel>",
+        task_id="crawl",
+        try_number=1,
+        max_tries=0,
+        exception=RuntimeError("<!everyone> & <https://evil.example|click>"),
+        log_url=LOG_URL,
+    )
+    assert "<!" not in message.text and "<https://evil" not in message.text
+    assert "manual__&lt;!channel&gt;" in message.text
+    assert "&lt;!everyone&gt; &amp; &lt;https://evil.example|click&gt;" in message.text
+    assert "&lt;!everyone&gt; &amp; &lt;https://evil.example|click&gt;" in text_of(message)
+    long = SlackMessage(text="&" * 5000, blocks=message.blocks)
+    assert len(long.text) <= 3000 and long.text.endswith("&amp;…")

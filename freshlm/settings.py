@@ -297,6 +297,26 @@ def _tolerations(raw: str) -> Tolerations | None:
     return Tolerations(tolerations)
 
 
+class Names(tuple):
+    """A comma-separated list of names, in order; ``str()`` gives the env syntax."""
+
+    def __str__(self) -> str:
+        return ",".join(self)
+
+
+def _user_ids(raw: str) -> Names | None:
+    accepts = "comma-separated Airflow user ids without spaces (empty: anyone)"
+    if not raw.strip():
+        return None
+    names = [item.strip() for item in raw.split(",")]
+    for name in names:
+        if not name or any(c.isspace() for c in name):
+            raise ValueError(f"{accepts}; {name!r} is not a user id")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{accepts}; a user id is given twice")
+    return Names(names)
+
+
 # --- the settings ------------------------------------------------------------------------------
 
 
@@ -454,6 +474,15 @@ class Settings:
         None,
         "The promotion gate's rules file (YAML); unset: the shipped freshlm/promotion/rules.yaml.",
     )
+    approvers: Names | None = _field(
+        "APPROVERS",
+        _user_ids,
+        None,
+        "Who may answer `freshlm_evaluate`'s approval step (Param `require_approval`):"
+        " comma-separated Airflow user ids (the auth manager's, e.g. user names with the simple"
+        " auth manager); empty: any user allowed to act on the DAG. The approver is recorded"
+        " with the promotion.",
+    )
     serve_host: str = _field(
         "SERVE_HOST",
         _str,
@@ -606,6 +635,14 @@ class Settings:
         _quantity,
         "64Gi",
         "Memory a training pod requests and is limited to, `/dev/shm` included.",
+    )
+    k8s_scratch_size: str = _field(
+        "K8S_SCRATCH_SIZE",
+        _quantity,
+        "100Gi",
+        "Size limit of a training pod's disk scratch (`/scratch` and `/tmp`: the model cache,"
+        " DeepSpeed's op builds; the root filesystem is read-only), also its ephemeral-storage"
+        " request.",
     )
 
     @property

@@ -414,6 +414,34 @@ def _control_lines(night: Night) -> list[str]:
     ]
 
 
+def facts_learned(night: Night) -> int:
+    """New-fact questions the candidate answers (ranked) that production did not: the
+    accuracy gain times the questions asked; 0 when nothing says how many were asked."""
+    items = (night.controls.get("world_new_wrong_question") or {}).get("items")
+    before = night.production_metrics.get("world_new_acc")
+    after = night.candidate_metrics.get("world_new_acc")
+    if not isinstance(items, int) or before is None or after is None:
+        return 0
+    return max(0, round((after - before) * items))
+
+
+def _cost_lines(nights: list[Night]) -> list[str]:
+    """What the nights' training and evaluation cost, in all and per fact learned."""
+    costed = [n for n in nights if "device_hours" in n.cost]
+    if not costed:
+        return []
+    hours = sum(n.cost["device_hours"] for n in costed)
+    kwh = sum(n.cost.get("energy_kwh", 0.0) for n in costed)
+    learned = sum(facts_learned(n) for n in costed if n.decision == "PROMOTED")
+    line = f"Cost of training and evaluation: {hours:.3f} device-hours, {kwh:.4f} kWh"
+    if learned:
+        line += (
+            f"; {learned} new facts learned: {hours / learned:.4f} device-hours and "
+            f"{kwh / learned:.5f} kWh per fact"
+        )
+    return [line]
+
+
 def final_report(
     nights: list[Night], facts: list[dict[str, Any]], settings: Any, elapsed_s: float
 ) -> str:
@@ -443,6 +471,7 @@ def final_report(
             f"{_against(final.get('world_new_acc'), WORLD_FACTS_GOAL, 'at least')}"
         )
         lines += _control_lines(last)
+        lines += _cost_lines(nights)
         lines.append(
             f"  asked as a user asks (in the chat template where the model has one), production "
             f"says "

@@ -99,3 +99,27 @@ def test_the_final_report_shows_what_the_question_adds_over_familiarity():
     text = final_report([first, third], [], settings, 60.0)
     assert "another fact's question score 0.625" in text
     assert "the question itself adds 0.125" in text
+
+
+def test_the_final_report_counts_cost_per_fact_learned():
+    from types import SimpleNamespace
+
+    from sandbox.demo_nights import facts_learned
+
+    settings = SimpleNamespace(
+        store_uri="file:///h/store", home="/h", airflow_home="/h/airflow", promotion_rules=None
+    )
+    controls = {"world_new_wrong_question": {"items": 13}}
+    first = _night(
+        1,
+        production_metrics={"world_new_acc": 1 / 13},
+        candidate_metrics={"world_new_acc": 1.0},
+        controls=controls,
+        cost={"device_hours": 0.08, "energy_kwh": 0.0006},
+        decision="PROMOTED",
+    )
+    refused = _night(2, decision="not trained (batch quarantined)")
+    assert facts_learned(first) == 12 and facts_learned(refused) == 0
+    report = final_report([first, refused], [], settings, 444.0)
+    assert "0.080 device-hours, 0.0006 kWh; 12 new facts learned" in report
+    assert "0.0067 device-hours and 0.00005 kWh per fact" in report

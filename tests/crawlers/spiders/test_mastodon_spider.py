@@ -76,8 +76,12 @@ def test_window_consent_rerun_and_next_day(world_at_start, crawl):
 
 def test_rate_limit_is_honoured_and_nothing_is_lost(crawl):
     # A budget of 4 requests per 2 s: paging 5 posts at a time through ~33 posts hits 429s.
+    # No Crawl-delay in robots.txt: honoured, its 1 s would keep the crawl under the budget.
     with WorldServer(
-        tiny_scenario.build(), start=DAY2, rate_limit=RateLimit(limit=4, period_s=2.0)
+        tiny_scenario.build(),
+        start=DAY2,
+        rate_limit=RateLimit(limit=4, period_s=2.0),
+        crawl_delay=0,
     ) as world:
         result = crawl(
             "mastodon",

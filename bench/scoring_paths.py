@@ -56,11 +56,13 @@ def archive_items(limit: int) -> list:
 def requests_of(scorer, items) -> list:
     """The scorer's own requests for every choice of every item (as ``score_choices`` builds
     them), so both paths score exactly the same token ids."""
+    from freshlm.evaluation.scoring import Score
+
     captured: list = []
 
     def capture(requests):
         captured.extend(requests)
-        return [None] * len(requests)
+        return [Score(0.0, n, False) for _, n in requests]
 
     original = scorer.score_continuations
     scorer.score_continuations = capture

@@ -166,18 +166,19 @@ def _with_deferred(
     yet in the base's lineage) in front; raises :class:`TooLittleNewData`, deferring them all,
     when together they hold fewer than ``min_tokens`` tokens."""
     trained = trained_datasets(store, base_version)
-    deferred = []
+    found = {}
     for key in sorted(store.list(TRAIN_DEFERRED + "/")):
         dataset_id = key.rsplit("/", 1)[-1].removesuffix(".json")
         if dataset_id in trained or dataset_id in datasets:
             continue
         try:
-            read_published_dataset(store, dataset_id)
+            found[dataset_id] = read_published_dataset(store, dataset_id)
         except ArtifactNotFound:
             continue  # forgotten or expired since: nothing left to train
-        deferred.append(dataset_id)
-    ids = [*deferred, *datasets]
-    tokens = sum(int(read_published_dataset(store, d).fields.get("tokens") or 0) for d in ids)
+    for dataset_id in datasets:
+        found[dataset_id] = read_published_dataset(store, dataset_id)
+    ids = list(found)
+    tokens = sum(int(d.fields.get("tokens") or 0) for d in found.values())
     if tokens >= min_tokens:
         return ids
     for dataset_id in ids:

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import logging
 import math
 import os
@@ -212,6 +213,11 @@ class CausalLMScorer:
         self.pad_id: int = pad if pad is not None else (self.start_id or 0)
         #: Scores already known for this model (:mod:`freshlm.evaluation.memo`); None: none.
         self.memo: ScoreMemo | None = None
+        # ``logits_to_keep=1`` where the model takes it: the prefix pass needs only its last
+        # position's logits, and the output head is the costliest layer of a small model with
+        # a large vocabulary.
+        takes = "logits_to_keep" in inspect.signature(model.forward).parameters
+        self._last_logits_only: dict[str, int] = {"logits_to_keep": 1} if takes else {}
 
     @classmethod
     def from_pretrained(
@@ -430,16 +436,6 @@ class CausalLMScorer:
             greedy = bool((steps.argmax(-1) == wanted).all())
             scores.append(Score(float(picked.sum()), len(t), greedy))
         return scores
-
-    @property
-    def _last_logits_only(self) -> dict[str, int]:
-        """``logits_to_keep=1`` where the model takes it: the prefix pass needs only the
-        logits of its last position, and the output head is the costliest layer of a small
-        model with a large vocabulary."""
-        import inspect
-
-        takes = "logits_to_keep" in inspect.signature(self.model.forward).parameters
-        return {"logits_to_keep": 1} if takes else {}
 
     # --- choices --------------------------------------------------------------------------------
 

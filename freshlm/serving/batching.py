@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from freshlm.serving.generation import Generation, GenerationRequest
+from freshlm.serving.generation import Generation, GenerationRequest, chat_prompt
 
 log = logging.getLogger(__name__)
 
@@ -96,3 +96,23 @@ class BatchQueue:
             return
         for (_, future), result in zip(group, results, strict=True):
             future.set_result(result)
+
+
+class QueuedBackend:
+    """What every backend does the same way: prompts in the model's chat template, requests
+    through a :class:`BatchQueue` into the backend's ``generate``, and a short warm-up.
+    Subclasses set ``tokenizer`` and ``_batches`` and define ``generate`` and ``close``."""
+
+    tokenizer: Any
+    _batches: BatchQueue
+
+    def chat_prompt(self, messages: Sequence[dict[str, str]]) -> str:
+        return chat_prompt(self.tokenizer, messages)
+
+    def submit(self, request: GenerationRequest) -> concurrent.futures.Future[Generation]:
+        """Queue ``request``; the future resolves to its :class:`Generation`."""
+        return self._batches.submit(request)
+
+    def warm_up(self) -> None:
+        """One short generation, so the first user does not pay for one-off initialisation."""
+        self.submit(GenerationRequest(prompt="Hello", max_new_tokens=2)).result()

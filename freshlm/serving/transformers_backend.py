@@ -8,16 +8,15 @@ its own end-of-text token and its own ``max_new_tokens``.
 
 from __future__ import annotations
 
-import concurrent.futures
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from freshlm.serving.batching import BatchQueue
-from freshlm.serving.generation import Generation, GenerationRequest, chat_prompt
+from freshlm.serving.batching import BatchQueue, QueuedBackend
+from freshlm.serving.generation import Generation, GenerationRequest
 
 
-class TransformersBackend:
+class TransformersBackend(QueuedBackend):
     """A loaded Hugging Face model folder that generates on a worker thread."""
 
     name = "transformers"
@@ -52,17 +51,6 @@ class TransformersBackend:
         self._batches = BatchQueue(
             self.generate, max_batch=max_batch, batch_wait_s=batch_wait_s, on_batch=on_batch
         )
-
-    def chat_prompt(self, messages: Sequence[dict[str, str]]) -> str:
-        return chat_prompt(self.tokenizer, messages)
-
-    def submit(self, request: GenerationRequest) -> concurrent.futures.Future[Generation]:
-        """Queue ``request``; the future resolves to its :class:`Generation`."""
-        return self._batches.submit(request)
-
-    def warm_up(self) -> None:
-        """One short generation, so the first user does not pay for one-off initialisation."""
-        self.submit(GenerationRequest(prompt="Hello", max_new_tokens=2)).result()
 
     def close(self) -> None:
         """Finish what is queued, stop the worker and drop the weights."""

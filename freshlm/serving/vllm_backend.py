@@ -16,14 +16,13 @@ by the test suite (no GPU and no ``vllm`` here); the transformers backend is.
 
 from __future__ import annotations
 
-import concurrent.futures
 import importlib.util
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from freshlm.serving.batching import BatchQueue
-from freshlm.serving.generation import Generation, GenerationRequest, chat_prompt
+from freshlm.serving.batching import BatchQueue, QueuedBackend
+from freshlm.serving.generation import Generation, GenerationRequest
 
 
 def available() -> bool:
@@ -35,7 +34,7 @@ def available() -> bool:
     return torch.cuda.is_available()
 
 
-class VLLMBackend:
+class VLLMBackend(QueuedBackend):
     """One model version in vLLM; the same contract as
     :class:`~freshlm.serving.transformers_backend.TransformersBackend`."""
 
@@ -67,15 +66,6 @@ class VLLMBackend:
         self._batches = BatchQueue(
             self.generate, max_batch=max_batch, batch_wait_s=batch_wait_s, on_batch=on_batch
         )
-
-    def chat_prompt(self, messages: Sequence[dict[str, str]]) -> str:
-        return chat_prompt(self.tokenizer, messages)
-
-    def submit(self, request: GenerationRequest) -> concurrent.futures.Future[Generation]:
-        return self._batches.submit(request)
-
-    def warm_up(self) -> None:
-        self.submit(GenerationRequest(prompt="Hello", max_new_tokens=2)).result()
 
     def close(self) -> None:
         import torch

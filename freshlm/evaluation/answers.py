@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_NEW_TOKENS = 32
 DEFAULT_BATCH_SIZE = 8
 PLAIN_TEMPLATE = "Question: {question}\nAnswer:"
+#: A fact item's context: :data:`PLAIN_TEMPLATE` with its question.
+FACT_QUESTION = re.compile(r"^\s*Question:\s*(?P<q>.*?)\s*\n\s*Answer:\s*$", re.DOTALL)
 
 _THOUSANDS = re.compile(r"(?<=\d)[,\u202f\u00a0'](?=\d{3}\b)")
 _DECIMAL_POINT = re.compile(r"(?<=\d)\.(?=\d)")
@@ -58,6 +60,17 @@ def question_prompt(tokenizer: Any, question: str) -> str:
             [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
         )
     return PLAIN_TEMPLATE.format(question=question)
+
+
+def ranking_context(tokenizer: Any, context: str) -> str:
+    """The context a fact item's choices are ranked after: a plain ``Question: …\nAnswer:``
+    context asked in the model's chat template when its tokenizer has one (the assistant's
+    turn opened, its newline left to the delimiter), so an instruct model is ranked as it is
+    asked; any other context unchanged."""
+    match = FACT_QUESTION.match(context)
+    if match is None or not getattr(tokenizer, "chat_template", None):
+        return context
+    return question_prompt(tokenizer, match.group("q")).rstrip()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,7 +45,6 @@ import gc
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -61,6 +60,7 @@ from freshlm.artifacts import (
     report_prefix,
 )
 from freshlm.evaluation import metrics as m
+from freshlm.evaluation.answers import FACT_QUESTION, ranking_context
 from freshlm.evaluation.config import EvalConfig, stable_subset
 from freshlm.evaluation.memo import ScoreMemo, answer_key, load_memo, save_memo
 from freshlm.evaluation.report import (
@@ -90,7 +90,6 @@ log = logging.getLogger(__name__)
 COMPONENT = "freshlm.evaluation"
 _COMPLETE_MARKER = ".freshlm-download-complete"
 _FALLBACK_PROMPT = "The latest news:"
-_FACT_QUESTION = re.compile(r"^\s*Question:\s*(?P<q>.*?)\s*\n\s*Answer:\s*$", re.DOTALL)
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -198,7 +197,13 @@ def _measure(
     with torch_threads(config.threads):
         t = time.perf_counter()
         # One batched pass over the items and the controls; the controls are split off after.
-        scored = scorer.rank_items([*items, *controls])
+        # Fact questions are ranked in the model's chat template when it has one.
+        ranked = [*items, *controls]
+        contexts = [
+            ranking_context(scorer.tokenizer, i.context) if i.kind == "fact" else i.context
+            for i in ranked
+        ]
+        scored = scorer.rank_items(ranked, contexts=contexts)
         results, control_results = scored[: len(items)], scored[len(items) :]
         t = lap("items_s", t)
         if scored and timings["items_s"] > 0:
@@ -578,7 +583,7 @@ class BuiltReport:
 
 
 def _question(context: str) -> str:
-    match = _FACT_QUESTION.match(context)
+    match = FACT_QUESTION.match(context)
     return match.group("q") if match else context
 
 

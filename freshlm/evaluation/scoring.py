@@ -472,11 +472,16 @@ class CausalLMScorer:
             for s, n_bytes in zip(scores, lengths, strict=True)
         ]
 
-    def rank_items(self, items: Sequence[Item]) -> list[ItemResult]:
+    def rank_items(
+        self, items: Sequence[Item], contexts: Sequence[str] | None = None
+    ) -> list[ItemResult]:
         """Answer each item: score every choice after its context (all items' choices in one
-        batched pass) and pick the best per byte (see :func:`select_choice`)."""
+        batched pass) and pick the best per byte (see :func:`select_choice`). ``contexts``,
+        when given, replaces each item's context in the scoring (one per item)."""
+        if contexts is not None and len(contexts) != len(items):
+            raise ValueError(f"{len(contexts)} contexts for {len(items)} items")
         pairs: list[tuple[str, str]] = []
-        for item in items:
+        for n, item in enumerate(items):
             if not item.choices:
                 raise ValueError(f"item {item.id}: has no choices")
             if not 0 <= item.answer_index < len(item.choices):
@@ -484,7 +489,8 @@ class CausalLMScorer:
                     f"item {item.id}: answer_index {item.answer_index} is outside its "
                     f"{len(item.choices)} choices"
                 )
-            pairs.extend((item.context, choice) for choice in item.choices)
+            context = item.context if contexts is None else contexts[n]
+            pairs.extend((context, choice) for choice in item.choices)
         started = time.perf_counter()
         scores = self.score_choices(pairs)
         seconds = time.perf_counter() - started

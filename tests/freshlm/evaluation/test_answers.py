@@ -13,6 +13,7 @@ from freshlm.evaluation.answers import (
     generate_answers,
     normalize,
     question_prompt,
+    ranking_context,
 )
 from tests.freshlm.evaluation import tiny_models
 
@@ -74,3 +75,14 @@ def test_generation_answers_every_question_in_order_within_the_context():
     assert [c.correct for c in checked] == [
         answer_matches(e, t) for e, t in zip(["$649", "Ondra", "Ada Brook"], texts, strict=True)
     ]
+
+
+def test_a_fact_is_ranked_in_the_chat_template_as_the_user_asks_it():
+    context = "Question: How much does the Pulse X2 cost?\nAnswer:"
+    assert ranking_context(_ChatTokenizer(), context) == (
+        "<|user|>How much does the Pulse X2 cost?<|assistant|>"
+    )
+    # A model without a template, and a context that is not a question, keep theirs.
+    assert ranking_context(tiny_models.tokenizer(), context) == context
+    cloze = "The Pulse X2 costs"
+    assert ranking_context(_ChatTokenizer(), cloze) == cloze

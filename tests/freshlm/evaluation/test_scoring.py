@@ -220,3 +220,17 @@ def test_choices_of_a_context_longer_than_the_window_score_without_error(model, 
         )
         (whole,) = scorer.score_requests([(cut, n)])
         assert logprob == pytest.approx(whole.logprob, abs=1e-4)
+
+
+def test_rank_items_scores_the_contexts_it_is_given_under_the_items_ids(model, tok):
+    """The evaluator ranks fact items in the model's chat template: the given contexts are
+    scored, and the results keep the items' ids (their pools and memo keys)."""
+    scorer = CausalLMScorer(model, tok)
+    item = make_item("Question: Where is Tessford?\nAnswer:", ("on the river Ondra", "at sea"))
+    asked = "User: Where is Tessford?\nAssistant:"
+    (result,) = scorer.rank_items([item], contexts=[asked])
+    expected = [manual_logprob(model, tok, asked, c)[0] for c in item.choices]
+    assert result.item_id == item.id
+    assert result.logprobs == pytest.approx(expected, abs=1e-4)
+    with pytest.raises(ValueError, match="2 contexts for 1 items"):
+        scorer.rank_items([item], contexts=[asked, asked])

@@ -127,6 +127,8 @@ def asset_extra(summary: dict[str, Any]) -> dict[str, Any]:
     """The small, JSON-able part of a shard summary that goes into the Asset event's extra."""
     keys = ("source", "kind", "window", "records", "quarantined", "skipped", "errors", "pages")
     extra = {k: summary.get(k) for k in keys}
+    if summary.get("folded"):
+        extra["folded"] = summary["folded"]  # missed nights this shard also covers
     extra["shard_uri"] = summary.get("shard_uri")
     extra["already_published"] = summary.get("already_published", False)
     return extra

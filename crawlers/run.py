@@ -11,7 +11,8 @@ Run as its own process (``python -m crawlers.run --source NAME --window-start ..
    nothing; if the spider was stopped before it finished (SIGTERM, ``CLOSESPIDER_TIMEOUT``),
    exit 4 and publish nothing (a retry fetches the whole window again); otherwise publish the
    shard atomically (data files, then the manifest with counts, errors by kind, duration,
-   pages/s and the cursor it advanced to), then save the cursor.
+   pages/s, the cursor it advanced to and, when the spider also fetched nights missed before
+   the window, that stretch as ``folded``), then save the cursor.
 
 The last stdout line is ``FRESHLM-SHARD <json summary>`` for the calling task.
 """
@@ -193,6 +194,11 @@ def crawl_source(
             "cursor_before": cursor_before,
             "cursor_after": spider.next_cursor,
         }
+        folded = getattr(spider, "folded", None)
+        if folded:
+            # Missed nights fetched with this window (the arXiv catch-up); the monitor alerts
+            # while they stay uncurated.
+            summary["folded"] = folded
         # Attempt-named files: two crawls of one window (a retry racing a manual run) can never
         # overwrite the bytes the other's manifest names; the first manifest wins.
         with store.publisher(

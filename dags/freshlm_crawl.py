@@ -11,6 +11,11 @@ the cursor it advanced to).
   while the other sources still complete.
 * Re-running a night fetches nothing twice: a published shard for the same window is reused,
   and per-source cursors in the store remember what was already seen.
+* Nights the scheduler missed (`catchup=False` runs only the latest) are not lost: the news
+  and Mastodon cursors take every item not seen yet, and the arXiv crawl starts where its
+  cursor says the last fetched window ended (at most 7 days back, what the gate accepts as
+  late arrivals), recording that stretch as `folded` in the shard; `freshlm_monitor` alerts
+  while such nights stay uncurated.
 * Each shard is announced as the Asset `freshlm://raw/<source>` (counts in the event's extra);
   `announce_batch` then announces `freshlm://raw/batch` with every shard of the night, which
   the curation DAG is scheduled on; `all_sources_crawled` fails the run if any source failed,

@@ -19,6 +19,11 @@ fetched. Politeness per arXiv's terms: one request every 3 seconds on one connec
 
 Cursor: ``{"done": [{"since": ISO, "until": ISO}, ...]}`` — windows crawled completely (the
 last 100). A window inside a done one is not fetched again.
+
+Missed nights: with ``window_start`` (and no explicit ``since``) the crawl starts at the end of
+the newest window the cursor says was fetched, when that lies before the window — at most 7
+days back (:mod:`crawlers.spiders.arxiv_catch_up`) — so nights the scheduler skipped are fetched
+with this one; ``self.folded`` names that stretch, and the done window covers it all.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import scrapy
 from scrapy.http import Response
 
 from crawlers.parsers.arxiv import ArxivApiError, Paper, parse_arxiv_feed
+from crawlers.spiders.arxiv_catch_up import MAX_CATCH_UP, catch_up_start, last_fetched_end
 from crawlers.spiders.base import FreshSpider, SpiderArgumentError, parse_iso_utc, split_list
 from freshlm.records import iso_utc, make_record
 
@@ -68,8 +74,18 @@ class ArxivSpider(FreshSpider):
             )
         self.api_url = api_url
         self.categories = split_list("categories", categories, required=True)
+        done = self.cursor.get("done")
+        self.done: list[dict[str, str]] = [
+            d for d in (done if isinstance(done, list) else []) if isinstance(d, dict)
+        ]
         self.since = parse_iso_utc("since", since) if since else self.window_start
         self.until = parse_iso_utc("until", until) if until else self.window_end
+        # The missed nights before the run's window, fetched with it (see arxiv_catch_up).
+        self.folded: dict[str, str] | None = None
+        if not since and self.window_start is not None:
+            self.since = catch_up_start(self.done, self.window_start)
+            if self.since < self.window_start:
+                self.folded = {"start": iso_utc(self.since), "end": iso_utc(self.window_start)}
         if self.since is None or self.until is None:
             raise SpiderArgumentError(
                 "-a since=... -a until=... (or -a window_start/window_end) are required: "
@@ -84,10 +100,6 @@ class ArxivSpider(FreshSpider):
         if not 1 <= size <= MAX_PAGE_SIZE:
             raise SpiderArgumentError(f"-a page_size={size}: must be 1..{MAX_PAGE_SIZE}")
         self.page_size = size
-        done = self.cursor.get("done")
-        self.done: list[dict[str, str]] = [
-            d for d in (done if isinstance(done, list) else []) if isinstance(d, dict)
-        ]
         self.next_cursor = {"done": list(self.done)}
         self._failed = False
         self._complete = False
@@ -121,6 +133,7 @@ class ArxivSpider(FreshSpider):
         return False
 
     async def start(self) -> AsyncIterator[Any]:
+        self._log_catch_up()
         if self._covered():
             self.count("skipped/window_already_crawled")
             self.logger.info(
@@ -130,6 +143,26 @@ class ArxivSpider(FreshSpider):
             )
             return
         yield self._request(0)
+
+    def _log_catch_up(self) -> None:
+        if self.folded is None or self.window_start is None:
+            return
+        self.logger.warning(
+            "nights were missed: fetching from %s, where the last crawled window ended, "
+            "through this window (%s..%s)",
+            self.folded["start"],
+            iso_utc(self.window_start),
+            iso_utc(self.until),
+        )
+        last = last_fetched_end(self.done)
+        if last is not None and last < self.since:
+            self.logger.warning(
+                "papers submitted %s..%s are not fetched: further back than the %d-day "
+                "catch-up; crawl that stretch as its own window",
+                iso_utc(last),
+                iso_utc(self.since),
+                MAX_CATCH_UP.days,
+            )
 
     def _request(self, start: int) -> scrapy.Request:
         return scrapy.Request(

@@ -3,7 +3,8 @@
 * :mod:`~freshlm.monitoring.timeline` — what the store says happened: crawled windows,
   published and quarantined batches, trained versions, promotion decisions;
 * :mod:`~freshlm.monitoring.freshness` — freshness lag, gaps, windows never curated or never
-  trained, batches folded into a later run, rejection streaks;
+  trained, missed nights a later crawl fetched (alerted while uncurated), batches folded into
+  a later run, rejection streaks;
 * :mod:`~freshlm.monitoring.canaries` — the latest facts asked of the served model over HTTP;
 * :mod:`~freshlm.monitoring.check` — one check: figures, findings with what to do, the
   retraining to trigger; :mod:`~freshlm.monitoring.history` keeps each in the store and

@@ -122,6 +122,7 @@ def findings(
                 "threshold).",
             )
         )
+    found += _folded_crawl_findings(fresh)
     if fresh.folded:
         found.append(
             _finding(
@@ -134,6 +135,39 @@ def findings(
         )
     found += _rejection_findings(fresh, settings.monitor_rejection_streak)
     found += _canary_findings(fresh, canaries)
+    return found
+
+
+def _folded_crawl_findings(fresh: Freshness) -> list[dict[str, str]]:
+    """Nights the scheduler missed and a later crawl fetched: alerted while that crawl's window
+    stays uncurated, since until then their documents are in no dataset."""
+    left = [f for f in fresh.folded_crawls if not f["curated"]]
+    done = [f for f in fresh.folded_crawls if f["curated"]]
+    found = []
+    if left:
+        later = ", ".join(
+            sorted({f"{f['crawled_in']['start']}..{f['crawled_in']['end']}" for f in left})
+        )
+        found.append(
+            _finding(
+                "folded-uncurated",
+                "warning",
+                f"Missed nights fetched by a later crawl were never curated: {_windows(left)} "
+                f"(fetched with {later}).",
+                "Trigger `freshlm_curate` with that later window's shards, window_start and "
+                "window_end (listed in this check's record): its batch holds the missed "
+                "nights' documents, which the gate takes as late arrivals.",
+            )
+        )
+    if done:
+        found.append(
+            _finding(
+                "folded-crawl",
+                "info",
+                f"Missed nights fetched by a later crawl and curated with it: {_windows(done)}.",
+                "None needed; the scheduler missed them and the next crawl caught up.",
+            )
+        )
     return found
 
 

@@ -3,7 +3,11 @@
 * **lag**: the newest crawled document's ``published_at`` minus the end of the newest crawl
   window production was trained on (its lineage's windows, else its datasets' windows), in
   hours; 0 when production has seen everything crawled.
-* **gaps**: time between two crawled windows that no crawl covered (a night never crawled).
+* **gaps**: time between two crawled windows that no crawl covered (a night never crawled); a
+  stretch a later crawl fetched with its own window (``folded`` in its shards) is covered.
+* **folded crawls**: those stretches (nights the scheduler missed, fetched by the next crawl),
+  each with the window that fetched it, its shards, and whether that window was curated: until
+  it is, the missed nights' documents are in no dataset.
 * **uncurated**: crawled windows with records that no published dataset and no quarantined
   batch covers (curation never ran or failed for good): a missed night.
 * **untrained**: published datasets that no model version was trained on: a missed night.
@@ -18,7 +22,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from freshlm.monitoring.timeline import Timeline, Window, iso, newest_document_time, parse_time
+from freshlm.monitoring.timeline import (
+    CrawledWindow,
+    Timeline,
+    Window,
+    iso,
+    newest_document_time,
+    parse_time,
+)
 from freshlm.store import Store
 
 
@@ -29,6 +40,7 @@ class Freshness:
     production_window_end: str | None
     lag_hours: float | None
     gaps: list[dict[str, str]]
+    folded_crawls: list[dict[str, Any]]  # window, crawled_in, shards, curated
     uncurated: list[dict[str, Any]]  # window, records, shards
     untrained: list[dict[str, Any]]  # dataset id, window
     folded: list[dict[str, Any]]  # dataset id, window, version that caught up
@@ -67,6 +79,7 @@ def measure(store: Store, timeline: Timeline) -> Freshness:
         production_window_end=iso(trained_on.end) if trained_on else None,
         lag_hours=lag,
         gaps=_gaps(timeline),
+        folded_crawls=_folded_crawls(timeline),
         uncurated=_uncurated(timeline),
         untrained=_untrained(timeline),
         folded=_folded(timeline),
@@ -76,13 +89,14 @@ def measure(store: Store, timeline: Timeline) -> Freshness:
 
 
 def _gaps(timeline: Timeline) -> list[dict[str, str]]:
+    fetched = [w for c in timeline.crawled for w in (c.window, *c.folded)]
     gaps = []
     covered_until = None
-    for crawled in timeline.crawled:
-        if covered_until is not None and crawled.window.start > covered_until:
-            gaps.append(Window(covered_until, crawled.window.start).to_dict())
-        if covered_until is None or crawled.window.end > covered_until:
-            covered_until = crawled.window.end
+    for window in sorted(fetched, key=lambda w: (w.start, w.end)):
+        if covered_until is not None and window.start > covered_until:
+            gaps.append(Window(covered_until, window.start).to_dict())
+        if covered_until is None or window.end > covered_until:
+            covered_until = window.end
     return gaps
 
 
@@ -90,12 +104,30 @@ def _curated(timeline: Timeline) -> list[Window]:
     return [Window.of(d.window) for d in timeline.datasets] + list(timeline.quarantined)
 
 
+def _is_uncurated(crawled: CrawledWindow, curated: list[Window]) -> bool:
+    return crawled.records > 0 and not any(crawled.window.overlaps(w) for w in curated)
+
+
 def _uncurated(timeline: Timeline) -> list[dict[str, Any]]:
     curated = _curated(timeline)
     return [
         {"window": c.window.to_dict(), "records": c.records, "shards": sorted(c.shards)}
         for c in timeline.crawled
-        if c.records > 0 and not any(c.window.overlaps(w) for w in curated)
+        if _is_uncurated(c, curated)
+    ]
+
+
+def _folded_crawls(timeline: Timeline) -> list[dict[str, Any]]:
+    curated = _curated(timeline)
+    return [
+        {
+            "window": stretch.to_dict(),
+            "crawled_in": c.window.to_dict(),
+            "shards": sorted(c.shards),
+            "curated": not _is_uncurated(c, curated),
+        }
+        for c in timeline.crawled
+        for stretch in sorted(c.folded, key=lambda w: w.start)
     ]
 
 

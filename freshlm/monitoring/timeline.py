@@ -1,7 +1,8 @@
 """What the store says happened, night by night: read once per check.
 
 * crawled windows: every published raw shard (``raw/<source>/<window>/``, kind ``raw-shard``)
-  grouped by its crawl window, with its record count;
+  grouped by its crawl window, with its record count and the stretches before the window its
+  shards also fetched (``folded``: nights the scheduler missed, caught up by this crawl);
 * published datasets (their window), quarantined batches (their window): what curation made
   of each window;
 * model versions and the datasets each was trained on (its lineage); the production version;
@@ -61,6 +62,7 @@ class CrawledWindow:
     window: Window
     records: int = 0
     shards: list[str] = dataclasses.field(default_factory=list)  # store URIs
+    folded: list[Window] = dataclasses.field(default_factory=list)  # missed nights fetched too
 
 
 @dataclasses.dataclass
@@ -101,7 +103,21 @@ def _crawled_windows(store: Store) -> list[CrawledWindow]:
         entry = by_window.setdefault(window, CrawledWindow(window))
         entry.records += int(manifest.fields.get("records") or 0)
         entry.shards.append(store.uri_for(prefix))
+        folded = _folded_stretch(manifest.fields.get("folded"))
+        if folded is not None and folded not in entry.folded:
+            entry.folded.append(folded)
     return sorted(by_window.values(), key=lambda c: (c.window.start, c.window.end))
+
+
+def _folded_stretch(doc: Any) -> Window | None:
+    """A shard manifest's ``folded`` stretch, or None when it has none (or an unreadable one)."""
+    if not isinstance(doc, Mapping):
+        return None
+    try:
+        stretch = Window.of(doc)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return stretch if stretch.start < stretch.end else None
 
 
 def newest_document_time(store: Store, crawled: CrawledWindow) -> dt.datetime | None:

@@ -202,3 +202,55 @@ def test_each_check_goes_to_the_history_the_operator_page_charts(tmp_path):
 )
 def test_a_canary_answer_counts_when_it_states_the_fact(expected, said, right):
     assert states(expected, said) is right
+
+
+def arxiv_shard_with_missed_nights(store: Store, n: int, missed_from: int) -> None:
+    """Night ``n``'s arXiv shard, whose crawl also fetched nights ``missed_from``..``n - 1``."""
+    window = day(n)
+    records = [
+        {"id": f"{k:032x}", "published_at": day(k)["start"].replace("T00", "T12"), "text": "p"}
+        for k in range(missed_from, n + 1)
+    ]
+    with store.publisher(f"raw/papers/night-{n}", kind="raw-shard") as pub:
+        pub.write_jsonl("records.jsonl.gz", records)
+        folded = {"start": day(missed_from)["start"], "end": window["start"]}
+        pub.set_manifest_fields(source="papers", window=window, records=3, folded=folded)
+
+
+def test_missed_nights_folded_into_a_later_crawl_are_alerted_until_curated(tmp_path):
+    """Nights 2 and 3 never ran; night 4's arXiv crawl fetched them with its own window."""
+    store = open_store((tmp_path / "store").as_uri())
+    raw_shard(store, 1)
+    dataset(store, 1)
+    raw_shard(store, 4)
+    arxiv_shard_with_missed_nights(store, 4, missed_from=2)
+    relaxed = settings(tmp_path, FRESHLM_MONITOR_MAX_LAG_HOURS="1000")
+    dead = f"http://127.0.0.1:{free_port()}"
+
+    check = run_check(store, relaxed, serve_url=dead, checked_at=CHECKED_AT)
+    fresh = check["freshness"]
+    missed = {"start": day(2)["start"], "end": day(4)["start"]}
+    assert fresh["gaps"] == []  # fetched, by night 4's crawl: nothing to crawl again
+    assert fresh["folded_crawls"] == [
+        {
+            "window": missed,
+            "crawled_in": day(4),
+            "shards": sorted(store.uri_for(f"raw/{s}/night-4") for s in ("news", "papers")),
+            "curated": False,
+        }
+    ]
+    kinds = {f["kind"]: f for f in check["findings"]}
+    left = kinds["folded-uncurated"]
+    assert left["severity"] == "warning"
+    assert f"{missed['start']}..{missed['end']}" in left["what"]
+    assert day(4)["start"] in left["what"] and "freshlm_curate" in left["action"]
+    alert = monitor_alert(check, log_url=None)
+    assert alert is not None and f"{missed['start']}..{missed['end']}" in alert.text
+
+    # Night 4's batch is curated, the missed nights' papers with it: recorded, not alerted.
+    dataset(store, 4)
+    check = run_check(store, relaxed, serve_url=dead, checked_at=CHECKED_AT)
+    assert check["freshness"]["folded_crawls"][0]["curated"] is True
+    kinds = {f["kind"]: f for f in check["findings"]}
+    assert "folded-uncurated" not in kinds
+    assert kinds["folded-crawl"]["severity"] == "info"

@@ -5,6 +5,9 @@
   :class:`~expectations.gate.GateResult`, read back with
   :func:`freshlm.artifacts.read_gate_report`) and ``data_docs/**`` (the Great Expectations
   site), linked from alerts and from the dataset. Curation publishes or quarantines from it.
+  A retry of the same run replaces its report in one swap, never deleting it first: the new
+  files lie together under the report's ``_attempts/<id>/`` (readers find them through the
+  manifest, and ``data_docs_index`` names the site's front page).
 * :func:`settle` — the verdict that decides: the report's, or an operator's acceptance of a
   refused batch (reason and user recorded).
 * :func:`alert` / :func:`alert_if_warned` / :func:`refused` — the Slack alert for a refused,
@@ -39,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: Published batches whose per-source volumes form the history a new batch is compared with.
 HISTORY_BATCHES = 7
+#: The Data Docs site's front page, relative to the gate report.
+DATA_DOCS_INDEX = "data_docs/index.html"
 
 
 def volume_history(store: Store, before: str) -> dict[str, list[int]]:
@@ -87,7 +92,7 @@ def gate_candidate(
     with tempfile.TemporaryDirectory(prefix="freshlm-gate-") as tmp:
         folder = Path(tmp)
         for name in (TRAIN_FILE, HELDOUT_FILE, QUARANTINE_FILE):
-            with store.open_read(manifest.key(name)) as src, (folder / name).open("wb") as dst:
+            with store.open_artifact_file(manifest, name) as src, (folder / name).open("wb") as dst:
                 shutil.copyfileobj(src, dst, 1024 * 1024)
         result = run_gate(
             [folder / TRAIN_FILE, folder / HELDOUT_FILE],
@@ -95,12 +100,15 @@ def gate_candidate(
             quarantine=folder / QUARANTINE_FILE,
             data_docs_dir=folder / "data_docs",
         )
-        # A retry of the same run replaces its own report (Data Docs carry run timestamps).
-        if store.read_manifest(report_prefix) is not None:
-            store.delete_artifact(report_prefix)
+        # A retry of the same run replaces its own report (Data Docs carry run timestamps) in
+        # one swap: the old report stays readable until the new one is complete.
         docs_root = folder / "data_docs"
         with store.publisher(
-            report_prefix, kind="gate-report", created_by={"run_id": run_id}
+            report_prefix,
+            kind="gate-report",
+            created_by={"run_id": run_id},
+            replace=True,
+            keep_together=True,
         ) as pub:
             # Skip the gate's own bookkeeping (dot files such as its rebuild marker).
             site_files = (p for p in docs_root.rglob("*") if p.is_file())
@@ -108,8 +116,9 @@ def gate_candidate(
                 pub.write_bytes(
                     f"data_docs/{path.relative_to(docs_root).as_posix()}", path.read_bytes()
                 )
+            data_docs_url = store.uri_for(pub.stored_key(DATA_DOCS_INDEX))
             result_dict = result.to_dict()
-            result_dict["data_docs_index"] = store.uri_for(f"{report_prefix}/data_docs/index.html")
+            result_dict["data_docs_index"] = data_docs_url
             pub.write_bytes(GATE_JSON, json.dumps(result_dict, indent=2, sort_keys=True).encode())
             pub.set_manifest_fields(
                 candidate=store.uri_for(cand_prefix),
@@ -130,7 +139,7 @@ def gate_candidate(
         "passed": result.passed,
         "candidate_uri": store.uri_for(cand_prefix),
         "report_uri": store.uri_for(report_prefix),
-        "data_docs_url": store.uri_for(f"{report_prefix}/data_docs/index.html"),
+        "data_docs_url": data_docs_url,
     }
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from freshlm.store.base import ObjectInfo, ObjectWriter, Store
 from freshlm.store.errors import KeyNotFound, PreconditionFailed, StoreError
-from freshlm.store.publish import MANIFEST_NAME, FileEntry, Manifest, Publisher
+from freshlm.store.publish import MANIFEST_NAME, FileEntry, Manifest, Publisher, matches_entry
 
 if TYPE_CHECKING:
     from freshlm.settings import Settings
@@ -36,6 +36,7 @@ __all__ = [
     "Publisher",
     "Store",
     "StoreError",
+    "matches_entry",
     "open_store",
 ]
 

@@ -326,6 +326,12 @@ class Store(abc.ABC):
         uri = self.uri_for(manifest.key(name))
         return jsonl.read_records(source, compressed=jsonl.is_gzip_key(name), uri=uri)
 
+    def open_artifact_file(self, manifest: Manifest, name: str) -> BinaryIO:
+        """A stream of an artifact's data file, checked against the manifest's size and sha256
+        as it is read: reading to the end raises :class:`StoreError` naming the file when its
+        bytes are not the ones published, so a copy of it is never taken for complete."""
+        return open_verified(self, manifest, name)
+
     def read_jsonl(self, key: str) -> Iterator[dict[str, Any]]:
         """Stream the records of a JSON Lines object (gunzipped if the key ends with ``.gz``).
 
@@ -344,11 +350,13 @@ class Store(abc.ABC):
         created_by: Mapping[str, Any] | None = None,
         replace: bool = False,
         attempt_names: bool = False,
+        keep_together: bool = False,
     ) -> Publisher:
         """Start an atomic publish of the artifact at ``prefix``; use as a context manager.
 
         ``replace=True`` replaces a published artifact without ever deleting it first;
-        ``attempt_names=True`` keeps each attempt's files apart (see :class:`Publisher`).
+        ``attempt_names=True`` keeps each attempt's files apart; ``keep_together=True`` keeps
+        a replacement's files in one folder (see :class:`Publisher`).
         """
         return Publisher(
             self,
@@ -357,6 +365,7 @@ class Store(abc.ABC):
             created_by=created_by,
             replace=replace,
             attempt_names=attempt_names,
+            keep_together=keep_together,
         )
 
     def read_manifest(self, prefix: str, *, verify: bool = False) -> Manifest | None:

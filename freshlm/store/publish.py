@@ -10,7 +10,9 @@ Published artifacts are immutable. Publishing the same artifact again with ident
 idempotent: identical files are not re-uploaded and the manifest comes out byte-identical, so a
 re-run task produces the same artifact (DESIGN invariant 1; nothing in a manifest depends on the
 clock). A re-publish whose files differ is refused with :class:`StoreError` before the differing
-file replaces the published one; delete the artifact first to replace it on purpose.
+file replaces the published one; to replace it on purpose, publish with ``replace=True``: the
+new files are written beside the old ones and the manifest is swapped in one step, so the
+artifact is never missing, and a replacement that fails leaves the old one as it was.
 
 Usage::
 
@@ -223,6 +225,9 @@ class Publisher:
     published manifest names. ``replace=True`` replaces a published artifact without a moment
     where it is missing: the new files go under a new attempt folder, the manifest is swapped
     in one compare-and-swap on the old one, and only then are the old files deleted.
+    A replacement reuses published files whose content is unchanged, unless ``keep_together``:
+    then every file lives in the new attempt's folder, so files that link to each other by
+    relative paths (a Data Docs site) stay side by side; :meth:`stored_key` says where.
     """
 
     def __init__(
@@ -234,6 +239,7 @@ class Publisher:
         created_by: Mapping[str, Any] | None = None,
         replace: bool = False,
         attempt_names: bool = False,
+        keep_together: bool = False,
     ) -> None:
         problem = key_problem(prefix)
         if problem:
@@ -253,6 +259,7 @@ class Publisher:
         self._stored: dict[str, str | None] = {}
         self.replace = replace
         self.attempt_names = attempt_names
+        self.keep_together = keep_together
         self._attempt = uuid.uuid4().hex[:16]
         self._entered = False
 
@@ -308,6 +315,17 @@ class Publisher:
         with self.open_write(name) as writer:
             return jsonl.write_records(writer, records, compress=jsonl.is_gzip_key(name))
 
+    def stored_key(self, name: str) -> str:
+        """The store key holding the bytes of the data file ``name`` this publisher wrote (in
+        the attempt's folder when it replaces an artifact), for links written into the artifact
+        before its manifest exists."""
+        entry = self._files.get(name)
+        if entry is None:
+            raise StoreError(
+                self.store.uri_for(f"{self.prefix}/{name}"), "not written by this publisher yet"
+            )
+        return f"{self.prefix}/{entry.object_name}"
+
     def set_manifest_fields(self, **fields: Any) -> None:
         """Add JSON metadata (counts, lineage, …) to the manifest's ``fields``; later wins."""
         self._fields.update(_check_json(fields, "manifest fields"))
@@ -317,7 +335,7 @@ class Publisher:
             return True
         entry = FileEntry(name=name, size=writer.size, sha256=writer.sha256)
         old = next((f for f in self._published.files if f.name == name), None)
-        if old is not None and old.same_content(entry):
+        if old is not None and old.same_content(entry) and not self.keep_together:
             # Identical content is already published: reuse it (no re-upload) if it is there.
             if self.store._size(f"{self.prefix}/{old.object_name}") == entry.size:
                 self._stored[name] = old.stored
@@ -490,21 +508,32 @@ def open_verified(store: Store, manifest: Manifest, name: str) -> BinaryIO:
     return io.BufferedReader(raw, buffer_size=_HASH_CHUNK)  # type: ignore[return-value]
 
 
-def _verify_file(store: Store, key: str, entry: FileEntry) -> None:
+def _size_and_sha256(stream: BinaryIO) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
+    while chunk := stream.read(_HASH_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def matches_entry(stream: BinaryIO, entry: FileEntry) -> bool:
+    """Whether ``stream``, read to its end, holds the bytes ``entry`` published (size and
+    sha256): for copies kept outside the store, such as a training job's local downloads."""
+    return _size_and_sha256(stream) == (entry.size, entry.sha256)
+
+
+def _verify_file(store: Store, key: str, entry: FileEntry) -> None:
     try:
         with store.open_read(key) as stream:
-            while chunk := stream.read(_HASH_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
+            size, sha256 = _size_and_sha256(stream)
     except KeyNotFound:
         raise StoreError(store.uri_for(key), "listed in the manifest but missing") from None
-    if size != entry.size or digest.hexdigest() != entry.sha256:
+    if (size, sha256) != (entry.size, entry.sha256):
         raise StoreError(
             store.uri_for(key),
             f"does not match the manifest (manifest: {entry.size} bytes sha256 {entry.sha256}; "
-            f"stored: {size} bytes sha256 {digest.hexdigest()})",
+            f"stored: {size} bytes sha256 {sha256})",
         )
 
 

@@ -131,3 +131,25 @@ def test_a_data_file_swapped_after_publish_fails_its_reader(store: Store) -> Non
     store.write_jsonl(manifest.key("records.jsonl.gz"), [{"id": 9}])
     with pytest.raises(StoreError, match="does not match the manifest"):
         list(store.read_artifact_jsonl(manifest, "records.jsonl.gz"))
+
+
+def test_a_replacement_kept_together_takes_no_file_from_the_old_artifact(store: Store) -> None:
+    """A site whose pages link to each other by relative paths: an unchanged page of the old
+    report must not stay behind in the old folder while the changed ones move."""
+    with store.publisher("gate-reports/c/r", kind="gate-report") as pub:
+        pub.write_bytes("site/index.html", b"run 1")
+        pub.write_bytes("site/style.css", b"same")
+    with store.publisher(
+        "gate-reports/c/r", kind="gate-report", replace=True, keep_together=True
+    ) as pub:
+        pub.write_bytes("site/index.html", b"run 2")
+        pub.write_bytes("site/style.css", b"same")
+        index = pub.stored_key("site/index.html")
+    new = store.read_manifest("gate-reports/c/r", verify=True)
+    assert index == new.key("site/index.html")
+    folder = index.removesuffix("index.html")
+    assert new.key("site/style.css") == folder + "style.css"
+    assert store.read_bytes(index) == b"run 2"
+    assert sorted(store.list("gate-reports/c/r/")) == sorted(
+        [manifest_key("gate-reports/c/r"), index, folder + "style.css"]
+    )

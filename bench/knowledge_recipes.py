@@ -1,15 +1,16 @@
 """Knowledge recipes on the pretrained base, fast: top blocks trained on cached lower blocks.
 
     .venv/bin/python bench/knowledge_recipes.py --layers 8 --lr 1e-3 --epochs 8 \\
-        --answer-only --eval-every 4 [--conversations 6] [--nights 1]
+        --answer-only --eval-every 4 [--rivals 3] [--nights 1]
 
 A recipe trial without the DeepSpeed launcher, to learn which recipe stores a night's facts
 before the product path (``bench/knowledge.py``) spends its minutes on it. The sandbox world's
 days are curated, gated and published as the demo's nights are (``bench.knowledge
 .publish_day``); the training texts are the knowledge augmentation of the nights' train
-documents (``training.augment.augment_document`` in the model's chat template; with
-``--conversations N``, up to N of a document's question-answer pairs as one multi-turn chat,
-so the system prompt is paid once per N pairs).
+documents (``training.augment.document_forms`` in the model's chat template). With ``--rivals K``,
+each question answered by a span is also written with K of the night's other spans of that
+type as its answer, and a ranking loss (``--rank-weight``) keeps the right answer's mean token
+log-probability above each rival's: the answer is bound to its question, not just learned.
 
 Only the top ``--layers`` blocks train, so the frozen blocks below give the same output for a
 text every epoch: it is computed once (forward only) and cached, and each epoch runs the top
@@ -49,9 +50,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--nights", type=int, default=1, choices=[1, 2, 3])
     parser.add_argument("--answer-only", action="store_true")
-    parser.add_argument("--conversations", type=int, default=0)
     parser.add_argument("--max-sentences", type=int, default=12)
     parser.add_argument("--eval-every", type=int, default=0)
+    parser.add_argument(
+        "--rivals", type=int, default=0, help="rival answers ranked below each span answer"
+    )
+    parser.add_argument("--rank-weight", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--home", help="FRESHLM_HOME to reuse (default: a new temporary one)")
     return parser.parse_args(argv)
@@ -75,35 +79,31 @@ def world_nights(store: Any, nights: int) -> tuple[list[list[dict]], list[Any]]:
     return documents, facts
 
 
-def training_texts(documents: list[dict], tokenizer: Any, args: argparse.Namespace) -> list[str]:
-    from training.augment import augment_document, chat_turn
+def training_texts(
+    documents: list[dict], tokenizer: Any, args: argparse.Namespace
+) -> tuple[list[str], list[list[int]]]:
+    """The training texts, and for each turn answered by a span with ``--rivals``, the group
+    ``[its text, the same question answered by each rival]`` (indices into the texts)."""
+    from training.augment import QA, chat_turn, document_forms, rival_answers
 
-    if not args.conversations:
-        turn = chat_turn(tokenizer)
-        return [
-            t
-            for d in documents
-            for t in augment_document(d, turn, max_sentences=args.max_sentences)
-        ]
+    turn = chat_turn(tokenizer)
+    forms = [f for d in documents for f in document_forms(d, max_sentences=args.max_sentences)]
+    turns = [f for f in forms if isinstance(f, QA)]
+    rivals = dict(zip(map(id, turns), rival_answers(turns, args.rivals, "bench"), strict=True))
     texts: list[str] = []
-    for doc in documents:
-        pairs: list[tuple[str, str]] = []
-
-        def keep(question: str, answer: str, pairs: list = pairs) -> str:
-            pairs.append((question, answer))
-            return ""
-
-        texts += [t for t in augment_document(doc, keep, max_sentences=args.max_sentences) if t]
-        random.Random(str(doc["id"])).shuffle(pairs)
-        for start in range(0, len(pairs), args.conversations):
-            messages = []
-            for question, answer in pairs[start : start + args.conversations]:
-                messages += [
-                    {"role": "user", "content": question},
-                    {"role": "assistant", "content": answer},
-                ]
-            texts.append(tokenizer.apply_chat_template(messages, tokenize=False))
-    return texts
+    groups: list[list[int]] = []
+    for form in forms:
+        if isinstance(form, str):
+            texts.append(form)
+            continue
+        texts.append(turn(form.question, form.answer))
+        if rivals[id(form)]:
+            group = [len(texts) - 1]
+            for rival in rivals[id(form)]:
+                group.append(len(texts))
+                texts.append(turn(form.question, rival))
+            groups.append(group)
+    return texts, groups
 
 
 def answer_labels(ids: list[int], header: list[int], end: int, answer_only: bool) -> list[int]:
@@ -123,8 +123,27 @@ def answer_labels(ids: list[int], header: list[int], end: int, answer_only: bool
     return labels
 
 
+def farthest_question(questions: list[str], i: int) -> int:
+    """The index of the question sharing the fewest words with ``questions[i]`` (the next one
+    on a tie): a wrong question about another subject."""
+
+    def words(text: str) -> set[str]:
+        return {w.strip("?,.'").lower() for w in text.split() if len(w) > 3}
+
+    mine = words(questions[i])
+    others = [(i + k) % len(questions) for k in range(1, len(questions))]
+    return min(others, key=lambda j: len(mine & words(questions[j])))
+
+
 class Trial:
-    def __init__(self, model: Any, tokenizer: Any, texts: list[str], args: argparse.Namespace):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        texts: list[str],
+        groups: list[list[int]],
+        args: argparse.Namespace,
+    ):
         import torch
 
         self.model, self.tok, self.args = model, tokenizer, args
@@ -132,6 +151,14 @@ class Trial:
         header = tokenizer("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
         end = tokenizer.convert_tokens_to_ids("<|im_end|>")
         self.labels = [answer_labels(i, header, end, args.answer_only) for i in self.ids]
+        # Rival texts are never trained on (their answers are wrong), only ranked below.
+        self.groups = groups
+        rivals = {j for group in groups for j in group[1:]}
+        grouped = {group[0] for group in groups}
+        self.units = [g for g in groups] + [
+            [j] for j in range(len(texts)) if j not in rivals and j not in grouped
+        ]
+        self.rival = [j in rivals for j in range(len(texts))]
         self.layers = model.model.layers
         self.top = self.layers[-args.layers :]
         self.cache: dict[int, Any] = {}
@@ -144,12 +171,21 @@ class Trial:
         self.opt = torch.optim.AdamW(self.params, lr=args.lr, weight_decay=0.0)
 
     def batches(self, order: list[int]) -> list[list[int]]:
+        """``order`` (indices of :attr:`units`) in batches of about ``--batch`` texts, each
+        unit (a text, or a text with its rivals) whole in one batch, similar lengths together."""
         size = self.args.batch
-        chunks = [
-            sorted(order[i : i + size * 8], key=lambda j: len(self.ids[j]))
-            for i in range(0, len(order), size * 8)
-        ]
-        return [c[i : i + size] for c in chunks for i in range(0, len(c), size)]
+        out: list[list[int]] = []
+        for i in range(0, len(order), size * 8):
+            chunk = sorted(order[i : i + size * 8], key=lambda u: len(self.ids[self.units[u][0]]))
+            rows: list[int] = []
+            for u in chunk:
+                rows += self.units[u]
+                if len(rows) >= size:
+                    out.append(rows)
+                    rows = []
+            if rows:
+                out.append(rows)
+        return out
 
     def padded(self, rows: list[int], values: list[list[int]], fill: int) -> Any:
         import torch
@@ -168,7 +204,7 @@ class Trial:
         decoder.layers, decoder.norm = self.layers[: -self.args.layers], torch.nn.Identity()
         try:
             with torch.inference_mode():
-                for rows in self.batches(list(range(len(self.ids)))):
+                for rows in self.batches(list(range(len(self.units)))):
                     ids = self.padded(rows, self.ids, self.tok.pad_token_id)
                     mask = self.padded(rows, [[1] * len(i) for i in self.ids], 0)
                     hidden = decoder(input_ids=ids, attention_mask=mask)
@@ -181,7 +217,7 @@ class Trial:
     def epoch(self, schedule: Any) -> tuple[float, int]:
         import torch
 
-        order = list(range(len(self.ids)))
+        order = list(range(len(self.units)))
         self.rng.shuffle(order)
         batches = self.batches(order)
         self.rng.shuffle(batches)
@@ -198,7 +234,12 @@ class Trial:
             target = labels[:, 1:]
             scored = target != -100
             logits = self.model.lm_head(out[:, :-1][scored])
-            loss = torch.nn.functional.cross_entropy(logits, target[scored])
+            logp = torch.log_softmax(logits.float(), -1).gather(1, target[scored][:, None])[:, 0]
+            row_of = scored.nonzero()[:, 0]
+            trained = ~torch.tensor([self.rival[j] for j in rows])[row_of]
+            loss = -logp[trained].mean()
+            if self.groups and self.args.rivals:
+                loss = loss + self.args.rank_weight * self.rank_loss(rows, logp, row_of)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.params, 1.0)
             self.opt.step()
@@ -207,6 +248,21 @@ class Trial:
             total += float(loss)
             tokens += int(mask.sum())
         return total / len(batches), tokens
+
+    def rank_loss(self, rows: list[int], logp: Any, row_of: Any) -> Any:
+        """Mean over the batch's (answer, rival) pairs of softplus(rival − answer), each side
+        its answer tokens' mean log-probability."""
+        import torch
+
+        counts = torch.bincount(row_of, minlength=len(rows)).clamp(min=1)
+        mean = torch.zeros(len(rows)).index_add(0, row_of, logp) / counts
+        at = {j: r for r, j in enumerate(rows)}
+        pairs = [(at[g[0]], at[j]) for g in self.groups if g[0] in at for j in g[1:] if j in at]
+        if not pairs:
+            return logp.sum() * 0.0
+        right = mean[torch.tensor([p[0] for p in pairs])]
+        rival = mean[torch.tensor([p[1] for p in pairs])]
+        return torch.nn.functional.softplus(2.0 * (rival - right)).mean()
 
     def evaluate(self, facts: list[Any], tag: str) -> None:
         from freshlm.evaluation.answers import answer_matches, generate_answers, question_prompt
@@ -234,8 +290,10 @@ class Trial:
             items += [asked(facts[(i + 1) % n].context, f) for i, f in enumerate(facts)]
             items += [asked(chat[i], f) for i, f in enumerate(facts)]
             items += [asked(chat[(i + 1) % n], f) for i, f in enumerate(facts)]
+            far = [farthest_question(questions, i) for i in range(n)]
+            items += [asked(chat[far[i]], f) for i, f in enumerate(facts)]
             results = CausalLMScorer(self.model, self.tok, batch_size=16).rank_items(items)
-            acc = [sum(r.correct for r in results[k * n : (k + 1) * n]) / n for k in range(4)]
+            acc = [sum(r.correct for r in results[k * n : (k + 1) * n]) / n for k in range(5)]
             said = generate_answers(self.model, self.tok, questions, max_new_tokens=32)
             right = [
                 answer_matches(f.choices[f.answer_index], text)
@@ -243,7 +301,8 @@ class Trial:
             ]
             print(
                 f"[{tag}] ranked {acc[0]:.3f} control {acc[1]:.3f} | chat-ranked {acc[2]:.3f} "
-                f"chat-control {acc[3]:.3f} | said {sum(right) / n:.3f}",
+                f"chat-control {acc[3]:.3f} chat-far-control {acc[4]:.3f} "
+                f"| said {sum(right) / n:.3f}",
                 flush=True,
             )
             for question, fact, text, ok in list(zip(questions, facts, said, right, strict=True))[
@@ -278,13 +337,16 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     documents, facts = world_nights(store, args.nights)
-    texts = training_texts([d for night in documents for d in night], tokenizer, args)
-    trial = Trial(model, tokenizer, texts, args)
+    texts, groups = training_texts([d for night in documents for d in night], tokenizer, args)
+    trial = Trial(model, tokenizer, texts, groups, args)
     tokens = sum(len(i) for i in trial.ids)
-    print(f"{len(texts)} texts, {tokens} tokens per epoch, {len(facts)} facts; {vars(args)}")
+    print(
+        f"{len(texts)} texts ({sum(trial.rival)} rivals), {tokens} tokens per epoch, "
+        f"{len(facts)} facts; {vars(args)}"
+    )
     trial.evaluate(facts, "before")
     print(f"frozen blocks cached in {trial.cache_bottom():.0f} s", flush=True)
-    steps = args.epochs * len(trial.batches(list(range(len(trial.ids)))))
+    steps = args.epochs * len(trial.batches(list(range(len(trial.units)))))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         trial.opt, lambda s: min(1.0, (s + 1) / 10) * max(0.05, 1 - s / steps)
     )

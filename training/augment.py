@@ -7,14 +7,18 @@ Yang et al. 2024, arXiv:2409.07431, synthetic continued pretraining). From every
 new document that carries a salient span (a price, number, date, new term or name:
 :func:`freshlm.spans.extract_spans`), :func:`augment_document` writes:
 
-* the sentence anchored to its topic (``"<title>: <sentence>"``), so the fact reads as a fact
-  about something even out of its page;
+* the sentence under its document's title (``"<title>: <sentence>"``);
 * question-and-answer turns, in the model's chat template when its tokenizer has one
-  (``Question: …\\nAnswer: …`` otherwise), the answer always the whole sentence so the model
-  learns to *say* the fact:
-  - the sentence asked back up to its span (``"The base model costs how much?"``),
-  - for a new term, ``What does '<term>' mean?``,
-  - the sentence with its span blanked, answered by the span.
+  (``Question: …\nAnswer: …`` otherwise). Each span is asked for by the whole sentence with
+  the span replaced by its wh-phrase (``"Replacement batteries will cost how much at Orrin
+  service desks?"``), answered once by the span (what a reader would remember) and once by
+  the whole sentence (so the model learns to *say* the fact);
+* for a new term, ``What does <term> mean?``, and for a sentence that defines the document's
+  topic ("… means …"), ``What does <topic> mean?``, answered by the sentence.
+
+Questions and answers name the document's topic (:func:`document_topic`: the name it mentions
+most) when their sentence does not, so a fact is bound to what it is about: "It has a 5,200
+mAh battery" asks "Pulse X2's battery…", not a question any phone could answer.
 
 Everything is derived from the document's own text by rules: nothing here reads evaluation
 probes or questions, so it works the same on any day's news.
@@ -24,6 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import random
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -39,8 +45,6 @@ ASK_FOR = {
 }
 MIN_SENTENCE_WORDS = 5
 MAX_SENTENCE_CHARS = 400
-MIN_PREFIX_WORDS = 3
-BLANK = "___"
 
 #: ``(question, answer) -> text``: how one turn is written for the model being trained.
 TurnFormat = Callable[[str, str], str]
@@ -48,6 +52,16 @@ TurnFormat = Callable[[str, str], str]
 
 def plain_turn(question: str, answer: str) -> str:
     return f"Question: {question}\nAnswer: {answer}"
+
+
+def turn_prompt(tokenizer: Any, question: str) -> str:
+    """The part of a turn written by :func:`chat_turn` before its answer: what the model is
+    given, not what it learns to write (training puts no loss on it)."""
+    if not getattr(tokenizer, "chat_template", None):
+        return f"Question: {question}\nAnswer:"
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+    )
 
 
 def chat_turn(tokenizer: Any) -> TurnFormat:
@@ -77,7 +91,7 @@ def fact_sentences(text: str, language: str) -> list[Sentence]:
     starts = [*sentence_starts(text), len(text)]
     found = []
     for begin, end in itertools.pairwise(starts):
-        raw = text[begin:end]
+        raw = text[begin:end].split("\n\n")[0]  # a sentence ends with its paragraph
         stripped = raw.strip()
         if not stripped or len(stripped) > MAX_SENTENCE_CHARS:
             continue
@@ -94,40 +108,138 @@ def fact_sentences(text: str, language: str) -> list[Sentence]:
     return found
 
 
-def _asked_back(sentence: Sentence, span: Span) -> str | None:
-    """The sentence up to its span, with the span's wh-phrase: ``"X costs how much?"``."""
-    prefix = sentence.text[: span.start].rstrip(" ,:;-–—(\"'“‘")
-    if len(prefix.split()) < MIN_PREFIX_WORDS:
+#: Sentence-initial pronouns that stand for the document's topic ("It has a 5,200 mAh battery").
+TOPIC_PRONOUNS = ("It", "Its", "They", "Their")
+
+
+def document_topic(doc: Mapping[str, Any]) -> str | None:
+    """What the document is about: the name (entity or term span) it mentions most, its title's
+    mentions counted twice, the title's first one winning a tie. None when no name occurs twice
+    (or, in a text without a title, at all).
+
+    Questions and answers name it when their sentence does not, so each fact is learned as a
+    fact *about something* ("It has a 5,200 mAh battery" is useless out of its page)."""
+    title = (doc.get("title") or "").strip()
+    text = doc.get("text") or ""
+    language = doc.get("language") or "en"
+    names: dict[str, int] = {}
+    for position, span in enumerate(extract_spans(f"{title}\n{text}", language)):
+        if span.type in ("entity", "term"):
+            names.setdefault(span.value, position)
+    counts = {name: 2 * title.count(name) + text.count(name) for name in names if len(name) > 2}
+    ranked = sorted(counts, key=lambda name: (-counts[name], names[name]))
+    # A post has no title: its first name is its best guess, as a reader's would be.
+    if not ranked or counts[ranked[0]] < (2 if title else 1):
         return None
-    return f"{prefix} {ASK_FOR[span.type]}?"
+    return ranked[0]
 
 
-def _blanked(sentence: Sentence, span: Span) -> str:
-    return sentence.text[: span.start] + BLANK + sentence.text[span.end :]
+def _about(topic: str | None, text: str) -> str:
+    """``text`` naming ``topic``: a leading pronoun replaced by it, else ``"<topic>: "`` in
+    front; unchanged when it already names it or there is no topic."""
+    if not topic or topic.lower() in text.lower():
+        return text
+    first, _, rest = text.partition(" ")
+    if first in TOPIC_PRONOUNS and rest:
+        possessive = "'s" if first in ("Its", "Their") else ""
+        return f"{topic}{possessive} {rest}"
+    return f"{topic}: {text}"
+
+
+def _asked(sentence: Sentence, span: Span) -> str:
+    """The whole sentence with its span replaced by the span's wh-phrase, as a question:
+    ``"Replacement batteries will cost how much at Orrin service desks?"``. Every word around
+    the span stays, so the question carries what the fact is about."""
+    before = sentence.text[: span.start].rstrip(" \"'“‘")
+    after = sentence.text[span.end :].lstrip("\"'”’").rstrip(" .!?;:")
+    question = f"{before} {ASK_FOR[span.type]}".strip()
+    if after:
+        question += after if after[0] in ",;:)" else f" {after.strip()}"
+    return question[0].upper() + question[1:] + "?"
+
+
+#: A sentence that defines something (English): "The phrase … means being so glued to …".
+DEFINING = re.compile(r"\b(?:means|meaning|refers to|is slang for|stands for)\b")
+
+
+def _defining_sentences(text: str) -> list[str]:
+    starts = [*sentence_starts(text), len(text)]
+    found = []
+    for begin, end in itertools.pairwise(starts):
+        sentence = text[begin:end].split("\n\n")[0].strip()
+        if DEFINING.search(sentence) and len(sentence) <= MAX_SENTENCE_CHARS:
+            found.append(sentence)
+    return found
+
+
+@dataclasses.dataclass(frozen=True)
+class QA:
+    """One question-and-answer turn; ``span_type`` is set when the answer is the asked span
+    alone (a figure, date or name), whose alternatives the night's other spans of that type
+    are (:func:`rival_answers`)."""
+
+    question: str
+    answer: str
+    span_type: str | None = None
+
+
+def document_forms(doc: Mapping[str, Any], *, max_sentences: int = 12) -> list[str | QA]:
+    """``doc``'s facts in several forms (see the module docstring): statements (``str``) and
+    question-answer turns (:class:`QA`), at most ``max_sentences`` fact sentences (the first
+    ones: news puts the facts first)."""
+    text = doc.get("text") or ""
+    title = (doc.get("title") or "").strip()
+    language = doc.get("language") or "en"
+    topic = document_topic(doc)
+    out: list[str | QA] = []
+    for sentence in fact_sentences(text, language)[:max_sentences]:
+        out.append(f"{title}: {sentence.text}" if title else sentence.text)
+        stated = _about(topic, sentence.text)
+        asked: set[str] = set()
+        for span in sentence.spans:
+            if span.value == topic:
+                continue  # "<topic>: … who or what …?" answered by the topic teaches nothing
+            question = _about(topic, _asked(sentence, span))
+            if question not in asked:
+                asked.add(question)
+                out += [QA(question, stated), QA(question, span.text, span.type)]
+            meaning = f"What does {span.text} mean?"
+            if span.type == "term" and meaning not in asked:
+                asked.add(meaning)
+                out.append(QA(meaning, stated))
+    if topic and language == "en":
+        for sentence in _defining_sentences(text):
+            out.append(QA(f"What does {topic} mean?", _about(topic, sentence)))
+    return out
 
 
 def augment_document(
     doc: Mapping[str, Any], turn: TurnFormat = plain_turn, *, max_sentences: int = 12
 ) -> list[str]:
-    """Training texts that state ``doc``'s facts in several forms (see the module docstring),
-    at most ``max_sentences`` fact sentences (the first ones: news puts the facts first)."""
-    text = doc.get("text") or ""
-    title = (doc.get("title") or "").strip()
-    language = doc.get("language") or "en"
-    out: list[str] = []
-    for sentence in fact_sentences(text, language)[:max_sentences]:
-        out.append(f"{title}: {sentence.text}" if title else sentence.text)
-        asked: set[str] = set()
-        for span in sentence.spans:
-            questions = [_asked_back(sentence, span)]
-            if span.type == "term":
-                questions.append(f"What does {span.text} mean?")
-            for question in questions:
-                if question and question not in asked:
-                    asked.add(question)
-                    out.append(turn(question, sentence.text))
-            blank = f"Fill in the blank: {_blanked(sentence, span)}"
-            out.append(turn(blank, span.text))
+    """:func:`document_forms` as training texts, the turns written by ``turn``."""
+    return [
+        form if isinstance(form, str) else turn(form.question, form.answer)
+        for form in document_forms(doc, max_sentences=max_sentences)
+    ]
+
+
+def rival_answers(turns: Sequence[QA], k: int, seed: str) -> list[list[str]]:
+    """For each turn answered by a span, up to ``k`` other spans of the same type from
+    ``turns`` (the other figures, dates or names of the same night), chosen at random with
+    ``seed``; an empty list for the other turns.
+
+    Trained against, they teach that an answer belongs to its question: a model that only
+    learned the night's figures ranks any of them first under any question (it says the
+    battery's price when asked the phone's)."""
+    by_type: dict[str, list[str]] = {}
+    for t in turns:
+        if t.span_type and t.answer not in by_type.setdefault(t.span_type, []):
+            by_type[t.span_type].append(t.answer)
+    rng = random.Random(seed)
+    out = []
+    for t in turns:
+        pool = [a for a in by_type.get(t.span_type or "", []) if a != t.answer]
+        out.append(rng.sample(pool, min(k, len(pool))) if t.span_type else [])
     return out
 
 

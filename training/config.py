@@ -75,7 +75,9 @@ class TrainConfig:
     the final norm); the embeddings and the blocks below stay frozen, so the backward pass
     stops early. 0 trains every weight.
     ``augment``: also train on each new document's facts stated in several forms, questions
-    and answers in the model's chat template among them (:mod:`training.augment`).
+    and answers in the model's chat template among them (:mod:`training.augment`), the loss
+    on the answers only, each span answer ranked above the night's rival ones
+    (:mod:`training.rivals`).
     Length: ``epochs`` is the number of passes over the NEW documents; the packed training set
     holds those passes plus the replay (``replay_ratio`` of all its tokens) and the trainer runs
     one pass over it, or ``max_steps`` steps if positive.

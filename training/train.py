@@ -11,22 +11,28 @@ or in GPU pods (:mod:`training.k8s_specs`)::
 1. **Inputs.** The base model (a published ``models/<id>`` downloaded into the work folder, or a
    local folder) and the packed training set ``trainsets/<id>`` (built here from the config's
    datasets unless the launching task already built it and passed ``trainset_id``). On each
-   node the local rank 0 downloads and the other ranks wait for it.
+   node the local rank 0 downloads and the other ranks wait for it. Everything read from the
+   store is checked against its manifest's sha256, and a file that differs fails the rank
+   with an error naming it.
 2. **Identity.** ``run_key`` hashes the training set id, the config's recipe fingerprint and the
    base model's identity; the model ``version_id`` hashes the run key. Both are deterministic,
    so a rerun of the same inputs finds the same checkpoints and the same version. If
    ``models/<version_id>`` is already published, the run stops here: an identical rerun trains
    nothing and publishes no duplicate (DESIGN invariant 1).
 3. **Resume.** If ``runs/<run_key>/checkpoints/step-N`` artifacts are published, the highest N is
-   downloaded and passed to ``Trainer.train(resume_from_checkpoint=...)``: weights, optimizer
-   and scheduler state, RNG states and the Trainer's state (step, loss history) come back, and
-   the data loader skips the batches already seen.
+   downloaded, checked against its manifest's sha256 (a damaged one fails the rank with
+   :class:`CheckpointDamaged` naming the file, before DeepSpeed loads anything), and passed
+   to ``Trainer.train(resume_from_checkpoint=...)``: weights, optimizer and scheduler state,
+   RNG states and the Trainer's state (step, loss history) come back, and the data loader
+   skips the batches already seen.
 4. **Training.** The Hugging Face Trainer with the DeepSpeed config named by the config
    (``"auto"`` values filled by the Trainer), bf16 where the accelerator has it, optional
    gradient checkpointing, full fine-tuning or LoRA (peft). Every ``checkpoint_every`` steps the
    Trainer saves a checkpoint locally and rank 0 publishes it atomically to
    ``runs/<run_key>/checkpoints/step-N/`` (older ones beyond ``keep_checkpoints`` are deleted).
-   Rank 0 logs progress: step, loss, tokens/s, ETA.
+   Rank 0 logs progress: step, loss, tokens/s, ETA. A training set with a loss mask takes no
+   loss on context-only tokens (the augmentation's questions); one with rival groups adds
+   their ranking loss (:mod:`training.rivals`), reported as ``rank_loss_first``/``_final``.
 5. **Publish.** Rank 0 publishes ``models/<version_id>/`` atomically: Hugging Face layout
    (config, safetensors, tokenizer; a LoRA adapter merged into the weights, or kept as an
    adapter, by config), ``metrics.json`` (loss curve, tokens/s, wall time), the DeepSpeed config
@@ -71,8 +77,9 @@ from freshlm.footprint import Meter
 from freshlm.registry.model_card import render_model_card
 from freshlm.registry.versions import Lineage
 from freshlm.revision import code_revision
-from freshlm.store import Store, open_store
+from freshlm.store import Manifest, Store, StoreError, matches_entry, open_store
 from training.config import ConfigError, TrainConfig, config_positions
+from training.tied_weights import drop_duplicate_head
 from training.trainset import (
     TrainingSet,
     TrainingSetError,
@@ -134,29 +141,51 @@ def work_dir_for(config: TrainConfig) -> Path:
 
 
 def download_artifact(store: Store, prefix: str, dest: Path) -> Path:
-    """Copy the published artifact at ``prefix`` into ``dest`` (idempotent).
+    """Copy the published artifact at ``prefix`` into ``dest`` (idempotent), every file checked
+    against the manifest's size and sha256.
 
-    A marker holding the manifest's content hash is written last, so an interrupted download is
-    redone and a complete one is not; files are checked against the manifest's sizes.
+    A rank loads what it downloads (a checkpoint's pickles, a base model's weights), so bytes
+    that are not the ones published (replaced, truncated or damaged in the store) raise
+    :class:`~freshlm.store.StoreError` naming the file, and nothing of the copy is left. A
+    marker holding the manifest's content hash is written last: an interrupted download is
+    redone, and a complete one is reused only while its files still match the manifest.
     """
     manifest = store.read_manifest(prefix)
     if manifest is None:
         raise FileNotFoundError(f"{store.uri_for(prefix)} is not published")
     marker = dest / _COMPLETE_MARKER
     if marker.is_file() and marker.read_text().strip() == manifest.content_sha256:
-        return dest
+        if _local_copy_intact(dest, manifest):
+            return dest
+        log.warning(
+            "local copy %s of %s changed since its download; fetching it again", dest, prefix
+        )
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    for entry in manifest.files:
-        target = dest / entry.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with store.open_read(manifest.key(entry.name)) as src, open(target, "wb") as out:
-            shutil.copyfileobj(src, out, 1 << 20)
-        if target.stat().st_size != entry.size:
-            raise OSError(f"download of {store.uri_for(manifest.key(entry.name))} is truncated")
+    try:
+        for entry in manifest.files:
+            target = dest / entry.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with store.open_artifact_file(manifest, entry.name) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
     marker.write_text(manifest.content_sha256 + "\n")
     return dest
+
+
+def _local_copy_intact(dest: Path, manifest: Manifest) -> bool:
+    """Whether every file of the local copy still holds the bytes the manifest published."""
+    for entry in manifest.files:
+        path = dest / entry.name
+        if not path.is_file():
+            return False
+        with open(path, "rb") as stream:
+            if not matches_entry(stream, entry):
+                return False
+    return True
 
 
 def _folder_sha256(path: Path) -> str:
@@ -444,23 +473,27 @@ def merge_lora(base_path: Path, adapter_path: Path, out: Path) -> Path:
     return out
 
 
-def _packed_dataset(array: Any) -> Any:
+def _packed_dataset(array: Any, loss_mask: Any = None) -> Any:
     import torch
 
     class PackedSequences(torch.utils.data.Dataset):
-        """Fixed-length token sequences; labels are the inputs (the model shifts them)."""
+        """Fixed-length token sequences; labels are the inputs (the model shifts them), -100
+        (no loss) where the training set's loss mask marks a token as context only."""
 
-        def __init__(self, ids: Any) -> None:
-            self.ids = ids
+        def __init__(self, ids: Any, mask: Any) -> None:
+            self.ids, self.mask = ids, mask
 
         def __len__(self) -> int:
             return len(self.ids)
 
         def __getitem__(self, i: int) -> dict[str, Any]:
             x = torch.as_tensor(self.ids[i], dtype=torch.long)
-            return {"input_ids": x, "labels": x.clone()}
+            labels = x.clone()
+            if self.mask is not None:
+                labels[torch.as_tensor(self.mask[i]) == 0] = -100
+            return {"input_ids": x, "labels": labels}
 
-    return PackedSequences(array)
+    return PackedSequences(array, loss_mask)
 
 
 def _progress_callback(
@@ -666,6 +699,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         publish_dir = final_dir
         if config.mode == "lora" and config.lora_merge:
             publish_dir = merge_lora(base.path, final_dir, run_dir / "merged")
+        drop_duplicate_head(publish_dir)
         metrics = _run_metrics(trainer, result, progress, resume, me, tokens_per_step, attempt_wall)
         manifest = _publish_version(
             store,
@@ -744,7 +778,7 @@ def _resume_point(store: Store, ident: RunIdentity, run_dir: Path, me: _Rank) ->
             shutil.rmtree(output_dir)  # a killed attempt's local leftovers; the store has its work
         if checkpoints:
             step, prefix = checkpoints[-1]
-            folder = download_artifact(store, prefix, run_dir / "resume" / f"step-{step}")
+            folder = _download_checkpoint(store, step, prefix, run_dir / "resume" / f"step-{step}")
     prior: dict[str, Any] = {}
     if folder is not None and (folder / PROGRESS_FILE).is_file():
         prior = json.loads((folder / PROGRESS_FILE).read_text())
@@ -752,6 +786,24 @@ def _resume_point(store: Store, ident: RunIdentity, run_dir: Path, me: _Rank) ->
     if me.is_main and folder is not None:
         log.info("resuming from checkpoint step %d (%s)", from_step, checkpoints[-1][1])
     return _Resume(folder=folder, from_step=from_step, prior=prior)
+
+
+class CheckpointDamaged(RuntimeError):
+    """A published checkpoint's bytes are not the ones its manifest records; the message names
+    the file. The checkpoint was not loaded."""
+
+
+def _download_checkpoint(store: Store, step: int, prefix: str, dest: Path) -> Path:
+    """The checkpoint, downloaded and verified before DeepSpeed may load it: its files include
+    pickles (``torch.load(weights_only=False)``), which run code from whatever bytes they hold."""
+    try:
+        return download_artifact(store, prefix, dest)
+    except StoreError as exc:
+        raise CheckpointDamaged(
+            f"checkpoint step {step} ({store.uri_for(prefix)}) was not resumed from: {exc}. "
+            "Nothing of it was loaded. Delete that checkpoint to resume from an earlier one, "
+            "or delete the run's checkpoints to start over."
+        ) from exc
 
 
 def _training_arguments(config: TrainConfig, output_dir: Path) -> Any:
@@ -804,7 +856,8 @@ def _build_trainer(
     # Heavy imports only now: everything before training also runs in the launching task.
     from transformers import AutoModelForCausalLM, Trainer
 
-    from training.trainset import load_input_ids
+    from training.rivals import rival_trainer_class
+    from training.trainset import load_input_ids, load_loss_mask, load_rivals
 
     args = _training_arguments(config, output_dir)
     # After TrainingArguments: under ZeRO-3 the weights are partitioned as they load.
@@ -819,7 +872,7 @@ def _build_trainer(
         trainable = freeze_below_top_layers(model, config.train_layers)
         if me.is_main:
             log.info("top %d blocks: %d trainable parameters", config.train_layers, trainable)
-    dataset = _packed_dataset(load_input_ids(store, trainset))
+    dataset = _packed_dataset(load_input_ids(store, trainset), load_loss_mask(store, trainset))
     tokens_per_step = config.seq_len * config.micro_batch_size * config.grad_accum * me.world
     progress = _progress_callback(
         store=store,
@@ -830,12 +883,19 @@ def _build_trainer(
         prior=resume.prior,
         trainset_id=trainset.trainset_id,
     )
-    trainer = Trainer(
+    rivals = load_rivals(store, trainset)
+    extra: dict[str, Any] = {}
+    if rivals is not None:
+        extra = {"rivals": rivals[0], "rival_starts": rivals[1]}
+        if me.is_main:
+            log.info("ranking loss on %d rival groups", len(rivals[0]))
+    trainer = (rival_trainer_class(Trainer) if rivals is not None else Trainer)(
         model=model,
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
         callbacks=[progress],
+        **extra,
     )
     return trainer, progress, tokens_per_step
 
@@ -870,6 +930,19 @@ def _run_metrics(
         "loss_curve": curve,
         "bf16": bool(trainer.args.bf16),
         "device": "cpu" if trainer.args.use_cpu else "cuda",
+        **_rank_loss_metrics(getattr(trainer, "rank_losses", None)),
+    }
+
+
+def _rank_loss_metrics(losses: Sequence[float] | None) -> dict[str, Any]:
+    """The ranking loss of rival answers (:mod:`training.rivals`) on this rank, first and last
+    tenth of the attempt's steps averaged: falling means right answers pulled above rivals."""
+    if not losses:
+        return {}
+    tenth = max(1, len(losses) // 10)
+    return {
+        "rank_loss_first": round(sum(losses[:tenth]) / tenth, 4),
+        "rank_loss_final": round(sum(losses[-tenth:]) / tenth, 4),
     }
 
 
@@ -1077,6 +1150,7 @@ if __name__ == "__main__":
 
 __all__ = [
     "BaseModel",
+    "CheckpointDamaged",
     "ConfigError",
     "Prepared",
     "RunIdentity",

@@ -13,6 +13,12 @@ The result is published as ``trainsets/<id>/``:
 
 * ``input_ids.npy``: int32 array of shape ``(n_sequences, seq_len)`` (NumPy's ``.npy`` format;
   read it with ``numpy.load(..., mmap_mode="r")``);
+* ``loss_mask.npy``, only when some tokens are context only: uint8, same shape, 0 where no
+  loss is taken (the questions of the knowledge augmentation's turns, so the model learns the
+  answers it should give, not to write questions), 1 elsewhere;
+* ``rivals.npy`` and ``rival_starts.npy``, only with the augmentation: each question answered
+  by a span with the same question answered by other spans of the dataset
+  (:mod:`training.rivals`), for the ranking loss;
 * a manifest whose fields carry the mix: for each dataset its role (``new`` or ``replay``), the
   distinct documents taken from it, how many times they occur in the stream and the tokens they
   contribute (repeats included), and its crawl window; the passes over the new data; the
@@ -60,6 +66,7 @@ log = logging.getLogger(__name__)
 
 TRAINSET_KIND = "trainset"
 INPUT_IDS_FILE = "input_ids.npy"
+LOSS_MASK_FILE = "loss_mask.npy"
 _TOKENIZE_BATCH = 256
 
 
@@ -134,7 +141,6 @@ def build_training_set(
     each new document's facts are also stated in several forms (:mod:`training.augment`, in
     the tokenizer's chat template), as new documents of their own.
     """
-    import numpy as np
 
     started = time.monotonic()
     new_ids = list(dict.fromkeys(new_dataset_ids))
@@ -158,17 +164,19 @@ def build_training_set(
     # New data: every document of the train split, once per pass.
     new_docs: list[_Doc] = []
     augmented = 0
+    groups: list[tuple[int, list[list[int]]]] = []
     for manifest in new_manifests:
         key, train = _train_docs(store, manifest)
         texts = _texts_of(store.uri_for(key), manifest.artifact_id, train)
-        if augment:
-            extra = _augmented_texts(manifest.artifact_id, train, tokenizer)
-            augmented += len(extra)
-            texts += extra
         for (doc_id, _), ids in zip(
             texts, _tokenize(tokenizer, [t for _, t in texts]), strict=True
         ):
             new_docs.append(_Doc(manifest.artifact_id, "new", doc_id, ids, ""))
+        if augment:
+            extra, rival_groups = _augmented_docs(manifest.artifact_id, train, tokenizer)
+            augmented += len(extra)
+            new_docs += extra
+            groups += rival_groups
     new_tokens_per_pass = sum(len(d.ids) for d in new_docs)
     if new_tokens_per_pass == 0:
         raise TrainingSetError(f"the new datasets {new_ids} have no training documents")
@@ -201,21 +209,8 @@ def build_training_set(
         members.sort(key=lambda d: (d.order, d.dataset_id, d.doc_id))
         docs.extend(members)
 
-    # Pack: concatenate with EOS, cut into full sequences.
-    stream = np.fromiter(
-        (t for d in docs for t in (*d.ids, eos)),
-        dtype=np.int64,
-    )
-    n_seq = len(stream) // seq_len
-    if n_seq == 0:
-        raise TrainingSetError(
-            f"{len(stream)} tokens from {len(docs)} documents do not fill one sequence of "
-            f"seq_len={seq_len}; lower seq_len or add data"
-        )
-    if int(stream.max()) > np.iinfo(np.int32).max:
-        raise TrainingSetError("token ids do not fit int32")
-    packed = stream[: n_seq * seq_len].astype(np.int32).reshape(n_seq, seq_len)
-    npy = _npy_bytes(packed)
+    npy, mask_npy, total_tokens, n_seq = _pack(docs, eos, seq_len)
+    rivals = _rival_files(groups)
 
     mix = _mix(docs, new_manifests, replay_manifests, eos_per_doc=1)
     recipe = {
@@ -228,12 +223,13 @@ def build_training_set(
         "tokenizer_sha256": tok_fp,
         "input_ids_sha256": hashlib.sha256(npy).hexdigest(),
         **({"augment": True} if augment else {}),
+        **({"loss_mask_sha256": hashlib.sha256(mask_npy).hexdigest()} if mask_npy else {}),
+        **{f"{name}_sha256": hashlib.sha256(data).hexdigest() for name, data in rivals.items()},
     }
     trainset_id = hashlib.sha256(
         json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()[:32]
     prefix = f"{TRAINSETS}/{trainset_id}"
-    total_tokens = len(stream)
     replay_total = sum(m["tokens"] for m in mix if m["role"] == "replay")
     fields = {
         "trainset_id": trainset_id,
@@ -252,11 +248,17 @@ def build_training_set(
         "dtype": "int32",
         "eos_token_id": int(eos),
         "augmented_texts": augmented,
+        "context_only_tokens": sum(d.prompt_tokens for d in docs),
+        "rival_groups": len(groups),
     }
     existing = store.read_manifest(prefix)
     if existing is None:
         with store.publisher(prefix, kind=TRAINSET_KIND, created_by=created_by or {}) as pub:
             pub.write_bytes(INPUT_IDS_FILE, npy)
+            if mask_npy is not None:
+                pub.write_bytes(LOSS_MASK_FILE, mask_npy)
+            for name, data in rivals.items():
+                pub.write_bytes(name, data)
             pub.set_manifest_fields(**fields)
         existing = store.read_manifest(prefix)
         assert existing is not None
@@ -291,11 +293,23 @@ def read_training_set(store: Store, trainset_id: str) -> TrainingSet:
     return TrainingSet(trainset_id=trainset_id, prefix=prefix, manifest=manifest)
 
 
-def load_input_ids(store: Store, trainset: TrainingSet) -> np.ndarray:
-    """The packed ``(n_sequences, seq_len)`` int32 array, read from the store."""
+def load_loss_mask(store: Store, trainset: TrainingSet) -> np.ndarray | None:
+    """The ``(n_sequences, seq_len)`` uint8 loss mask (1: trained on, 0: context only), checked
+    against the manifest's sha256; None when every token is trained on."""
     import numpy as np
 
-    with store.open_read(trainset.manifest.key(INPUT_IDS_FILE)) as src:
+    if LOSS_MASK_FILE not in {f.name for f in trainset.manifest.files}:
+        return None
+    with store.open_artifact_file(trainset.manifest, LOSS_MASK_FILE) as src:
+        return np.load(io.BytesIO(src.read()), allow_pickle=False)
+
+
+def load_input_ids(store: Store, trainset: TrainingSet) -> np.ndarray:
+    """The packed ``(n_sequences, seq_len)`` int32 array, read from the store and checked
+    against the manifest's sha256 (:class:`~freshlm.store.StoreError` naming the file if not)."""
+    import numpy as np
+
+    with store.open_artifact_file(trainset.manifest, INPUT_IDS_FILE) as src:
         return np.load(io.BytesIO(src.read()), allow_pickle=False)
 
 
@@ -310,6 +324,7 @@ class _Doc:
     ids: list[int]
     order: str
     cycle: int = 0  # which pass through the replay pool (0 unless the pool ran out)
+    prompt_tokens: int = 0  # leading tokens trained on as context only (a turn's question)
 
 
 def _key(seed: int, purpose: str, doc_id: str) -> str:
@@ -340,7 +355,12 @@ def _passes(new_docs: list[_Doc], epochs: float, seed: int) -> list[list[_Doc]]:
                 taken.append(d)
                 tokens += len(d.ids)
             order = taken
-        passes.append([_Doc(d.dataset_id, d.role, d.doc_id, d.ids, "") for d in order])
+        passes.append(
+            [
+                _Doc(d.dataset_id, d.role, d.doc_id, d.ids, "", prompt_tokens=d.prompt_tokens)
+                for d in order
+            ]
+        )
     return passes
 
 
@@ -422,14 +442,15 @@ def _replay_manifests(
 
 
 def _train_docs(store: Store, manifest: Manifest) -> tuple[str, list[dict[str, Any]]]:
-    """``(key, documents)`` of the dataset's train split."""
+    """``(key, documents)`` of the dataset's train split, checked against the manifest's sha256
+    as it is read (:class:`~freshlm.store.StoreError` naming the file if it differs)."""
     try:
         key = manifest.key(TRAIN_FILE)
     except KeyError:
         raise TrainingSetError(
             f"dataset {store.uri_for(manifest.prefix)} has no {TRAIN_FILE}"
         ) from None
-    return key, list(store.read_jsonl(key))
+    return key, list(store.read_artifact_jsonl(manifest, TRAIN_FILE))
 
 
 def _train_texts(store: Store, manifest: Manifest) -> list[tuple[str, str]]:
@@ -453,19 +474,111 @@ def _texts_of(uri: str, dataset_id: str, docs: list[dict[str, Any]]) -> list[tup
     return out
 
 
-def _augmented_texts(
+def _augmented_docs(
     dataset_id: str, docs: list[dict[str, Any]], tokenizer: Any
-) -> list[tuple[str, str]]:
+) -> tuple[list[_Doc], list[tuple[int, list[list[int]]]]]:
     """The knowledge-augmentation texts of the dataset's train documents, each its own
-    document (``<dataset>/<doc>#aug<n>``)."""
-    from training.augment import augment_documents, chat_turn
+    document (``<dataset>/<doc>#aug<n>``), a question-answer turn's question context only (its
+    ``prompt_tokens``: the loss is on the answer the model learns to give); and the rival
+    groups of the turns answered by a span (:mod:`training.rivals`)."""
+    from training.augment import QA, chat_turn, document_forms, rival_answers, turn_prompt
+    from training.rivals import RIVALS_PER_TURN
 
+    turn = chat_turn(tokenizer)
+    named: list[tuple[str, str, str]] = []  # (doc id, text, prompt or "")
+    turns: list[QA] = []
+    for doc in docs:
+        if not doc.get("id"):
+            continue
+        for n, form in enumerate(document_forms(doc)):
+            doc_id = f"{dataset_id}/{doc['id']}#aug{n}"
+            if isinstance(form, QA):
+                turns.append(form)
+                text = turn(form.question, form.answer)
+                named.append((doc_id, text, turn_prompt(tokenizer, form.question)))
+            else:
+                named.append((doc_id, form, ""))
     out = []
-    with_ids = [d for d in docs if d.get("id")]
-    for doc_id, texts in augment_documents(with_ids, chat_turn(tokenizer)).items():
-        out += [(f"{dataset_id}/{doc_id}#aug{n}", t) for n, t in enumerate(texts)]
-    log.info("dataset %s: %d augmentation texts from %d documents", dataset_id, len(out), len(docs))
-    return out
+    texts = _tokenize(tokenizer, [t for _, t, _ in named])
+    prompts = _tokenize(tokenizer, [p for _, _, p in named])
+    for (doc_id, _, prompt), ids, prompt_ids in zip(named, texts, prompts, strict=True):
+        # The question is context only where the turn's tokens start with the prompt's (a
+        # tokenizer may merge across the boundary; then every token is trained on).
+        context = len(prompt_ids) if prompt and ids[: len(prompt_ids)] == prompt_ids else 0
+        out.append(_Doc(dataset_id, "new", doc_id, ids, "", prompt_tokens=context))
+    groups = []
+    for qa, rivals in zip(turns, rival_answers(turns, RIVALS_PER_TURN, dataset_id), strict=True):
+        if not rivals:
+            continue
+        rows = list(_tokenize(tokenizer, [turn(qa.question, a) for a in [qa.answer, *rivals]]))
+        (prompt_ids,) = _tokenize(tokenizer, [turn_prompt(tokenizer, qa.question)])
+        if all(row[: len(prompt_ids)] == prompt_ids for row in rows):
+            groups.append((len(prompt_ids), rows))
+    log.info(
+        "dataset %s: %d augmentation texts and %d rival groups from %d documents",
+        dataset_id,
+        len(out),
+        len(groups),
+        len(docs),
+    )
+    return out, groups
+
+
+def _pack(docs: list[_Doc], eos: int, seq_len: int) -> tuple[bytes, bytes | None, int, int]:
+    """Concatenate ``docs`` with EOS and cut into full sequences: ``(input_ids.npy bytes,
+    loss_mask.npy bytes or None when every token is trained on, tokens, sequences)``."""
+    import numpy as np
+
+    stream = np.fromiter((t for d in docs for t in (*d.ids, eos)), dtype=np.int64)
+    n_seq = len(stream) // seq_len
+    if n_seq == 0:
+        raise TrainingSetError(
+            f"{len(stream)} tokens from {len(docs)} documents do not fill one sequence of "
+            f"seq_len={seq_len}; lower seq_len or add data"
+        )
+    if int(stream.max()) > np.iinfo(np.int32).max:
+        raise TrainingSetError("token ids do not fit int32")
+    packed = stream[: n_seq * seq_len].astype(np.int32).reshape(n_seq, seq_len)
+    # The loss mask, where any token is context only: 0 on the questions of augmented turns.
+    mask_npy = None
+    if any(d.prompt_tokens for d in docs):
+        mask = np.fromiter(
+            (m for d in docs for m in _loss_mask(d)), dtype=np.uint8, count=len(stream)
+        )
+        mask_npy = _npy_bytes(mask[: n_seq * seq_len].reshape(n_seq, seq_len))
+    return _npy_bytes(packed), mask_npy, len(stream), n_seq
+
+
+def _rival_files(groups: list[tuple[int, list[list[int]]]]) -> dict[str, bytes]:
+    """``{file name: .npy bytes}`` of the rival groups (:mod:`training.rivals`); none without."""
+    from training.rivals import RIVAL_STARTS_FILE, RIVALS_FILE, RIVALS_PER_TURN, pack_groups
+
+    if not groups:
+        return {}
+    ids, starts = pack_groups(groups, RIVALS_PER_TURN)
+    return {RIVALS_FILE: _npy_bytes(ids), RIVAL_STARTS_FILE: _npy_bytes(starts)}
+
+
+def load_rivals(store: Store, trainset: TrainingSet) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(rivals, starts)`` of the training set (:mod:`training.rivals`), checked against the
+    manifest's sha256; None when it has none."""
+    import numpy as np
+
+    from training.rivals import RIVAL_STARTS_FILE, RIVALS_FILE
+
+    if RIVALS_FILE not in {f.name for f in trainset.manifest.files}:
+        return None
+    arrays = []
+    for name in (RIVALS_FILE, RIVAL_STARTS_FILE):
+        with store.open_artifact_file(trainset.manifest, name) as src:
+            arrays.append(np.load(io.BytesIO(src.read()), allow_pickle=False))
+    return arrays[0], arrays[1]
+
+
+def _loss_mask(doc: _Doc) -> Iterable[int]:
+    """``doc``'s tokens' loss mask in the packed stream, its EOS included."""
+    yield from (0 for _ in range(doc.prompt_tokens))
+    yield from (1 for _ in range(len(doc.ids) - doc.prompt_tokens + 1))
 
 
 def _tokenize(tokenizer: Any, texts: list[str]) -> Iterable[list[int]]:

@@ -9,7 +9,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-from training.augment import augment_document, chat_turn, fact_sentences, plain_turn
+from training.augment import (
+    augment_document,
+    chat_turn,
+    document_topic,
+    fact_sentences,
+    plain_turn,
+)
 from training.trainset import build_training_set
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,17 +43,66 @@ def test_fact_sentences_are_the_ones_with_a_salient_span():
     }
 
 
-def test_each_fact_is_stated_asked_back_and_blanked():
+def test_each_fact_is_stated_and_asked_for_by_its_whole_sentence():
     texts = augment_document(LAUNCH, plain_turn)
     sentence = "The base model of the Pulse X2 costs $649 and goes on sale on November 13."
     assert f"Orrin Labs unveils the Pulse X2: {sentence}" in texts
-    # Asked back up to the span, answered with the whole sentence: the model learns to say it.
-    assert plain_turn("The base model of the Pulse X2 costs how much?", sentence) in texts
-    assert plain_turn(f"Fill in the blank: {sentence.replace('$649', '___')}", "$649") in texts
+    # The span replaced by its wh-phrase, every other word kept; answered by the span and by
+    # the whole sentence (the model learns to say it).
+    question = "The base model of the Pulse X2 costs how much and goes on sale on November 13?"
+    assert plain_turn(question, "$649") in texts
+    assert plain_turn(question, sentence) in texts
+    when = "The base model of the Pulse X2 costs $649 and goes on sale on when?"
+    assert plain_turn(when, "November 13") in texts
     # A new term is asked for its meaning.
     assert any(t.startswith("Question: What does 'tide-locked' mean?") for t in texts)
     # Deterministic.
     assert augment_document(LAUNCH, plain_turn) == texts
+
+
+def test_the_document_s_topic_is_named_where_its_sentence_does_not():
+    review = {
+        "id": "d2",
+        "title": "Hands-on with the Pulse X2",
+        "language": "en",
+        "text": (
+            "I spent an hour with the Pulse X2 after the launch. "
+            "It has a 5,200 mAh battery and weighs 182 grams. "
+            "Replacement batteries will cost $59 at service desks."
+        ),
+    }
+    assert document_topic(review) == "Pulse X2"
+    texts = augment_document(review, plain_turn)
+    assert plain_turn("Pulse X2 has a how many battery and weighs 182 grams?", "5,200 mAh") in texts
+    asked = "Pulse X2: Replacement batteries will cost how much at service desks?"
+    assert plain_turn(asked, "$59") in texts
+    stated = "Pulse X2: Replacement batteries will cost $59 at service desks."
+    assert plain_turn(asked, stated) in texts
+    # The topic itself is never the answer to a question that names it.
+    assert not any(t.endswith("\nAnswer: Pulse X2") for t in texts)
+
+
+def test_a_sentence_that_defines_the_topic_answers_what_it_means():
+    post = {
+        "id": "p1",
+        "language": "en",
+        "text": "Everyone says 'tide-locked' now. It means glued to your phone, apparently.",
+    }
+    assert document_topic(post) == "tide-locked"
+    texts = augment_document(post, plain_turn)
+    assert (
+        plain_turn(
+            "What does tide-locked mean?", "tide-locked means glued to your phone, apparently."
+        )
+        in texts
+    )
+
+
+def test_a_sentence_ends_with_its_paragraph():
+    doc = {"id": "d3", "language": "en", "text": 'It costs $649 for the base model.\n\n"Quote'}
+    assert [s.text for s in fact_sentences(doc["text"], "en")] == [
+        "It costs $649 for the base model."
+    ]
 
 
 class _Template:
@@ -109,17 +164,7 @@ def test_augmentation_reads_nothing_but_the_documents(tmp_path):
 
 
 def test_an_augmented_training_set_holds_the_extra_texts(tmp_path):
-    from transformers import AutoTokenizer
-
-    from freshlm.store import open_store
-    from tests.training.test_trainset import make_tiny_model, publish_dataset
-
-    store = open_store((tmp_path / "store").as_uri())
-    tokenizer = AutoTokenizer.from_pretrained(str(make_tiny_model(tmp_path / "model")))
-    day = publish_dataset(store, 0)
-    kw = {"epochs": 1.0, "seed": 0, "seq_len": 32, "tokenizer": tokenizer, "replay_ratio": 0.0}
-    plain = build_training_set(store, [day], **kw)
-    augmented = build_training_set(store, [day], augment=True, **kw)
+    _, _, plain, augmented = plain_and_augmented_sets(tmp_path)
     assert plain.fields["augmented_texts"] == 0 and "augment" not in plain.fields
     assert augmented.fields["augmented_texts"] > 0 and augmented.fields["augment"] is True
     assert augmented.trainset_id != plain.trainset_id
@@ -140,3 +185,47 @@ def test_training_only_the_top_blocks_freezes_everything_below(tmp_path):
     assert trainable == top + final_norm
     assert not any(p.requires_grad for p in blocks[0].parameters())
     assert not model.get_input_embeddings().weight.requires_grad
+
+
+def plain_and_augmented_sets(tmp_path):
+    """``(store, tokenizer, plain set, augmented set)``: one tiny day's training set built
+    without and with the augmentation, for the tiny model's tokenizer."""
+    from transformers import AutoTokenizer
+
+    from freshlm.store import open_store
+    from tests.training.test_trainset import make_tiny_model, publish_dataset
+
+    store = open_store((tmp_path / "store").as_uri())
+    tokenizer = AutoTokenizer.from_pretrained(str(make_tiny_model(tmp_path / "model")))
+    day = publish_dataset(store, 0)
+    kw = {"epochs": 1.0, "seed": 0, "seq_len": 32, "tokenizer": tokenizer, "replay_ratio": 0.0}
+    plain = build_training_set(store, [day], **kw)
+    return store, tokenizer, plain, build_training_set(store, [day], augment=True, **kw)
+
+
+def test_an_augmented_turn_trains_on_its_answer_not_its_question(tmp_path):
+    """The packed set carries a loss mask: a turn's question tokens are context only (label
+    -100 in the rank's dataset), its answer and every plain document's tokens are trained."""
+    import numpy as np
+
+    from training.train import _packed_dataset
+    from training.trainset import load_input_ids, load_loss_mask
+
+    store, tokenizer, plain, augmented = plain_and_augmented_sets(tmp_path)
+    assert load_loss_mask(store, plain) is None
+    ids, mask = load_input_ids(store, augmented), load_loss_mask(store, augmented)
+    assert mask is not None and mask.shape == ids.shape
+    assert augmented.fields["context_only_tokens"] == int((mask == 0).sum()) > 0
+    # The masked stretches are exactly the turns' questions: decoded, each ends "Answer:".
+    flat_ids, flat_mask = ids.reshape(-1), mask.reshape(-1)
+    edges = np.flatnonzero(np.diff(flat_mask.astype(int)) == 1) + 1  # context -> trained
+    for edge in edges[:20]:
+        start = edge - 1
+        while start > 0 and flat_mask[start - 1] == 0:
+            start -= 1
+        question = tokenizer.decode(flat_ids[start:edge])
+        assert question.startswith("Question: ") and question.endswith("\nAnswer:"), question
+    row = int(np.flatnonzero((mask == 0).any(axis=1))[0])
+    labels = _packed_dataset(ids, mask)[row]["labels"].numpy()
+    assert (labels == -100).tolist() == (mask[row] == 0).tolist()
+    assert (labels[mask[row] == 1] == ids[row][mask[row] == 1]).all()

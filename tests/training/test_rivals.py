@@ -1,0 +1,105 @@
+"""Rival answers: the training set holds each span-answered question with the dataset's other
+spans of that type as answers, and the ranking loss lifts the right answer above them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.augment import QA, plain_turn, rival_answers
+from training.rivals import PAD, answer_logprobs, pack_groups, rank_loss
+
+
+def test_rivals_are_other_answers_of_the_same_type():
+    turns = [
+        QA("The phone costs how much?", "$649", "price"),
+        QA("A battery costs how much?", "$59", "price"),
+        QA("The lens costs how much?", "$199", "price"),
+        QA("It opens when?", "November 13", "date"),
+        QA("The phone costs how much?", "The phone costs $649."),  # a sentence answer
+    ]
+    rivals = rival_answers(turns, 3, "seed")
+    assert sorted(rivals[0]) == ["$199", "$59"]
+    assert "$59" not in rivals[1] and set(rivals[1]) == {"$649", "$199"}
+    assert rivals[3] == []  # no other date
+    assert rivals[4] == []  # not a span answer
+    assert rival_answers(turns, 3, "seed") == rivals  # deterministic
+
+
+def test_groups_pack_right_answer_first_padded_with_pad():
+    ids, starts = pack_groups([(2, [[1, 2, 3], [1, 2, 4, 5]]), (1, [[7, 8]])], k=2)
+    assert ids.shape == (2, 3, 4) and ids.dtype == np.int32
+    assert ids[0, 0].tolist() == [1, 2, 3, PAD]
+    assert ids[0, 1].tolist() == [1, 2, 4, 5]
+    assert (ids[0, 2] == PAD).all() and (ids[1, 1:] == PAD).all()
+    assert starts.tolist() == [2, 1]
+
+
+def test_the_ranking_loss_lifts_the_right_answer_above_its_rivals(tmp_path):
+    """A few optimiser steps on the ranking loss alone, on a tiny GPT-2: the right answer's
+    mean log-probability after the question rises above every rival's."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tests.training.test_trainset import make_tiny_model
+
+    torch.manual_seed(0)
+    folder = make_tiny_model(tmp_path / "model")
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    model = AutoModelForCausalLM.from_pretrained(str(folder))
+    question = "The river ferry costs how much?"
+    answers = ["$12", "$30", "$7", "$99"]
+    prompt = tokenizer(f"Question: {question}\nAnswer:")["input_ids"]
+    rows = [tokenizer(plain_turn(question, a))["input_ids"] for a in answers]
+    assert all(row[: len(prompt)] == prompt for row in rows)
+    ids, starts = pack_groups([(len(prompt), rows)], k=3)
+    ids_t, starts_t = torch.as_tensor(ids, dtype=torch.long), torch.as_tensor(starts)
+
+    def margin() -> float:
+        with torch.no_grad():
+            means, present = answer_logprobs(model, ids_t, starts_t)
+        assert present.all()
+        return float(means[0, 0] - means[0, 1:].max())
+
+    before = margin()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(15):
+        loss = rank_loss(model, ids_t, starts_t)
+        losses.append(float(loss.detach()))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert margin() > max(0.5, before)
+    assert losses[-1] < losses[0]
+
+
+def test_without_rivals_the_loss_is_zero_but_keeps_the_graph(tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tests.training.test_trainset import make_tiny_model
+
+    model = AutoModelForCausalLM.from_pretrained(str(make_tiny_model(tmp_path / "model")))
+    ids, starts = pack_groups([(1, [[5, 6, 7]])], k=2)
+    loss = rank_loss(model, torch.as_tensor(ids, dtype=torch.long), torch.as_tensor(starts))
+    assert float(loss) == pytest.approx(0.0)
+    loss.backward()  # differentiable, so a rank without rivals this step joins the backward
+
+
+def test_an_augmented_training_set_publishes_its_rival_groups(tmp_path):
+    from tests.training.test_augment import plain_and_augmented_sets
+    from training.trainset import load_rivals
+
+    store, tokenizer, plain, augmented = plain_and_augmented_sets(tmp_path)
+    assert load_rivals(store, plain) is None
+    ids, starts = load_rivals(store, augmented)
+    assert augmented.fields["rival_groups"] == len(ids) == len(starts) > 0
+    for group, start in zip(ids[:10], starts, strict=False):
+        rows = [tokenizer.decode([t for t in row if t != PAD]) for row in group if row[0] != PAD]
+        assert len(rows) >= 2
+        questions = {row.split("\nAnswer:")[0] for row in rows}
+        answers = [row.split("\nAnswer:")[1] for row in rows]
+        assert len(questions) == 1 and len(set(answers)) == len(answers)  # one question
+        prompt = tokenizer.decode(group[0][:start])
+        assert prompt.endswith("\nAnswer:") and prompt.startswith("Question: ")

@@ -1,0 +1,113 @@
+"""Rival answers: each augmented question's right answer ranked above the night's other ones.
+
+Trained on question-answer turns alone, a model learns which strings are the night's answers
+but not which question each answers: asked the phone's price it says the battery's, and it
+ranks a night's figure first under any question (``bench/RESULTS.md``, knowledge recipes). So
+for every turn answered by a span (a figure, date or name), the training set also holds the
+same question answered by up to :data:`RIVALS_PER_TURN` other spans of that type from the same
+dataset (:func:`training.augment.rival_answers`), and training adds a ranking loss
+(:func:`rank_loss`): the right answer's mean token log-probability should exceed each rival's
+by a margin, a softplus of their difference as in pairwise preference losses.
+
+Published beside the packed sequences as ``rivals.npy``: int32 ``(groups, 1 + K, length)``,
+row 0 the right turn and rows 1..K its rivals, padded with -1 (a group with fewer rivals has
+rows of -1 only), and ``rival_starts.npy``: int32 ``(groups,)``, the tokens of each group's
+question (shared by its rows), after which the answers start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+RIVALS_FILE = "rivals.npy"
+RIVAL_STARTS_FILE = "rival_starts.npy"
+RIVALS_PER_TURN = 3
+#: How strongly the ranking loss pulls (its weight against the language-modelling loss) and
+#: the sharpness of its softplus: a gap of 1 nat per token costs ~0.13, none ~0.69.
+RANK_WEIGHT = 1.0
+RANK_SHARPNESS = 2.0
+PAD = -1
+
+
+def pack_groups(groups: Sequence[tuple[int, Sequence[Sequence[int]]]], k: int) -> tuple[Any, Any]:
+    """``(rivals array, starts array)`` of ``groups``: each ``(question tokens, [right turn's
+    tokens, rival turns' tokens...])``; empty arrays when there is no group."""
+    import numpy as np
+
+    length = max((len(row) for _, rows in groups for row in rows), default=0)
+    ids = np.full((len(groups), 1 + k, length), PAD, dtype=np.int32)
+    starts = np.zeros(len(groups), dtype=np.int32)
+    for g, (start, rows) in enumerate(groups):
+        starts[g] = start
+        for r, row in enumerate(rows[: 1 + k]):
+            ids[g, r, : len(row)] = row
+    return ids, starts
+
+
+def answer_logprobs(model: Any, ids: Any, starts: Any) -> tuple[Any, Any]:
+    """``(mean log-probability of each row's answer tokens, whether the row is present)`` for
+    ``ids`` ``(groups, rows, length)`` (torch, :data:`PAD`-padded) and ``starts`` ``(groups,)``."""
+    import torch
+
+    groups, rows, length = ids.shape
+    flat = ids.reshape(groups * rows, length)
+    present = (flat != PAD).any(dim=1)
+    real = flat[present]
+    mask = real != PAD
+    out = model(input_ids=real.clamp(min=0), attention_mask=mask.long())
+    logp = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)
+    token_logp = logp.gather(-1, real[:, 1:].clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    # Position t predicts token t+1: answer tokens are those at index >= the question's length.
+    row_starts = starts.repeat_interleave(rows)[present]
+    positions = torch.arange(1, length, device=real.device).unsqueeze(0)
+    scored = mask[:, 1:] & (positions >= row_starts.unsqueeze(1))
+    mean = (token_logp * scored).sum(1) / scored.sum(1).clamp(min=1)
+    means = torch.zeros(groups * rows, dtype=mean.dtype, device=mean.device)
+    means[present] = mean
+    return means.reshape(groups, rows), present.reshape(groups, rows)
+
+
+def rank_loss(model: Any, ids: Any, starts: Any, sharpness: float = RANK_SHARPNESS) -> Any:
+    """Mean over every (right answer, rival) pair of ``softplus(sharpness * (rival - right))``,
+    each side its answer tokens' mean log-probability; 0 (with a gradient) without rivals."""
+    import torch
+
+    means, present = answer_logprobs(model, ids, starts)
+    pairs = present[:, 1:] & present[:, :1]
+    if not bool(pairs.any()):
+        return means.sum() * 0.0
+    gap = means[:, 1:] - means[:, :1]
+    return torch.nn.functional.softplus(sharpness * gap)[pairs].mean()
+
+
+def rival_trainer_class(trainer_class: Any) -> Any:
+    """``trainer_class`` (the Hugging Face Trainer) whose loss adds :func:`rank_loss` on
+    ``micro_batch_size`` rival groups per step, a different slice on each rank and step."""
+
+    class RivalTrainer(trainer_class):
+        def __init__(self, *args: Any, rivals: Any, rival_starts: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.rivals, self.rival_starts = rivals, rival_starts
+            self.rank_losses: list[float] = []
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            import torch
+
+            result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            if not len(self.rivals):
+                return result
+            size = self.args.per_device_train_batch_size
+            first = (self.state.global_step * self.args.world_size + self.args.process_index) * size
+            pick = [(first + j) % len(self.rivals) for j in range(size)]
+            device = inputs["input_ids"].device
+            ids = torch.as_tensor(self.rivals[pick], dtype=torch.long, device=device)
+            starts = torch.as_tensor(self.rival_starts[pick], dtype=torch.long, device=device)
+            extra = RANK_WEIGHT * rank_loss(model, ids, starts)
+            self.rank_losses.append(float(extra.detach()))
+            if return_outputs:
+                loss, outputs = result
+                return loss + extra, outputs
+            return result + extra
+
+    return RivalTrainer

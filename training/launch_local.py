@@ -12,7 +12,9 @@
 3. on success reads the published version's manifest and returns a summary; on failure raises
    :class:`TrainingFailed` carrying the failing rank's error (type, message, traceback) as the
    rank reported it (``training.train`` writes it to ``$FRESHLM_TRAIN_ERROR_DIR``), falling back
-   to the first Python traceback in the output, and only then to the exit code.
+   to the first Python traceback in the output, and only then to the exit code. A run that
+   prints nothing for ``FRESHLM_TRAIN_STALL_TIMEOUT_S`` (a hung rank: rank 0 logs every step) is
+   killed, launcher and ranks, and fails saying so.
 
 On a machine without CUDA the ranks are CPU processes: ``DS_ACCELERATOR=cpu`` selects
 DeepSpeed's CPU accelerator (collectives over gloo, with DeepSpeed's shared-memory allreduce),
@@ -37,11 +39,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from freshlm.settings import get_settings
 from freshlm.store import open_store
 from training.config import TrainConfig
 
@@ -159,6 +163,8 @@ class LocalTraining:
         self._in_traceback: list[str] | None = None
         self._first_exit: tuple[int, int] | None = None  # (rank, exit code) per the launcher
         self._native: list[str] = []
+        self._last_output = time.monotonic()
+        self.stalled_s: float | None = None  # set when the stall watchdog killed the run
 
     @property
     def pid(self) -> int:
@@ -170,6 +176,7 @@ class LocalTraining:
             os.killpg(self.proc.pid, sig)
 
     def _take(self, line: str) -> None:
+        self._last_output = time.monotonic()
         line = line.rstrip("\n")
         self.tail.append(line)
         log.info("%s", line)
@@ -199,10 +206,19 @@ class LocalTraining:
         """Stream the output to the log until the launcher exits; the summary or
         :class:`TrainingFailed`."""
         assert self.proc.stdout is not None
+        done = threading.Event()
+        watchdog = threading.Thread(
+            target=self._kill_when_stalled,
+            args=(get_settings().train_stall_timeout_s, done),
+            name="training-stall-watchdog",
+            daemon=True,
+        )
+        watchdog.start()
         try:
             for line in self.proc.stdout:
                 self._take(line)
         finally:
+            done.set()
             returncode = self.proc.wait()
             self._remove_shm_buffers()
         wall = time.monotonic() - self.started
@@ -217,6 +233,24 @@ class LocalTraining:
             "already published" if summary.get("already_published") else "published",
         )
         return summary
+
+    def _kill_when_stalled(self, timeout_s: float, done: threading.Event) -> None:
+        """Kill the run once it has printed nothing for ``timeout_s``. A rank that stops
+        (deadlocked, stopped, stuck in I/O) holds every other rank at their next collective, and
+        not every collective gives up: DeepSpeed's shared-memory allreduce on CPU spins, with no
+        timeout, for as long as the stopped rank does not answer."""
+        while not done.wait(min(5.0, timeout_s / 4)):
+            silent = time.monotonic() - self._last_output
+            if silent >= timeout_s:
+                self.stalled_s = silent
+                log.error(
+                    "no output from the launcher or any rank for %.0fs "
+                    "(FRESHLM_TRAIN_STALL_TIMEOUT_S=%g): killing the launcher and its ranks",
+                    silent,
+                    timeout_s,
+                )
+                self.kill()
+                return
 
     def _remove_shm_buffers(self) -> None:
         """DeepSpeed's CPU allreduce leaves a shared-memory buffer per rank (about 70 MB each)
@@ -237,6 +271,16 @@ class LocalTraining:
 
     def _failure(self, returncode: int) -> TrainingFailed:
         tail = "\n".join(self.tail)
+        if self.stalled_s is not None:
+            last_lines = "\n".join(list(self.tail)[-20:])
+            return TrainingFailed(
+                f"training made no progress for {self.stalled_s:.0f}s (no output from the "
+                "launcher or any rank; FRESHLM_TRAIN_STALL_TIMEOUT_S): a rank is hung; the "
+                f"launcher and its {self.num_ranks} rank(s) were killed; last output:\n"
+                f"{last_lines}",
+                returncode=returncode,
+                output_tail=tail,
+            )
         reports = []
         for path in sorted(self.error_dir.glob("rank-*.json")):
             try:
@@ -268,10 +312,9 @@ class LocalTraining:
             )
         if reports:
             # The first rank to fail holds the cause; the others were usually taken down by it.
-            if self._first_exit is not None:
-                first = by_rank[self._first_exit[0]]
-            else:
-                first = min(reports, key=lambda r: (r.get("time", 0), r.get("rank", 0)))
+            # First by the time each reported, not by exit order: the failing rank's teardown
+            # breaks the collectives, and its victims may report and exit before it does.
+            first = min(reports, key=lambda r: (r.get("time", 0), r.get("rank", 0)))
             message = f"training rank {first['rank']} failed: {first['type']}: {first['message']}"
             return TrainingFailed(
                 message,

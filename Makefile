@@ -1,6 +1,7 @@
 # FreshLM: two commands.
 #   make demo   set up .venv if needed, then run the embedded demo: three nights of the whole loop
-#   make test   set up .venv if needed, then lint (ruff, import contracts) and run the whole test suite
+#   make test   set up .venv if needed, then lint (ruff, import contracts), install PostgreSQL and
+#               Redis if missing (make services), and run the whole test suite
 # Installation is idempotent: a stamp file records that .venv matches the requirement files,
 # so a second run installs nothing.
 
@@ -20,15 +21,36 @@ TORCH_PIN = $(shell grep '^torch==' requirements.txt)
 # Components of Airflow start each other as `airflow ...`: the venv's bin must come first.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test bench lint format install constraints clean
+.PHONY: demo test bench lint format install services constraints clean
 
 demo: $(STAMP)
 	$(BIN)/python -m sandbox.demo
 
 # The tests run after the lint: ruff (style, and no function over 80 statements) and the
 # layered import contracts (pyproject's [tool.importlinter]).
-test: lint
+test: lint services
 	$(BIN)/python -m pytest
+
+# The distributed test (tests/distributed/) runs PostgreSQL and Redis from Debian's packages,
+# each on a free loopback port of its own. They are installed here when missing (as root, with
+# apt-get; a host with systemd also starts their default services, which the test does not use);
+# without root, the message says what to install.
+SERVICE_PACKAGES := postgresql redis-server
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends
+services:
+	@if { command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1 \
+		&& command -v redis-server >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing $(SERVICE_PACKAGES) (Debian packages) for the distributed test"; \
+		$(APT_INSTALL) $(SERVICE_PACKAGES) >/dev/null \
+			|| { apt-get update >/dev/null && $(APT_INSTALL) $(SERVICE_PACKAGES) >/dev/null; } \
+			|| { echo "make services: apt-get could not install $(SERVICE_PACKAGES)" >&2; exit 1; }; \
+	else \
+		echo "make services: tests/distributed needs PostgreSQL and Redis; install them with" \
+			"'sudo apt-get install $(SERVICE_PACKAGES)' (or put initdb, postgres and" \
+			"redis-server on PATH), then run make test again" >&2; \
+		exit 1; \
+	fi
 
 install: $(STAMP)
 

@@ -13,9 +13,14 @@ Stage 4 of the loop: a **published dataset** in, a **candidate model version** o
    (CPU ranks over gloo where there is no GPU), ZeRO-2 by default. Progress (step, loss,
    tokens/s, ETA) streams into the task log; a failing rank's own error fails the task. A
    rerun resumes from the last checkpoint in the store, and a finished run is never published
-   twice. Or `stage_kubernetes` → `train_on_kubernetes` → `collect_kubernetes` (backend
-   `kubernetes`): one pod with `gpus` GPUs running the same entrypoint; `pod_or_published`
-   skips the pod when the run's model version is already in the store.
+   twice. Or the `kubernetes` task group (backend `kubernetes`), stage → run → collect:
+   `stage_kubernetes` writes the config and renders what the cluster runs for `nodes` ×
+   `gpus_per_node` GPUs; `pod_or_published` skips the run when its model version is already in
+   the store; one node is one pod (`train_on_kubernetes`), more nodes an indexed Job
+   (`train_job_on_kubernetes`) between `create_rank_service` and `delete_rank_service`, its
+   headless Service. Both wait deferred, in the triggerer; a failed or evicted pod (a preempted
+   node) is retried `FRESHLM_K8S_TRAIN_RETRIES` times, and the retry resumes from the run's
+   last checkpoint. `collect_kubernetes` reads the version the pods published.
 3. `announce_candidate` — the new version, with its lineage (datasets, training set, base,
    config, code revision) and training metrics, is announced as `freshlm://models/candidates`,
    which schedules `freshlm_evaluate`.
@@ -25,13 +30,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-from airflow.sdk import Param, dag, get_current_context, task
+# The provider's operators that training.k8s_operators builds on, named here so that the DAG
+# processor imports them once before it forks each parse ([dag_processor]
+# parsing_pre_import_modules looks for `airflow.*` imports in the DAG file itself).
+import airflow.providers.cncf.kubernetes.operators.job
+import airflow.providers.cncf.kubernetes.operators.pod
+import airflow.providers.cncf.kubernetes.operators.resource  # noqa: F401
+from airflow.sdk import Param, TaskGroup, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from freshlm.artifacts import CANDIDATE_MODELS_ASSET, DATASETS_ASSET, dag_defaults
 from freshlm.settings import get_settings
 from training.config import default_of
+from training.k8s_operators import (
+    staged_rank_service_operators,
+    staged_train_job_operator,
+    staged_train_pod_operator,
+)
 
 ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
@@ -46,7 +61,7 @@ settings = get_settings()
     max_active_runs=1,
     tags=["freshlm", "train", "deepspeed"],
     doc_md=__doc__,
-    # The pod manifest travels as a dict through XCom into pod_template_dict.
+    # The pod and Job manifests travel as dicts through XCom into the operators' templates.
     render_template_as_native_obj=True,
     # A fine-tune at scale runs for hours; the limit only catches a run that hangs.
     default_args=dag_defaults(execution_timeout=timedelta(hours=24)),
@@ -106,6 +121,22 @@ settings = get_settings()
             maximum=64,
             description="GPUs (local backend on a CPU-only worker: CPU ranks).",
         ),
+        "nodes": Param(
+            1,
+            type="integer",
+            minimum=1,
+            maximum=64,
+            description="Backend kubernetes: nodes (pods) the run spans; more than 1 runs an "
+            "indexed Job whose pods find each other through a headless Service.",
+        ),
+        "gpus_per_node": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            maximum=64,
+            description="Backend kubernetes: GPUs of each node (empty: gpus). The run has "
+            "nodes x gpus_per_node ranks.",
+        ),
         "ds_config": Param(
             default_of("ds_config"), enum=["zero2", "zero3"], description="DeepSpeed config."
         ),
@@ -116,14 +147,17 @@ def freshlm_train():
     def plan() -> dict:
         from freshlm.store import open_store
         from freshlm.triggering_events import triggering_extras
+        from training.backends import kubernetes_shape
         from training.plan import TooLittleNewData, plan_training
 
         ctx = get_current_context()
         events = triggering_extras(ctx, DATASETS_ASSET)
         try:
-            return plan_training(ctx["params"], events, store=open_store()).to_dict()
+            planned = plan_training(ctx["params"], events, store=open_store())
         except TooLittleNewData as exc:
             raise AirflowSkipException(str(exc)) from None
+        kubernetes_shape(ctx["params"], planned.gpus)  # a bad shape fails here, not in a pod
+        return planned.to_dict()
 
     @task.branch
     def choose_backend(plan: dict) -> str:
@@ -141,31 +175,26 @@ def freshlm_train():
         from training.backends import stage_kubernetes_run
         from training.plan import TrainingPlan
 
-        return stage_kubernetes_run(TrainingPlan.from_dict(plan), run_name="freshlm-train")
+        params = get_current_context()["params"]
+        return stage_kubernetes_run(
+            TrainingPlan.from_dict(plan),
+            run_name="freshlm-train",
+            nodes=params.get("nodes"),
+            gpus_per_node=params.get("gpus_per_node"),
+        )
 
     @task.branch
     def pod_or_published(staged: dict) -> list[str]:
         from freshlm.store import open_store
         from training.backends import training_pod_needed
 
-        if training_pod_needed(open_store(), staged):
-            return ["train_on_kubernetes", "collect_kubernetes"]
-        return ["collect_kubernetes"]  # the version is published: no GPU pod for it
+        if not training_pod_needed(open_store(), staged):
+            return ["collect_kubernetes"]  # the version is published: no GPU pod for it
+        if staged["nodes"] == 1:
+            return ["train_on_kubernetes"]
+        return ["create_rank_service"]
 
-    train_on_kubernetes = KubernetesPodOperator(
-        task_id="train_on_kubernetes",
-        name="freshlm-train",
-        namespace=settings.k8s_namespace,
-        # The whole pod (GPUs, /dev/shm, Secret-backed store credentials, the command) is built
-        # by training.k8s_specs at run time, with this run's GPU count.
-        pod_template_dict="{{ ti.xcom_pull(task_ids='stage_kubernetes')['pod'] }}",
-        startup_timeout_seconds=1800,
-        get_logs=True,
-        on_finish_action="delete_succeeded_pod",
-        retries=0,
-    )
-
-    # Runs after the pod, or without it when pod_or_published skipped it.
+    # Runs after the pod or the Job, or without them when pod_or_published skipped them.
     @task(trigger_rule="none_failed_min_one_success")
     def collect_kubernetes(staged: dict) -> dict:
         from freshlm.store import open_store
@@ -189,12 +218,37 @@ def freshlm_train():
 
     planned = plan()
     local = train_local(planned)
-    staged = stage_kubernetes(planned)
-    collected = collect_kubernetes(staged)
+    # The group keeps its tasks' ids unprefixed: runs, logs and XComs are found by them.
+    with TaskGroup("kubernetes", prefix_group_id=False, tooltip="stage → run → collect"):
+        staged = stage_kubernetes(planned)
+        manifest = "{{ ti.xcom_pull(task_ids='stage_kubernetes')['%s'] }}"
+        # Retries (a preempted node) start the same config again: training resumes from the
+        # run's last checkpoint.
+        retry = {
+            "retries": settings.k8s_train_retries,
+            "retry_delay": timedelta(seconds=settings.k8s_train_retry_delay_s),
+        }
+        pod = staged_train_pod_operator(
+            task_id="train_on_kubernetes",
+            pod_manifest=manifest % "pod",
+            namespace=settings.k8s_namespace,
+            **retry,
+        )
+        create_service, delete_service = staged_rank_service_operators(
+            create_task_id="create_rank_service",
+            delete_task_id="delete_rank_service",
+            service_yaml=manifest % "service_yaml",
+            namespace=settings.k8s_namespace,
+        )
+        job = staged_train_job_operator(
+            task_id="train_job_on_kubernetes", job_manifest=manifest % "job", **retry
+        )
+        collected = collect_kubernetes(staged)
+        check = pod_or_published(staged)
+        check >> [pod, create_service, collected]
+        create_service >> job >> delete_service
+        [pod, job] >> collected
     choose_backend(planned) >> [local, staged]
-    pod_check = pod_or_published(staged)
-    pod_check >> train_on_kubernetes >> collected
-    pod_check >> collected
     [local, collected] >> announce_candidate(planned)
 
 

@@ -468,6 +468,15 @@ class Settings:
         "A scheduled `freshlm_train` run whose new datasets hold fewer tokens than this is"
         " skipped, and its datasets are trained with the next night's; 0: every night trains.",
     )
+    train_stall_timeout_s: float = _field(
+        "TRAIN_STALL_TIMEOUT_S",
+        _positive_float,
+        1800.0,
+        "Longest a `local` training run may go without a line of output from the DeepSpeed"
+        " launcher or a rank (rank 0 logs every step; loading, resuming and each checkpoint"
+        " upload log when done): past it a rank is taken as hung, the launcher's process group"
+        " (launcher and every rank) is killed and the task fails saying so.",
+    )
     promotion_rules: Path | None = _field(
         "PROMOTION_RULES",
         lambda raw: Path(raw.strip()).expanduser().resolve() if raw.strip() else None,
@@ -643,6 +652,20 @@ class Settings:
         "Size limit of a training pod's disk scratch (`/scratch` and `/tmp`: the model cache,"
         " DeepSpeed's op builds; the root filesystem is read-only), also its ephemeral-storage"
         " request.",
+    )
+    k8s_train_retries: int = _field(
+        "K8S_TRAIN_RETRIES",
+        _non_negative_int,
+        2,
+        "Retries of the training pod or Job after a failure (a preempted or evicted GPU node"
+        " among them); a retry resumes from the run's last checkpoint in the store.",
+    )
+    k8s_train_retry_delay_s: int = _field(
+        "K8S_TRAIN_RETRY_DELAY_S",
+        _non_negative_int,
+        120,
+        "Seconds before a failed training pod or Job is retried (time for the cluster to"
+        " replace a lost node).",
     )
 
     @property

@@ -18,6 +18,12 @@ rendered values, so the DAG's ``Param`` schemas must restrict those values (no `
 
 Any other keyword (``task_id``, ``kubernetes_conn_id``, ``retries``, ``deferrable``, ...) is
 passed to the operator unchanged.
+
+``freshlm_train`` builds its objects at run time instead (the GPU count and config are only
+known once the run is planned): :func:`training.backends.stage_kubernetes_run` returns them as
+dicts in XCom, and the DAG hands them over as templates that render to those dicts. The pod goes
+to ``KubernetesPodOperator``'s ``pod_template_dict``; the Job, which the provider's operator only
+takes as a model object or a file, goes to :class:`StagedJobOperator`.
 """
 
 from __future__ import annotations
@@ -32,12 +38,15 @@ from airflow.providers.cncf.kubernetes.operators.resource import (
     KubernetesCreateResourceOperator,
     KubernetesDeleteResourceOperator,
 )
+from kubernetes.client import ApiClient, V1Job
 
 from freshlm.settings import Settings, get_settings
 from training import k8s_specs
 
 # Pulling a multi-GB CUDA image onto a node that the autoscaler is still adding takes minutes.
 DEFAULT_STARTUP_TIMEOUT_S = 1800
+# How often the triggerer asks the API server about a training Job; runs last hours.
+JOB_POLL_INTERVAL_S = 10.0
 
 
 def train_pod_operator(
@@ -67,6 +76,8 @@ def train_pod_operator(
     container = pod.spec.containers[0]
     kwargs: dict[str, Any] = {
         "startup_timeout_seconds": DEFAULT_STARTUP_TIMEOUT_S,
+        # The operator sets its own policy on the container it merges over the spec's.
+        "termination_message_policy": k8s_specs.TERMINATION_MESSAGE_POLICY,
         "on_finish_action": "delete_succeeded_pod",
         "get_logs": True,
         **operator_kwargs,
@@ -116,29 +127,73 @@ def train_job_operator(
         labels=labels,
         settings=settings,
     )
-    container = job.spec.template.spec.containers[0]
     kwargs: dict[str, Any] = {
         "startup_timeout_seconds": DEFAULT_STARTUP_TIMEOUT_S,
+        # The operator sets its own policy on the container it merges over the spec's.
+        "termination_message_policy": k8s_specs.TERMINATION_MESSAGE_POLICY,
         "wait_until_job_complete": True,
         "get_logs": True,
         **operator_kwargs,
     }
-    return KubernetesJobOperator(
-        task_id=task_id,
-        name=job.metadata.name,
-        namespace=job.metadata.namespace,
-        image=container.image,
-        cmds=list(container.command),
-        arguments=list(container.args),
-        base_container_name=container.name,
-        full_job_spec=job,
-        completion_mode=job.spec.completion_mode,
-        completions=job.spec.completions,
-        parallelism=job.spec.parallelism,
-        backoff_limit=job.spec.backoff_limit,
-        ttl_seconds_after_finished=job.spec.ttl_seconds_after_finished,
-        **kwargs,
-    )
+    return KubernetesJobOperator(task_id=task_id, **job_operator_fields(job), **kwargs)
+
+
+def job_operator_fields(job: V1Job) -> dict[str, Any]:
+    """The ``KubernetesJobOperator`` arguments that carry ``job`` whole.
+
+    The operator builds its Job from its own fields and merges ``full_job_spec`` under them, and
+    its ``parallelism`` defaults to 1: every field that the Job sets is passed explicitly.
+    """
+    container = job.spec.template.spec.containers[0]
+    return {
+        "name": job.metadata.name,
+        "namespace": job.metadata.namespace,
+        "image": container.image,
+        "cmds": list(container.command),
+        "arguments": list(container.args),
+        "base_container_name": container.name,
+        "full_job_spec": job,
+        "completion_mode": job.spec.completion_mode,
+        "completions": job.spec.completions,
+        "parallelism": job.spec.parallelism,
+        "backoff_limit": job.spec.backoff_limit,
+        "ttl_seconds_after_finished": job.spec.ttl_seconds_after_finished,
+    }
+
+
+class StagedJobOperator(KubernetesJobOperator):
+    """``KubernetesJobOperator`` whose Job comes whole as a dict rendered at run time.
+
+    ``job_manifest`` is a template field (with the DAG's ``render_template_as_native_obj``, an
+    XCom pull renders to the dict :func:`training.k8s_specs.serialize` made); the Job it holds
+    replaces the operator's own fields when the task runs. By default the task waits for the Job
+    to finish, deferred to the triggerer, and fails if the Job fails.
+    """
+
+    template_fields = (*KubernetesJobOperator.template_fields, "job_manifest")
+
+    def __init__(self, *, job_manifest: Any, **kwargs: Any) -> None:
+        kwargs = {
+            "startup_timeout_seconds": DEFAULT_STARTUP_TIMEOUT_S,
+            # The operator sets its own policy on the container it merges over the spec's.
+            "termination_message_policy": k8s_specs.TERMINATION_MESSAGE_POLICY,
+            "wait_until_job_complete": True,
+            "get_logs": True,
+            **kwargs,
+        }
+        super().__init__(**kwargs)
+        self.job_manifest = job_manifest
+
+    def execute(self, context: Any) -> Any:
+        if not isinstance(self.job_manifest, Mapping):
+            raise TypeError(
+                f"job_manifest rendered to {type(self.job_manifest).__name__}, not the Job as a"
+                " dict; render templates as native objects"
+            )
+        job = ApiClient()._ApiClient__deserialize(dict(self.job_manifest), "V1Job")
+        for field, value in job_operator_fields(job).items():
+            setattr(self, field, value)
+        return super().execute(context)
 
 
 def _service_yaml(name: str, settings: Settings | None) -> tuple[str, str]:
@@ -164,3 +219,63 @@ def rank_service_delete_operator(
     return KubernetesDeleteResourceOperator(
         task_id=task_id, yaml_conf=conf, namespace=namespace, **operator_kwargs
     )
+
+
+# --- the operators of freshlm_train: objects rendered at run time --------------------------------
+
+
+def staged_train_pod_operator(
+    *, task_id: str, pod_manifest: str, **operator_kwargs: Any
+) -> KubernetesPodOperator:
+    """The one-node run: the pod that ``pod_manifest`` renders to (a dict), deferred while it
+    runs; the pod is deleted when it succeeds and kept for inspection when it fails (a retry
+    starts a new pod: the provider labels the failed one as checked)."""
+    kwargs: dict[str, Any] = {
+        "base_container_name": k8s_specs.CONTAINER_NAME,
+        "startup_timeout_seconds": DEFAULT_STARTUP_TIMEOUT_S,
+        # The operator sets its own policy on the container it merges over the spec's.
+        "termination_message_policy": k8s_specs.TERMINATION_MESSAGE_POLICY,
+        "get_logs": True,
+        "on_finish_action": "delete_succeeded_pod",
+        # A failed pod's phase, reason (Evicted, DeadlineExceeded), container states and events
+        # go into the task log.
+        "log_events_on_failure": True,
+        "deferrable": True,
+        **operator_kwargs,
+    }
+    return KubernetesPodOperator(task_id=task_id, pod_template_dict=pod_manifest, **kwargs)
+
+
+def staged_train_job_operator(
+    *, task_id: str, job_manifest: str, **operator_kwargs: Any
+) -> StagedJobOperator:
+    """The multi-node run: the indexed Job that ``job_manifest`` renders to, waited for
+    deferred; the task fails when the Job does."""
+    kwargs: dict[str, Any] = {
+        "base_container_name": k8s_specs.CONTAINER_NAME,
+        "deferrable": True,
+        "job_poll_interval": JOB_POLL_INTERVAL_S,
+        **operator_kwargs,
+    }
+    return StagedJobOperator(task_id=task_id, job_manifest=job_manifest, **kwargs)
+
+
+def staged_rank_service_operators(
+    *,
+    create_task_id: str,
+    delete_task_id: str,
+    service_yaml: str,
+    namespace: str,
+    **operator_kwargs: Any,
+) -> tuple[KubernetesCreateResourceOperator, KubernetesDeleteResourceOperator]:
+    """Create and delete the headless Service that ``service_yaml`` renders to.
+
+    The delete is the create's teardown: it runs once the tasks between them are done, whatever
+    their outcome, and is skipped when the create was."""
+    create = KubernetesCreateResourceOperator(
+        task_id=create_task_id, yaml_conf=service_yaml, namespace=namespace, **operator_kwargs
+    )
+    delete = KubernetesDeleteResourceOperator(
+        task_id=delete_task_id, yaml_conf=service_yaml, namespace=namespace, **operator_kwargs
+    )
+    return create, delete.as_teardown(setups=create)

@@ -94,6 +94,9 @@ TMP_PATH = "/tmp"
 HOSTFILE_DIR = "/etc/freshlm/deepspeed"
 HOSTFILE_PATH = f"{HOSTFILE_DIR}/hostfile"
 RUN_AS_UID = 1000  # the image's non-root user
+# A failed container's last log lines become its termination message, which Airflow puts in the
+# task's error: the rank's own exception, not only "returned a failure".
+TERMINATION_MESSAGE_POLICY = "FallbackToLogsOnError"
 # The pod's own deadline: freshlm_train's execution_timeout, so a pod whose Airflow task is gone
 # (worker lost) is still stopped by Kubernetes.
 DEFAULT_ACTIVE_DEADLINE_S = 24 * 3600
@@ -353,6 +356,7 @@ def train_container(
         working_dir=IMAGE_WORKDIR,
         env=[*store_env(settings), *extra_env],
         resources=resources(settings, gpus),
+        termination_message_policy=TERMINATION_MESSAGE_POLICY,
         volume_mounts=[
             V1VolumeMount(name="dshm", mount_path=SHM_PATH),
             V1VolumeMount(name="scratch", mount_path=SCRATCH_PATH),

@@ -1,4 +1,5 @@
-"""The kubernetes backend starts no GPU pod for a model version that is already published."""
+"""The kubernetes backend: its run shape from the Params, no GPU pod for a model version that is
+already published, and the DAG's wiring of the pod and the multi-node Job."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from freshlm.store import open_store
-from training.backends import training_pod_needed
+from training.backends import kubernetes_shape, rank_group_name, training_pod_needed
+from training.plan import PlanError
 
 REPO = Path(__file__).resolve().parents[2]
 STAGED = {"version_id": "v-0123abcd", "prefix": "models/v-0123abcd", "already_published": False}
@@ -24,6 +28,43 @@ def test_a_published_version_needs_no_pod_an_unpublished_one_does(tmp_path: Path
     assert training_pod_needed(store, STAGED) is False
 
 
+def test_the_shape_defaults_to_one_node_with_the_runs_gpus() -> None:
+    assert kubernetes_shape({}, 4) == {"nodes": 1, "gpus_per_node": 4}
+    assert kubernetes_shape({"nodes": None, "gpus_per_node": None}, 2) == {
+        "nodes": 1,
+        "gpus_per_node": 2,
+    }
+    assert kubernetes_shape({"nodes": 4, "gpus_per_node": 8}, 1) == {"nodes": 4, "gpus_per_node": 8}
+    # JSON numbers from the UI may arrive as floats; a whole one is an integer.
+    assert kubernetes_shape({"nodes": 2.0}, 1)["nodes"] == 2
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"nodes": 0}, "nodes: 0 must be an integer >= 1"),
+        ({"nodes": -2}, "nodes: -2 must be an integer >= 1"),
+        ({"nodes": 1.5}, "nodes: 1.5 must be an integer >= 1"),
+        ({"nodes": "2"}, "nodes: '2' must be an integer >= 1"),
+        ({"nodes": True}, "nodes: True must be an integer >= 1"),
+        ({"gpus_per_node": 0}, "gpus_per_node: 0 must be an integer >= 1"),
+        ({"gpus_per_node": "8"}, "gpus_per_node: '8' must be an integer >= 1"),
+    ],
+)
+def test_a_bad_shape_is_refused_naming_the_param(params: dict, message: str) -> None:
+    with pytest.raises(PlanError) as exc:
+        kubernetes_shape(params, 1)
+    assert str(exc.value) == message
+
+
+def test_the_rank_group_name_is_one_per_run_key_and_a_dns_label() -> None:
+    from training.k8s_specs import MAX_NAME_LENGTH
+
+    a, b = rank_group_name("freshlm-train", "run-a"), rank_group_name("freshlm-train", "run-b")
+    assert a == rank_group_name("freshlm-train", "run-a") and a != b
+    assert a.startswith("freshlm-train-") and len(a) <= MAX_NAME_LENGTH
+
+
 PROBE = """
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
@@ -32,6 +73,10 @@ assert not bag.import_errors, bag.import_errors
 dag = bag.dags["freshlm_train"]
 rule = lambda t: getattr(t.trigger_rule, "value", t.trigger_rule)
 tasks = {t.task_id: {"up": sorted(t.upstream_task_ids), "rule": rule(t)} for t in dag.tasks}
+tasks["delete_rank_service"]["teardown"] = dag.task_dict["delete_rank_service"].is_teardown
+for task_id in ("train_on_kubernetes", "train_job_on_kubernetes"):
+    op = dag.task_dict[task_id]
+    tasks[task_id].update(deferrable=op.deferrable, retries=op.retries)
 print(json.dumps(tasks))
 """
 
@@ -49,7 +94,21 @@ def test_the_pod_runs_only_behind_the_published_check(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     tasks = json.loads(proc.stdout.strip().splitlines()[-1])
     assert tasks["train_on_kubernetes"]["up"] == ["pod_or_published"]
-    # collect_kubernetes runs when the pod was skipped, and not when the pod failed.
+    # Several nodes: the Job runs between its Service's creation and its deletion, which
+    # happens whatever the Job's outcome (a teardown).
+    assert tasks["create_rank_service"]["up"] == ["pod_or_published"]
+    assert tasks["train_job_on_kubernetes"]["up"] == ["create_rank_service"]
+    delete = tasks["delete_rank_service"]
+    assert delete["up"] == ["create_rank_service", "train_job_on_kubernetes"]
+    assert delete["teardown"] is True
+    for task_id in ("train_on_kubernetes", "train_job_on_kubernetes"):
+        assert tasks[task_id]["deferrable"] is True and tasks[task_id]["retries"] >= 1
+    # collect_kubernetes runs when the pod or the Job was skipped, and not when one failed.
     collect = tasks["collect_kubernetes"]
-    assert collect["up"] == ["pod_or_published", "stage_kubernetes", "train_on_kubernetes"]
+    assert collect["up"] == [
+        "pod_or_published",
+        "stage_kubernetes",
+        "train_job_on_kubernetes",
+        "train_on_kubernetes",
+    ]
     assert collect["rule"] == "none_failed_min_one_success"

@@ -648,6 +648,46 @@ def test_service_operators_carry_the_headless_service(settings):
     assert delete.trigger_rule == "all_done"
 
 
+def test_staged_pod_operator_runs_the_rendered_pod_deferred(settings):
+    pod_dict = pod_json(settings, gpus=4)
+    op = k8s_operators.staged_train_pod_operator(
+        task_id="train", pod_manifest=pod_dict, namespace="ml-train"
+    )
+    assert op.deferrable is True and op.log_events_on_failure is True
+    assert op.base_container_name == "train"
+    assert op.on_finish_action.value == "delete_succeeded_pod"
+    pod = serialize(op.build_pod_request_obj(dry_run=True))
+    validate(pod, K8S_VERSIONS[-1])
+    assert container(pod)["args"] == container(pod_dict)["args"]
+    assert container(pod)["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert pod_security_violations(pod["spec"]) == []
+
+
+def test_staged_job_operator_sends_the_rendered_job_whole(settings):
+    job_dict = job_json(settings)
+    op = k8s_operators.staged_train_job_operator(task_id="train_job", job_manifest=job_dict)
+    assert op.deferrable is True and op.wait_until_job_complete is True
+    # What execute() does before it creates the Job: take the rendered dict's fields.
+    job = k8s_operators.ApiClient()._ApiClient__deserialize(job_dict, "V1Job")
+    for field, value in k8s_operators.job_operator_fields(job).items():
+        setattr(op, field, value)
+    op.__dict__["hook"] = SimpleNamespace(is_in_cluster=False, get_namespace=lambda: None)
+    sent = serialize(op.build_job_request_obj())
+    validate(sent, K8S_VERSIONS[-1])
+    assert sent["metadata"]["name"].startswith(f"job-{job_dict['metadata']['name']}-")
+    for key in ("completionMode", "completions", "parallelism", "backoffLimit"):
+        assert sent["spec"][key] == job_dict["spec"][key], key
+    assert pod_spec(sent)["volumes"] == pod_spec(job_dict)["volumes"]
+    assert container(sent)["args"] == container(job_dict)["args"]
+    assert pod_security_violations(pod_spec(sent)) == []
+
+
+def test_staged_job_operator_refuses_a_manifest_that_is_not_a_dict():
+    op = k8s_operators.staged_train_job_operator(task_id="train_job", job_manifest="{{ x }}")
+    with pytest.raises(TypeError, match="render templates as native objects"):
+        op.execute({})
+
+
 def test_operator_factories_refuse_bad_input_at_dag_parse_time(settings):
     with pytest.raises(K8sSpecError, match="gpus=0"):
         k8s_operators.train_pod_operator(

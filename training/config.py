@@ -53,6 +53,10 @@ RUNTIME_FIELDS = frozenset(
         "keep_checkpoints",
         "logging_steps",
         "trainset_id",
+        # How fast the same computation runs, not what it computes.
+        "torch_compile",
+        "loader_workers",
+        "fused_loss",
     }
 )
 
@@ -86,6 +90,11 @@ class TrainConfig:
     Batch: ``micro_batch_size`` sequences per rank per step, times ``grad_accum``, times
     ``num_ranks`` is the global batch. ``bf16`` is ``"auto"`` (on where the accelerator has it),
     ``True`` or ``False``. ``ds_config`` names a file in ``training/ds_configs/``.
+    GPU path (runtime only: the run key and version do not depend on them): ``torch_compile``
+    compiles the model (DeepSpeed applies it to its engine); ``loader_workers`` data loader
+    processes with pinned memory on a GPU rank (none on CPU ranks, where they would take the
+    ranks' cores); ``fused_loss`` (``"auto"``: on a GPU where Liger Kernel is installed) fuses
+    the output head with the cross-entropy, so no fp32 logits are materialised.
     """
 
     datasets: tuple[str, ...]
@@ -113,6 +122,9 @@ class TrainConfig:
     lora_merge: bool = True
     gradient_checkpointing: bool = False
     bf16: bool | str = "auto"
+    torch_compile: bool = False
+    loader_workers: int = 2
+    fused_loss: bool | str = "auto"
     ds_config: str = "zero2"
     seed: int = 0
     num_ranks: int = 1
@@ -204,11 +216,14 @@ class TrainConfig:
             if not all(isinstance(m, str) and m for m in modules):
                 fail("lora_target_modules", "module names must be non-empty strings")
             object.__setattr__(self, "lora_target_modules", tuple(modules))
-        for name in ("lora_merge", "gradient_checkpointing", "augment"):
+        for name in ("lora_merge", "gradient_checkpointing", "augment", "torch_compile"):
             if not isinstance(getattr(self, name), bool):
                 fail(name, "must be true or false")
-        if self.bf16 != "auto" and not isinstance(self.bf16, bool):
-            fail("bf16", 'must be "auto", true or false')
+        for name in ("bf16", "fused_loss"):
+            if getattr(self, name) != "auto" and not isinstance(getattr(self, name), bool):
+                fail(name, 'must be "auto", true or false')
+        if not _is_int(self.loader_workers) or self.loader_workers < 0:
+            fail("loader_workers", "must be an integer >= 0")
         if self.ds_config not in DS_CONFIGS:
             fail("ds_config", f"must be one of {DS_CONFIGS} (files in training/ds_configs/)")
         for name in ("store_uri", "work_dir", "trainset_id"):

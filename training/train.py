@@ -811,6 +811,7 @@ def _training_arguments(config: TrainConfig, output_dir: Path) -> Any:
     import torch
     from transformers import TrainingArguments
 
+    gpu = torch.cuda.is_available()
     return TrainingArguments(
         output_dir=str(output_dir),
         per_device_train_batch_size=config.micro_batch_size,
@@ -836,10 +837,28 @@ def _training_arguments(config: TrainConfig, output_dir: Path) -> Any:
         gradient_checkpointing_kwargs={"use_reentrant": False},
         report_to="none",
         disable_tqdm=True,
-        use_cpu=not torch.cuda.is_available(),
-        dataloader_num_workers=0,
+        use_cpu=not gpu,
+        # Workers and pinned memory feed a GPU rank while it computes; a CPU rank's cores are
+        # the computation.
+        dataloader_num_workers=config.loader_workers if gpu else 0,
+        dataloader_pin_memory=gpu,
+        torch_compile=config.torch_compile,
+        use_liger_kernel=resolve_fused_loss(config.fused_loss, gpu),
         remove_unused_columns=False,
     )
+
+
+def resolve_fused_loss(setting: bool | str, gpu: bool) -> bool:
+    """Whether the output head and cross-entropy run fused (Liger Kernel's Triton kernels):
+    ``"auto"`` on a GPU where the ``liger_kernel`` package is installed; ``True`` without a GPU
+    or the package is an error that says which is missing."""
+    import importlib.util
+
+    installed = importlib.util.find_spec("liger_kernel") is not None
+    if setting is True and not (installed and gpu):
+        missing = "a GPU" if installed else "the liger_kernel package"
+        raise ConfigError(f"TrainConfig.fused_loss = true needs {missing}")
+    return installed and gpu if setting == "auto" else bool(setting)
 
 
 def _build_trainer(

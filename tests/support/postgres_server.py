@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from freshlm.airflow_local import free_port
+from tests.support.loopback_process import ServerContext, end_process
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
@@ -50,7 +51,7 @@ def find_binary(name: str) -> str:
     )
 
 
-class PostgresServer:
+class PostgresServer(ServerContext):
     """One PostgreSQL cluster and its postmaster; :meth:`start` blocks until it takes logins."""
 
     user = "airflow"
@@ -172,25 +173,8 @@ class PostgresServer:
         """Fast shutdown (SIGINT: clients are disconnected), SIGKILL if it lingers; then the
         cluster's files are deleted (the log stays)."""
         if self.process is not None:
-            if self.process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self.process.pid, signal.SIGINT)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.process.wait(STOP_TIMEOUT_S)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+            end_process(self.process, signal.SIGINT, STOP_TIMEOUT_S)
         shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    def __enter__(self) -> PostgresServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def _run_as() -> pwd.struct_passwd | None:

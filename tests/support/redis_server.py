@@ -7,8 +7,6 @@ append-only file): a broker whose queue lives as long as the test.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
 import signal
 import socket
@@ -17,6 +15,7 @@ import time
 from pathlib import Path
 
 from freshlm.airflow_local import free_port
+from tests.support.loopback_process import ServerContext, end_process
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
@@ -26,7 +25,7 @@ class RedisUnavailable(RuntimeError):
     """``redis-server`` is not installed or did not start."""
 
 
-class RedisServer:
+class RedisServer(ServerContext):
     """One ``redis-server`` process; :meth:`start` blocks until it answers PING."""
 
     def __init__(self, work_dir: Path) -> None:
@@ -95,21 +94,4 @@ class RedisServer:
         """SIGTERM (nothing to save), SIGKILL if it lingers."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(STOP_TIMEOUT_S)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def __enter__(self) -> RedisServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        end_process(self.process, signal.SIGTERM, STOP_TIMEOUT_S)

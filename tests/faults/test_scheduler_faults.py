@@ -134,7 +134,8 @@ def test_a_killed_scheduler_restarts_and_the_run_completes_without_duplicates(
         for r in day_records(scenario, scenario.days[DAY - 1].date)
         if r["source"] == SOURCE
     }
-    assert {r["title"] for r in records} == expected
+    # Nothing of the night lost (the session's world may also serve a later item in the feed).
+    assert expected <= {r["title"] for r in records}
 
     # One Asset event for the shard and one batch, both from the try that completed.
     events = client.asset_events(f"freshlm://raw/{SOURCE}")[events_before:]

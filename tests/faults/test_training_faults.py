@@ -20,7 +20,9 @@ import pytest
 
 from freshlm.settings import get_settings
 from freshlm.store import open_store
+from tests.faults.test_crawl_faults import processes_with
 from tests.support.s3_server import S3Server
+from tests.training.test_train_local import _config
 from tests.training.test_trainset import make_tiny_model, publish_dataset
 from training.config import TrainConfig
 from training.launch_local import (
@@ -54,40 +56,13 @@ def fresh_settings() -> Iterator[None]:
 
 
 def train_config(tmp_path: Path, store, model: Path, datasets: list[str], **changes) -> TrainConfig:
-    """The smallest run of tests/training/test_train_local.py: 2 ranks, ZeRO-2, 32 tokens."""
-    fields = {
-        "datasets": datasets,
-        "base_model_path": str(model),
-        "seq_len": 32,
-        "micro_batch_size": 4,
-        "max_steps": 20,
-        "epochs": 1.0,
-        "learning_rate": 2e-3,
-        "checkpoint_every": 2,
-        "keep_checkpoints": 2,
-        "num_ranks": 2,
-        "ds_config": "zero2",
-        "store_uri": store.root_uri,
-        "work_dir": str(tmp_path / "work"),
-    }
-    return TrainConfig(**{**fields, **changes})
+    """The real-launcher tests' config (2 ranks, ZeRO-2, a checkpoint every 2 steps), 20 steps."""
+    return _config(tmp_path, store, model, datasets, **{"max_steps": 20, **changes})
 
 
 def processes_of(run: LocalTraining) -> list[int]:
     """Live (not zombie) pids of the run: the launcher and every rank name its config file."""
-    marker = str(run.argv[-1]).encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker in cmdline and state != "Z":
-            found.append(int(entry.name))
-    return found
+    return processes_with(str(run.argv[-1]))
 
 
 def rank_pid(run: LocalTraining, local_rank: int) -> int:

@@ -20,6 +20,9 @@ the cursor it advanced to).
   `announce_batch` then announces `freshlm://raw/batch` with every shard of the night, which
   the curation DAG is scheduled on; `all_sources_crawled` fails the run if any source failed,
   so a partial night is visible in the UI while the good shards still move on.
+* A task that fails for good posts one Slack alert (the failure callback of `dag_defaults()`);
+  a night still crawling at `FRESHLM_NIGHTLY_DEADLINE` (08:00 UTC by default) posts one naming
+  the tasks it is stuck on.
 
 **Params (manual runs):** `sources` (names; empty = all) and an optional window override
 (`window_start`, `window_end`, ISO 8601 UTC; both or neither).
@@ -32,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import AssetAlias, Param, dag, get_current_context, task
 from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
+from freshlm.alerts.deadline import nightly_deadline
 from freshlm.artifacts import CRAWL_BATCH_ASSET, dag_defaults, raw_source_asset
 from freshlm.settings import get_settings
 
@@ -50,6 +54,7 @@ _CRAWL_TASK_TIMEOUT = timedelta(seconds=get_settings().crawl_timeout_s + 120)
     tags=["freshlm", "crawl"],
     doc_md=__doc__,
     default_args=dag_defaults(retries=2, retry_exponential_backoff=True),
+    deadline=nightly_deadline(),
     params={
         "sources": Param(
             [],
@@ -98,9 +103,11 @@ def freshlm_crawl():
         ctx["outlet_events"][RAW_SHARDS].add(raw_source_asset(source), extra=extra)
         return extra
 
-    # all_done: announce the sources that did crawl even when some failed. No retries: it only
-    # gathers results, and a retry cannot bring back a plan or a crawl that failed.
-    @task(trigger_rule="all_done", outlets=[CRAWL_BATCH_ASSET], retries=0)
+    # all_done_min_one_success: announce the sources that did crawl even when some failed; when
+    # the plan itself failed there is nothing to announce, and the task ends upstream_failed
+    # instead of failing (on-call gets one alert, the plan's). No retries: it only gathers
+    # results, and a retry cannot bring back a plan or a crawl that failed.
+    @task(trigger_rule="all_done_min_one_success", outlets=[CRAWL_BATCH_ASSET], retries=0)
     def announce_batch(crawl_plan: dict, shards: list[dict]) -> dict:
         from crawlers.launch import batch_summary
 
@@ -111,9 +118,12 @@ def freshlm_crawl():
 
     @task(retries=0)
     def all_sources_crawled(batch: dict) -> None:
-        """Fail the run (after the batch is announced) when any source failed."""
+        """Fail the run (after the batch is announced) when any source failed. Each failed
+        crawl task already alerted Slack with its error; this failure adds no second alert."""
+        from freshlm.alerts.callbacks import AlertedFailure
+
         if batch["failed_sources"]:
-            raise RuntimeError(
+            raise AlertedFailure(
                 f"sources failed: {batch['failed_sources']}; their crawl tasks have the errors"
             )
 

@@ -27,7 +27,9 @@ from datetime import UTC, datetime
 
 from airflow.sdk import Param, dag, get_current_context, task
 
+from freshlm.alerts.deadline import nightly_deadline
 from freshlm.artifacts import CRAWL_BATCH_ASSET, DATASETS_ASSET, dag_defaults
+from freshlm.task_links import DataDocsLink, attach
 
 
 @dag(
@@ -39,6 +41,7 @@ from freshlm.artifacts import CRAWL_BATCH_ASSET, DATASETS_ASSET, dag_defaults
     tags=["freshlm", "curate", "gate"],
     doc_md=__doc__,
     default_args=dag_defaults(),
+    deadline=nightly_deadline(),
     params={
         "shards": Param(
             [],
@@ -122,7 +125,7 @@ def freshlm_curate():
 
     batch = resolve()
     candidate = curate_batch(batch)
-    gate = gate_batch(batch, candidate)
+    gate = attach(gate_batch(batch, candidate), DataDocsLink())
     decide(batch, gate) >> [
         publish_dataset(batch, candidate, gate),
         quarantine_batch(batch, candidate, gate),

@@ -30,8 +30,10 @@ from datetime import UTC, datetime, timedelta
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
+from freshlm.alerts.deadline import nightly_deadline
 from freshlm.artifacts import CANDIDATE_MODELS_ASSET, PRODUCTION_ASSET, dag_defaults
 from freshlm.promotion.outcome import approval_assignees
+from freshlm.task_links import EvaluationReportLink, ModelCardLink, attach
 
 VERSION = {"type": ["null", "string"], "pattern": "^[0-9a-f]{32}$"}
 
@@ -45,6 +47,7 @@ VERSION = {"type": ["null", "string"], "pattern": "^[0-9a-f]{32}$"}
     tags=["freshlm", "evaluate", "promote"],
     doc_md=__doc__,
     default_args=dag_defaults(),
+    deadline=nightly_deadline(),
     params={
         "candidate": Param(None, **VERSION, description="Model version to evaluate."),
         "baseline": Param(
@@ -127,9 +130,9 @@ def freshlm_evaluate():
         return reject_candidate(get_current_context(), report, decision)
 
     request = resolve()
-    report = evaluate(request)
+    report = attach(evaluate(request), EvaluationReportLink())
     decision = decide(report)
-    promoted = promote(report, decision)
+    promoted = attach(promote(report, decision), ModelCardLink())
     route(decision) >> [await_approval, promoted, reject(report, decision)]
     await_approval >> promoted
 

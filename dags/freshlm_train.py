@@ -39,6 +39,7 @@ import airflow.providers.cncf.kubernetes.operators.resource  # noqa: F401
 from airflow.sdk import Param, TaskGroup, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
+from freshlm.alerts.deadline import nightly_deadline
 from freshlm.artifacts import CANDIDATE_MODELS_ASSET, DATASETS_ASSET, dag_defaults
 from freshlm.settings import get_settings
 from training.config import default_of
@@ -65,6 +66,7 @@ settings = get_settings()
     render_template_as_native_obj=True,
     # A fine-tune at scale runs for hours; the limit only catches a run that hangs.
     default_args=dag_defaults(execution_timeout=timedelta(hours=24)),
+    deadline=nightly_deadline(),
     params={
         "datasets": Param(
             [],

@@ -3,18 +3,32 @@
 :func:`gate_alert` — a gate failed (critical: batch quarantined) or warned (published): where
 (DAG, run, window), what came in (documents per source), what failed (observed vs expected,
 example document ids, never text), what was quarantined and why, links to the task log and
-the Data Docs, and what to do next. Slack's limits and mrkdwn escaping are handled as for every
-FreshLM alert (:mod:`freshlm.alerts.blocks`).
+the Data Docs, buttons to open the Data Docs and to accept a refused batch (console pages,
+clickable on any store backend), and what to do next. Slack's limits and mrkdwn escaping are
+handled as for every FreshLM alert (:mod:`freshlm.alerts.blocks`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from freshlm.alerts.blocks import MAX_TEXT_CHARS, clip, esc, fields, fit, header, section, sections
+from freshlm.alerts.blocks import (
+    MAX_TEXT_CHARS,
+    actions,
+    button,
+    clip,
+    esc,
+    fields,
+    fit,
+    header,
+    section,
+    sections,
+)
+from freshlm.alerts.links import accept_batch_url
 from freshlm.alerts.messages import SlackMessage, links_line
+from freshlm.alerts.pages import stored_file_page
+from freshlm.alerts.texts import t
 
 if TYPE_CHECKING:
     from expectations.gate import GateResult
@@ -31,14 +45,16 @@ def gate_alert(
     task_id: str,
     log_url: str | None,
     data_docs_url: str | None = None,
+    candidate_id: str | None = None,
     accept_params: tuple[str, str] = ("accept_batch", "accept_reason"),
 ) -> SlackMessage:
     """The alert for a gate that failed or warned.
 
     ``result`` is a :class:`~expectations.gate.GateResult` or its ``to_dict()``.
-    ``data_docs_url``: where people can open the Data Docs (the store copy); defaults to the
-    local ``data_docs_index`` as a ``file://`` URL. ``accept_params``: the DAG's Param names
-    for accepting a batch with a reason.
+    ``data_docs_url``: the Data Docs' front page, as a store URI (``data_docs_index`` of the
+    result by default) or already a console URL; the alert links the console's copy.
+    ``candidate_id``: the refused batch, for the *Accept batch…* button. ``accept_params``: the
+    DAG's Param names for accepting a batch with a reason.
     """
     data = result.to_dict() if hasattr(result, "to_dict") else dict(result)
     severity = data["severity"]
@@ -48,48 +64,66 @@ def gate_alert(
     n_docs = int(stats.get("documents", 0))
     window = stats.get("window") or {}
     window_text = f"{window.get('start', '?')} → {window.get('end', '?')}"
-    if data_docs_url is None and data.get("data_docs_index"):
-        data_docs_url = Path(data["data_docs_index"]).resolve().as_uri()
+    data_docs_url = stored_file_page(data_docs_url or data.get("data_docs_index"))
 
     if override:
-        icon, verdict = ":white_check_mark:", f"{severity} failures accepted by {override['user']}"
+        icon = ":white_check_mark:"
+        verdict = t("gate.accepted", severity=severity, user=override["user"])
     elif severity == "critical":
-        icon, verdict = ":no_entry:", "CRITICAL: batch quarantined, nothing published"
+        icon, verdict = ":no_entry:", t("gate.critical")
     elif severity == "warning":
-        icon, verdict = ":warning:", "warning: batch published"
+        icon, verdict = ":warning:", t("gate.warning")
     else:
-        icon, verdict = ":white_check_mark:", "passed"
-    title = f"{icon} FreshLM gate {verdict}"
+        icon, verdict = ":white_check_mark:", t("gate.passed")
+    refused = severity == "critical" and not override
 
     blocks: list[dict[str, Any]] = [
-        header(title),
+        header(t("gate.header", icon=icon, verdict=verdict)),
         fields(
             [
-                ("DAG", f"`{esc(dag_id)}`"),
-                ("Run", f"`{esc(run_id)}`"),
-                ("Window", esc(window_text)),
-                ("Task", f"`{esc(task_id)}`"),
-                ("Documents", f"{n_docs} kept, {int(stats.get('quarantined', 0))} quarantined"),
+                (t("dag"), f"`{esc(dag_id)}`"),
+                (t("run"), f"`{esc(run_id)}`"),
+                (t("gate.window"), esc(window_text)),
+                (t("task"), f"`{esc(task_id)}`"),
                 (
-                    "Failed expectations",
-                    f"{sum(f['severity'] == 'critical' for f in failures)} critical, "
-                    f"{sum(f['severity'] == 'warning' for f in failures)} warning",
+                    t("gate.documents"),
+                    t("gate.documents_value", kept=n_docs, quarantined=stats.get("quarantined", 0)),
+                ),
+                (
+                    t("gate.failed"),
+                    t(
+                        "gate.failed_value",
+                        critical=sum(f["severity"] == "critical" for f in failures),
+                        warning=sum(f["severity"] == "warning" for f in failures),
+                    ),
                 ),
             ]
         ),
     ]
-    blocks += sections("*Sources* (delivered = kept + quarantined)", _source_lines(stats))
-    blocks += sections("*Failed expectations* (observed vs expected)", _failure_lines(failures))
+    blocks += sections(t("gate.sources"), _source_lines(stats))
+    blocks += sections(t("gate.failures"), _failure_lines(failures))
     blocks += sections(
-        "*Quarantined*", _quarantine_lines(severity, override, n_docs, failures, stats)
+        t("gate.quarantined"), _quarantine_lines(severity, override, n_docs, failures, stats)
     )
     blocks.append(section(links_line(log_url, data_docs_url)))
-    blocks += sections("*Next steps*", _next_steps(severity, override, dag_id, accept_params))
+    blocks += actions(
+        [
+            button(t("button.open_data_docs"), data_docs_url, style="primary"),
+            button(t("button.accept_batch"), accept_batch_url(candidate_id))
+            if refused and candidate_id
+            else None,
+            button(t("button.open_log"), log_url),
+        ]
+    )
+    blocks += sections(
+        f"*{t('next_steps')}*", _next_steps(severity, override, dag_id, accept_params)
+    )
 
     critical = sorted({f["check"] for f in failures if f["severity"] == "critical"})
     warning = sorted({f["check"] for f in failures if f["severity"] == "warning"})
+    lead = t("gate.header", icon="", verdict=verdict).strip()
     text = (
-        f"FreshLM gate {verdict} — {dag_id} run {run_id}, window {window_text}. "
+        f"{lead} — {dag_id} run {run_id}, window {window_text}. "
         f"Critical: {', '.join(critical) or 'none'}. Warnings: {', '.join(warning) or 'none'}. "
         f"{n_docs} documents. Log: {log_url or 'n/a'} Data Docs: {data_docs_url or 'n/a'}"
     )
@@ -169,17 +203,11 @@ def _next_steps(
 ) -> list[str]:
     accept, reason = accept_params
     if override:
-        return ["Nothing to do: the acceptance and its reason are recorded with the dataset."]
+        return [t("gate.override_done")]
     if severity == "critical":
         return [
-            "1. Open the Data Docs and look at the example documents (ids above).",
-            "2. *Bad data or a bug* (spam flood, scrubber miss, broken feed): fix it, then "
-            "*Clear* the failed tasks of this run in the Airflow UI to rerun the window.",
-            f"3. *Batch is fine after all*: trigger `{esc(dag_id)}` for this window with Params "
-            f'`{accept}=true` and `{reason}="why it is safe"`; the reason and your name are '
-            "recorded in the dataset's manifest.",
+            t("gate.step1"),
+            t("gate.step2"),
+            t("gate.step3", dag=esc(dag_id), accept=accept, reason=reason),
         ]
-    return [
-        "The batch was published. Check the warnings in the Data Docs; if one keeps firing, "
-        "fix its cause or tune the gate's thresholds (expectations/config.py)."
-    ]
+    return [t("gate.warned_step")]

@@ -168,10 +168,13 @@ def settle(ctx: Mapping[str, Any], batch: Mapping[str, Any], gate: Mapping[str, 
 
 
 def alert(ctx: Mapping[str, Any], result: Mapping[str, Any], data_docs_url: str) -> bool:
-    """Send the gate's Slack alert for ``result``; True when Slack took it."""
+    """Send the gate's Slack alert for ``result``; True when Slack took it. ``data_docs_url`` is
+    the Data Docs' store URI: the alert links the console's copy, and its *Accept batch…*
+    button the candidate it belongs to."""
     from expectations.alert import gate_alert
     from freshlm.alerts.links import airflow_base_url
     from freshlm.alerts.messages import task_log_url
+    from freshlm.alerts.pages import store_key
     from freshlm.alerts.sender import send_slack
 
     ti = ctx["ti"]
@@ -182,8 +185,15 @@ def alert(ctx: Mapping[str, Any], result: Mapping[str, Any], data_docs_url: str)
         task_id=ti.task_id,
         log_url=task_log_url(airflow_base_url(), ti.dag_id, ti.run_id, "gate_batch"),
         data_docs_url=data_docs_url,
+        candidate_id=candidate_of_report(store_key(data_docs_url) or ""),
     )
     return send_slack(message)
+
+
+def candidate_of_report(key: str) -> str | None:
+    """The candidate id in a gate report's store key (``gate-reports/<candidate>/…``)."""
+    parts = key.split("/")
+    return parts[1] if len(parts) > 2 and parts[0] == GATE_REPORTS and parts[1] else None
 
 
 def alert_if_warned(

@@ -228,16 +228,20 @@ def __getattr__(name: str) -> Any:
 def dag_defaults(
     *,
     retries: int = 1,
-    retry_delay: timedelta = timedelta(seconds=30),
+    retry_delay: timedelta | None = None,
     execution_timeout: timedelta = timedelta(hours=6),
     **overrides: Any,
 ) -> dict[str, Any]:
     """``default_args`` of every FreshLM DAG: owner, retries, an ``execution_timeout`` (no task
     hangs forever: Airflow fails it, and the task's own cleanup kills its child processes), and
     the Slack alert on a task's final failure (set per task: Airflow 3 runs task-level failure
-    callbacks reliably)."""
+    callbacks reliably). ``retry_delay`` defaults to ``FRESHLM_TASK_RETRY_DELAY_S``."""
     from freshlm.alerts.callbacks import on_task_failure
 
+    if retry_delay is None:
+        from freshlm.settings import get_settings
+
+        retry_delay = timedelta(seconds=get_settings().task_retry_delay_s)
     return {
         "owner": "freshlm",
         "retries": retries,

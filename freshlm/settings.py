@@ -18,6 +18,7 @@ table that the README carries.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import os
 import re
@@ -155,6 +156,19 @@ def _choice(*choices: str) -> Callable[[str], str]:
         return value
 
     return parse
+
+
+def _time_of_day(raw: str) -> datetime.time | None:
+    accepts = "a UTC time of day HH:MM (or HH:MM:SS), e.g. 08:00, or none"
+    value = raw.strip()
+    if value.lower() == "none":
+        return None
+    if not re.fullmatch(r"\d{2}:\d{2}(:\d{2})?", value):
+        raise ValueError(accepts)
+    try:
+        return datetime.time.fromisoformat(value)
+    except ValueError:
+        raise ValueError(accepts) from None
 
 
 # --- Kubernetes values (the training backend's GPU pods; see training/k8s_specs.py) -----------
@@ -398,6 +412,27 @@ class Settings:
     )
     slack_conn_id: str = _field(
         "SLACK_CONN_ID", _str, "freshlm_slack", "Airflow connection id used for Slack alerts."
+    )
+    task_retry_delay_s: int = _field(
+        "TASK_RETRY_DELAY_S",
+        _non_negative_int,
+        30,
+        "Seconds before a failed task of a FreshLM DAG is retried (its DAG's default; a few"
+        " tasks set their own, e.g. the crawl backs off exponentially).",
+    )
+    alert_language: str = _field(
+        "ALERT_LANGUAGE",
+        _choice("en", "ko"),
+        "en",
+        "Language of the Slack alerts' headers, labels and next steps: `en` or `ko` (Korean).",
+    )
+    nightly_deadline: datetime.time | None = _field(
+        "NIGHTLY_DEADLINE",
+        _time_of_day,
+        datetime.time(8, 0),
+        "UTC time of day (HH:MM) by which the night's runs of the chain (crawl, curate, train,"
+        " evaluate) must have finished: a run still going at the first such time after it was"
+        " created alerts Slack with the tasks it is stuck on. `none` switches the deadline off.",
     )
     user_agent: str = _field(
         "USER_AGENT",

@@ -13,6 +13,10 @@ MAX_BLOCKS = 50
 MAX_SECTION_CHARS = 3000
 MAX_HEADER_CHARS = 150
 MAX_TEXT_CHARS = 3000
+# Block Kit buttons: text at most 75 characters, url at most 3000, 25 elements per actions block.
+MAX_BUTTON_TEXT_CHARS = 75
+MAX_BUTTON_URL_CHARS = 3000
+MAX_ACTIONS = 25
 
 
 def header(text: str) -> dict[str, Any]:
@@ -34,6 +38,32 @@ def fields(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
     }
 
 
+def button(text: str, url: str | None, *, style: str | None = None) -> dict[str, Any] | None:
+    """A URL button: Slack opens ``url`` in the browser (no interactivity endpoint needed).
+
+    ``style`` is ``primary`` or ``danger``. None when there is no ``url``, or one over Slack's
+    limit (a clipped URL would be a broken link; Slack would refuse the whole message):
+    :func:`actions` skips it and the alert still posts.
+    """
+    if not url or len(url) > MAX_BUTTON_URL_CHARS:
+        return None
+    element: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": clip(text, MAX_BUTTON_TEXT_CHARS), "emoji": True},
+        "url": url,
+    }
+    if style:
+        element["style"] = style
+    return element
+
+
+def actions(buttons: Sequence[dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """One ``actions`` block of the given buttons (None skipped, at most :data:`MAX_ACTIONS`),
+    or no block at all when none is left: Slack refuses an empty actions block."""
+    elements = [b for b in buttons if b is not None][:MAX_ACTIONS]
+    return [{"type": "actions", "elements": elements}] if elements else []
+
+
 def sections(title: str, lines: Sequence[str]) -> list[dict[str, Any]]:
     """``lines`` under ``title``, packed into as few sections as the 3000-char limit allows."""
     blocks, current = [], title
@@ -49,12 +79,12 @@ def sections(title: str, lines: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def fit(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """At most :data:`MAX_BLOCKS`: drop from the middle (failure details), keep the links and
-    next steps at the end."""
+    """At most :data:`MAX_BLOCKS`: drop from the middle (failure details), keep the links,
+    buttons and next steps at the end."""
     if len(blocks) <= MAX_BLOCKS:
         return blocks
-    tail = blocks[-3:]
-    return [*blocks[: MAX_BLOCKS - 4], section("… (message shortened)"), *tail]
+    tail = blocks[-4:]
+    return [*blocks[: MAX_BLOCKS - 5], section("… (message shortened)"), *tail]
 
 
 def esc(value: Any) -> str:

@@ -1,8 +1,10 @@
 """Slack messages built for triage: Block Kit blocks plus a plain-text fallback.
 
 Here: :func:`task_failure_alert` — a task failed for good (no retries left): DAG, run, task,
-try, the exception's first lines and the log link — and the pieces every alert shares (the
-message type, task log links). The gate's own alert is built by the gate stage
+try, the exception's first lines, the log link and an *Open log* button — and the pieces every
+alert shares (the message type, task log links). Fixed phrases come from :mod:`.texts`, in the
+language ``FRESHLM_ALERT_LANGUAGE`` names; every link is an http(s) page (Airflow's UI or the
+console), never a store URI. The gate's own alert is built by the gate stage
 (:mod:`expectations.alert`).
 
 Limits respected (Slack rejects or truncates beyond them): at most 50 blocks, 3000 characters
@@ -22,6 +24,8 @@ from urllib.parse import quote
 from freshlm.alerts.blocks import (
     MAX_BLOCKS,
     MAX_TEXT_CHARS,
+    actions,
+    button,
     clip,
     esc,
     fallback_text,
@@ -29,6 +33,7 @@ from freshlm.alerts.blocks import (
     header,
     section,
 )
+from freshlm.alerts.texts import t
 
 MAX_EXCEPTION_LINES = 12
 MAX_EXCEPTION_CHARS = 1500
@@ -86,34 +91,34 @@ def task_failure_alert(
     log_url: str | None,
     map_index: int = -1,
 ) -> SlackMessage:
-    """The alert for a task that failed after its last try."""
+    """The alert for a task that failed after its last try, with an *Open log* button."""
     detail = _exception_text(exception)
     where = task_id if map_index is None or map_index < 0 else f"{task_id}[{map_index}]"
-    tries = f"{try_number} of {max_tries + 1}" if try_number and max_tries is not None else "?"
+    tries = (
+        t("try_value", n=try_number, of=max_tries + 1)
+        if try_number and max_tries is not None
+        else "?"
+    )
     blocks = [
-        header(f":red_circle: FreshLM task failed after its retries: {dag_id}.{where}"),
+        header(t("task_failed.header", where=f"{dag_id}.{where}")),
         fields(
             [
-                ("DAG", f"`{esc(dag_id)}`"),
-                ("Run", f"`{esc(run_id)}`"),
-                ("Task", f"`{esc(where)}`"),
-                ("Try", tries),
+                (t("dag"), f"`{esc(dag_id)}`"),
+                (t("run"), f"`{esc(run_id)}`"),
+                (t("task"), f"`{esc(where)}`"),
+                (t("try"), tries),
             ]
         ),
-        section("*Error*\n```" + esc(detail) + "```"),
+        section(f"*{t('error')}*\n```" + esc(detail) + "```"),
         section(links_line(log_url, None)),
-        section(
-            "*Next steps*\n"
-            "1. Read the task log (link above) for the full traceback.\n"
-            "2. Fix the cause (source down, bad config, code bug), then *Clear* this task in the "
-            "Airflow UI to rerun it; tasks are idempotent, a rerun of the same run is safe."
-        ),
+        *actions([button(t("button.open_log"), log_url)]),
+        section(f"*{t('next_steps')}*\n{t('task_failed.step1')}\n{t('task_failed.step2')}"),
     ]
     first_line = detail.splitlines()[0] if detail else "no exception recorded"
-    text = (
-        f"FreshLM task failed after its retries: {dag_id}.{where}, run {run_id}, try {tries}: "
-        f"{first_line}. Log: {log_url or 'n/a'}"
+    text = t(
+        "task_failed.text", where=f"{dag_id}.{where}", run=run_id, tries=tries, error=first_line
     )
+    text += f" Log: {log_url or 'n/a'}"
     return SlackMessage(text=clip(text, MAX_TEXT_CHARS), blocks=blocks)
 
 
@@ -123,10 +128,10 @@ def task_failure_alert(
 def links_line(log_url: str | None, data_docs_url: str | None) -> str:
     parts = []
     if log_url:
-        parts.append(f":scroll: <{log_url}|Airflow task log>")
+        parts.append(f":scroll: <{log_url}|{t('link.log')}>")
     if data_docs_url:
-        parts.append(f":bar_chart: <{data_docs_url}|Data Docs>")
-    return "  ·  ".join(parts) if parts else "(no links available)"
+        parts.append(f":bar_chart: <{data_docs_url}|{t('link.data_docs')}>")
+    return "  ·  ".join(parts) if parts else t("no_links")
 
 
 def _exception_text(exception: BaseException | str | None) -> str:

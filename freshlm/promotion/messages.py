@@ -8,6 +8,10 @@
   evaluation report and the Airflow task log, and what to do next.
 * :func:`rollback_notice` — production was rolled back: from, to, who, why.
 
+Links and URL buttons open console pages (the report as the console serves it, the Roll back
+form, the models page) and the Airflow task log, clickable on any store backend; fixed phrases
+come from :mod:`freshlm.alerts.texts` in the configured alert language.
+
 Same limits as every FreshLM alert (at most 50 blocks, 3000 characters per section, 150 per
 header, 10 fields of 2000; fallback text under 3000) and every dynamic string escaped for
 mrkdwn. Building a message does no I/O.
@@ -21,6 +25,8 @@ from typing import Any
 from freshlm.alerts.blocks import (
     MAX_SECTION_CHARS,
     MAX_TEXT_CHARS,
+    actions,
+    button,
     clip,
     esc,
     fields,
@@ -29,7 +35,10 @@ from freshlm.alerts.blocks import (
     section,
     sections,
 )
+from freshlm.alerts.links import models_url, rollback_url
 from freshlm.alerts.messages import SlackMessage
+from freshlm.alerts.pages import stored_file_page
+from freshlm.alerts.texts import t
 from freshlm.promotion.rules import Decision, RuleResult
 
 # (metric key, label, how the change is shown: "diff" = candidate - production, "rel" = %)
@@ -53,11 +62,12 @@ MAX_REASON_CHARS = 1500
 
 
 def report_page_url(report: Mapping[str, Any]) -> str | None:
-    """The evaluation report's page: ``<report uri>/report.html`` (None without a uri)."""
+    """The evaluation report's page as the console serves it (``<report>/report.html``); None
+    without a uri or for a report outside the configured store."""
     uri = report.get("uri")
     if not isinstance(uri, str) or not uri:
         return None
-    return uri.rstrip("/") + "/report.html"
+    return stored_file_page(uri.rstrip("/") + "/report.html")
 
 
 def short_id(version_id: str | None) -> str:
@@ -108,34 +118,39 @@ def promotion_summary(
     n = len(decision.results)
     skipped = sum(not r.measured for r in decision.results)
     blocks: list[dict[str, Any]] = [
-        header(f":rocket: FreshLM promoted {short_id(decision.candidate)} to production"),
+        header(t("promo.header", version=short_id(decision.candidate))),
         fields(
             [
-                ("Production now", f"`{esc(decision.candidate)}`"),
-                ("Replaced", f"`{esc(decision.baseline or 'nothing')}` (now `previous`)"),
+                (t("promo.production_now"), f"`{esc(decision.candidate)}`"),
                 (
-                    "Gate",
-                    f"all {n} rules passed"
-                    + (f" ({skipped} optional not measured)" if skipped else ""),
+                    t("promo.replaced"),
+                    f"`{esc(decision.baseline or t('nothing'))}` (now `previous`)",
                 ),
-                ("Run", f"`{esc(run_id or 'n/a')}`"),
-                ("By", esc(move_doc.get("actor") or actor or "n/a")),
-                ("Move", f"production generation {generation}" if generation else "n/a"),
+                (
+                    t("promo.gate"),
+                    t("promo.gate_value", n=n) + (t("promo.skipped", n=skipped) if skipped else ""),
+                ),
+                (t("run"), f"`{esc(run_id or 'n/a')}`"),
+                (t("by"), esc(move_doc.get("actor") or actor or "n/a")),
+                (t("promo.move"), t("promo.generation", n=generation) if generation else "n/a"),
             ]
         ),
     ]
-    blocks += sections("*Gate rules* (observed vs threshold)", _rule_lines(decision.results))
+    blocks += sections(t("promo.rules"), _rule_lines(decision.results))
     table = metric_table(report)
-    blocks.append(section("*Metrics* (candidate vs the production it replaced)\n" + table))
+    blocks.append(section(t("promo.metrics") + "\n" + table))
     blocks += _counts(report)
     blocks.append(section(_links(report_url, log_url)))
-    blocks.append(
-        section(
-            "*If it misbehaves*\nRoll production back to "
-            f"`{esc(decision.baseline or 'an earlier version')}` (now `previous`) with a reason: "
-            "`rollback_production(store, reason=…)`; the move and the reason go to the audit log."
-        )
+    blocks += actions(
+        [
+            button(t("button.open_report"), report_url, style="primary"),
+            button(t("button.rollback"), rollback_url(), style="danger")
+            if decision.baseline
+            else None,
+            button(t("button.open_log"), log_url),
+        ]
     )
+    blocks.append(section(t("promo.misbehaves", previous=esc(decision.baseline or "previous"))))
     text = (
         f"FreshLM promoted {decision.candidate} to production, replacing "
         f"{decision.baseline or 'nothing'}: all {n} gate rules passed. "
@@ -164,41 +179,51 @@ def rejection_alert(
     n = len(decision.results)
     blocks: list[dict[str, Any]] = [
         header(
-            f":no_entry: FreshLM candidate {short_id(decision.candidate)} rejected: "
-            f"{len(failed)} of {n} promotion rules failed"
+            t(
+                "reject.header",
+                version=short_id(decision.candidate),
+                failed=len(failed),
+                n=n,
+            )
         ),
         fields(
             [
-                ("Candidate (rejected)", f"`{esc(decision.candidate)}`"),
-                ("Production (kept)", f"`{esc(decision.baseline or 'nothing')}`"),
-                ("Failed rules", esc(", ".join(r.name for r in failed) or "none")),
-                ("Run", f"`{esc(run_id or 'n/a')}`"),
-                ("By", esc(actor or "n/a")),
-                ("Rules file", f"`{esc(clip(decision.rules_source, 200))}`"),
+                (t("reject.candidate"), f"`{esc(decision.candidate)}`"),
+                (t("reject.production"), f"`{esc(decision.baseline or t('nothing'))}`"),
+                (t("reject.failed_rules"), esc(", ".join(r.name for r in failed) or t("none"))),
+                (t("run"), f"`{esc(run_id or 'n/a')}`"),
+                (t("by"), esc(actor or "n/a")),
+                (t("reject.rules_file"), f"`{esc(clip(decision.rules_source, 200))}`"),
             ]
         ),
     ]
-    blocks += sections("*Failed rules* (observed vs threshold)", _rule_lines(failed, detail=True))
-    blocks.append(section("*Metrics* (candidate vs production)\n" + metric_table(report)))
+    blocks += sections(t("reject.failed_title"), _rule_lines(failed, detail=True))
+    blocks.append(section(t("reject.metrics") + "\n" + metric_table(report)))
     passed = [r for r in decision.results if r.passed]
     if passed:
-        blocks += sections("*Passed rules*", _rule_lines(passed))
+        blocks += sections(t("reject.passed"), _rule_lines(passed))
     blocks += _counts(report)
     blocks.append(section(_links(report_url, log_url)))
-    blocks += sections(
-        "*Next steps*",
+    # Production did not move, so there is nothing to roll back: the report and the log.
+    blocks += actions(
         [
-            "1. Open the evaluation report (link above): which new facts were missed, which old "
-            "ones were forgotten, where perplexity or bias moved.",
-            "2. *Bad data or training* (a noisy crawl, too little replay, a bad learning "
-            "rate): fix it and let the next night retrain; production keeps serving.",
-            "3. *A threshold is wrong for this case*: change it in the rules file "
-            f"(`{esc(clip(decision.rules_source, 200))}`, or point "
-            "`FRESHLM_PROMOTION_RULES` at a copy), then clear this run's gate task to decide "
-            "again.",
-            "The candidate stays in the registry, recorded as rejected"
-            + (f" at `{esc(record_uri)}`" if record_uri else "")
-            + "; a rollback to it is refused unless explicitly allowed.",
+            button(t("button.open_report"), report_url, style="primary"),
+            button(t("button.open_log"), log_url),
+        ]
+    )
+    record_url = stored_file_page(record_uri)
+    blocks += sections(
+        f"*{t('next_steps')}*",
+        [
+            t("reject.step1"),
+            t("reject.step2"),
+            t("reject.step3", rules=esc(clip(decision.rules_source, 200))),
+            t(
+                "reject.kept",
+                where=t("reject.kept_at", uri=f"<{record_url}|{esc(short_id(decision.candidate))}>")
+                if record_url
+                else "",
+            ),
         ],
     )
     text = (
@@ -221,33 +246,36 @@ def rollback_notice(result: Mapping[str, Any], *, log_url: str | None = None) ->
     move = _as_dict(result.get("alias_move"))
     reason = clip(str(result.get("reason") or move.get("reason") or ""), MAX_REASON_CHARS)
     blocks: list[dict[str, Any]] = [
-        header(f":rewind: FreshLM production rolled back to {short_id(to_version)}"),
+        header(t("rollback.header", version=short_id(to_version))),
         fields(
             [
-                ("Production now", f"`{esc(to_version)}`"),
-                ("Rolled back from", f"`{esc(from_version)}` (now `previous`)"),
-                ("By", esc(move.get("actor") or result.get("actor") or "n/a")),
-                ("Run", f"`{esc(result.get('run_id') or 'n/a')}`"),
-                ("When", esc(move.get("moved_at") or "n/a")),
-                ("Served production before", "yes" if result.get("served_before") else "no"),
+                (t("promo.production_now"), f"`{esc(to_version)}`"),
+                (t("rollback.from"), f"`{esc(from_version)}` (now `previous`)"),
+                (t("by"), esc(move.get("actor") or result.get("actor") or "n/a")),
+                (t("run"), f"`{esc(result.get('run_id') or 'n/a')}`"),
+                (t("rollback.when"), esc(move.get("moved_at") or "n/a")),
+                (
+                    t("rollback.served_before"),
+                    t("yes") if result.get("served_before") else t("no"),
+                ),
             ]
         ),
-        section("*Why*\n> " + esc(reason).replace("\n", "\n> ")),
+        section(t("rollback.why") + "\n> " + esc(reason).replace("\n", "\n> ")),
     ]
     warnings = []
     if result.get("was_rejected"):
-        warnings.append(
-            ":warning: This version had been *rejected* by the promotion gate; the rollback was "
-            "explicitly allowed (`allow_rejected`)."
-        )
+        warnings.append(t("rollback.was_rejected"))
     if not result.get("served_before"):
-        warnings.append(
-            ":warning: This version never served production before: it reaches production "
-            "without having passed the promotion gate as a candidate."
-        )
+        warnings.append(t("rollback.never_served"))
     if warnings:
         blocks.append(section("\n".join(warnings)))
     blocks.append(section(_links(None, log_url)))
+    blocks += actions(
+        [
+            button(t("button.models"), models_url(), style="primary"),
+            button(t("button.open_log"), log_url),
+        ]
+    )
     text = (
         f"FreshLM production rolled back from {from_version} to {to_version} by "
         f"{move.get('actor') or result.get('actor') or 'n/a'}: {reason}. Log: {log_url or 'n/a'}"
@@ -332,7 +360,7 @@ def _counts(report: Mapping[str, Any]) -> list[dict[str, Any]]:
 def _links(report_url: str | None, log_url: str | None) -> str:
     parts = []
     if report_url:
-        parts.append(f":bar_chart: <{report_url}|Evaluation report>")
+        parts.append(f":bar_chart: <{report_url}|{t('link.report')}>")
     if log_url:
-        parts.append(f":scroll: <{log_url}|Airflow task log>")
-    return "  ·  ".join(parts) if parts else "(no links available)"
+        parts.append(f":scroll: <{log_url}|{t('link.log')}>")
+    return "  ·  ".join(parts) if parts else t("no_links")

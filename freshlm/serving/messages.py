@@ -2,34 +2,47 @@
 
 from __future__ import annotations
 
-from freshlm.alerts.blocks import MAX_TEXT_CHARS, clip, esc, fields, header, section
+from freshlm.alerts.blocks import (
+    MAX_TEXT_CHARS,
+    actions,
+    button,
+    clip,
+    esc,
+    fields,
+    header,
+    section,
+)
+from freshlm.alerts.links import models_url, rollback_url
 from freshlm.alerts.messages import SlackMessage
+from freshlm.alerts.texts import t
 
 
 def load_failed_alert(
     *, wanted: str, serving: str | None, error: str, actor: str, server_url: str
 ) -> SlackMessage:
-    """What failed to load, what is served instead, and what to do."""
-    still = f"`{esc(serving)}`" if serving else "nothing (no version loaded yet)"
+    """What failed to load, what is served instead, what to do, and buttons to the models page
+    and the Roll back form."""
+    still = f"`{esc(serving)}`" if serving else t("serve.nothing")
     blocks = [
-        header(f":warning: FreshLM server could not load model version {wanted[:8]}"),
+        header(t("serve.header", version=wanted[:8])),
         fields(
             [
-                ("Wanted", f"`{esc(wanted)}`"),
-                ("Still serving", still),
-                ("Asked by", esc(actor)),
-                ("Server", esc(server_url)),
+                (t("serve.wanted"), f"`{esc(wanted)}`"),
+                (t("serve.still"), still),
+                (t("serve.asked_by"), esc(actor)),
+                (t("serve.server"), esc(server_url)),
             ]
         ),
-        section("*Error*\n```" + esc(clip(error, 1500)) + "```"),
+        section(f"*{t('error')}*\n```" + esc(clip(error, 1500)) + "```"),
+        *actions(
+            [
+                button(t("button.models"), models_url(), style="primary"),
+                button(t("button.rollback"), rollback_url(), style="danger"),
+            ]
+        ),
         section(
-            "*Next steps*\n"
-            "1. Users are unaffected: the server answers with the version above.\n"
-            "2. If the error says the stored version is damaged, roll `production` back with "
-            "`freshlm_rollback` (the alias and the served model then agree again) and republish "
-            "the version from its training run.\n"
-            "3. If it is a resource problem (memory, disk for the model cache), fix it and "
-            "trigger `freshlm_deploy` to load the version again."
+            f"*{t('next_steps')}*\n"
+            + "\n".join(t(key) for key in ("serve.step1", "serve.step2", "serve.step3"))
         ),
     ]
     text = (

@@ -74,19 +74,3 @@ def test_two_nights_fetch_each_item_once_and_announce_assets(
         assert isinstance(events[0]["extra"]["records"], int)
     batch_events = airflow_client.asset_events("freshlm://raw/batch")
     assert batch_events[-1]["extra"]["shards"] == night1["shards"]
-
-
-def test_unreachable_source_fails_alone_with_the_spiders_error(airflow_client):
-    """A bad override window is refused by the plan task with a message naming the Param."""
-    airflow_client.wait_for_dags([DAG_ID])
-    airflow_client.unpause(DAG_ID)
-    run_id = "test__crawl__bad_window"
-    airflow_client.trigger(
-        DAG_ID,
-        conf={"window_start": "2026-11-03T00:00:00Z", "window_end": "2026-11-02T00:00:00Z"},
-        run_id=run_id,
-    )
-    final = airflow_client.wait_for_run(DAG_ID, run_id, timeout_s=180)
-    assert final["state"] == "failed"
-    log = airflow_client.task_log(DAG_ID, run_id, "plan_crawl")
-    assert "is not before window_end" in log

@@ -1,5 +1,8 @@
 """No task can hang forever: every task of every DAG has an execution_timeout, and the crawl
-task's comes after the crawl's own close and kill (so the crawl gets to say why it stopped)."""
+task's comes after the crawl's own close and kill (so the crawl gets to say why it stopped);
+every task alerts Slack when it fails for good, and the night's crawl carries the nightly
+deadline. That a task over its timeout fails and alerts, and a missed deadline alerts, is
+shown under a real Airflow in tests/dags/test_deadline.py."""
 
 from __future__ import annotations
 
@@ -22,11 +25,33 @@ print(json.dumps({
     }
     for dag_id, dag in bag.dags.items()
 }))
+print(json.dumps({
+    "alerting": {
+        dag_id: sorted(
+            t.task_id for t in dag.tasks
+            if not any(
+                getattr(cb, "__name__", "") == "on_task_failure"
+                for cb in (
+                    t.on_failure_callback if isinstance(t.on_failure_callback, list)
+                    else [t.on_failure_callback]
+                )
+            )
+        )
+        for dag_id, dag in bag.dags.items()
+    },
+    "deadlines": {
+        dag_id: [
+            [type(d.reference).__name__, d.interval.total_seconds(), d.callback.path]
+            for d in (dag.deadline or [])
+        ]
+        for dag_id, dag in bag.dags.items()
+    },
+}))
 """
 
 
-def test_every_task_has_an_execution_timeout(tmp_path: Path) -> None:
-    env = dict(os.environ, AIRFLOW_HOME=str(tmp_path / "airflow"), FRESHLM_CRAWL_TIMEOUT_S="600")
+def _probe(tmp_path: Path, **settings: str) -> list[dict]:
+    env = dict(os.environ, AIRFLOW_HOME=str(tmp_path / "airflow"), **settings)
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, str(REPO / "dags")],
         capture_output=True,
@@ -36,10 +61,24 @@ def test_every_task_has_an_execution_timeout(tmp_path: Path) -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    timeouts = json.loads(proc.stdout.strip().splitlines()[-1])
+    return [json.loads(line) for line in proc.stdout.strip().splitlines()[-2:]]
+
+
+def test_every_task_has_an_execution_timeout(tmp_path: Path) -> None:
+    timeouts, _ = _probe(tmp_path, FRESHLM_CRAWL_TIMEOUT_S="600")
     assert len(timeouts) >= 6
     missing = [f"{d}.{t}" for d, tasks in timeouts.items() for t, s in tasks.items() if not s]
     assert missing == []
     crawl = timeouts["freshlm_crawl"]["crawl"]
     assert crawl > 600 + 60  # after CLOSESPIDER_TIMEOUT and the process-group kill
     assert timeouts["freshlm_evaluate"]["await_approval"] > 12 * 3600  # a person may take 12 h
+
+
+def test_every_task_alerts_when_it_fails_and_the_night_s_crawl_has_a_deadline(
+    tmp_path: Path,
+) -> None:
+    _, wiring = _probe(tmp_path, FRESHLM_CRAWL_SCHEDULE="0 2 * * *")
+    assert {dag: tasks for dag, tasks in wiring["alerting"].items() if tasks} == {}
+    assert wiring["deadlines"]["freshlm_crawl"] == [
+        ["DagRunQueuedAtDeadline", 6 * 3600.0, "freshlm.alerts.deadline.on_deadline_missed"]
+    ]

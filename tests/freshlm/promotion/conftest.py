@@ -99,6 +99,23 @@ def store(tmp_path: Path) -> Store:
     return open_store("file://" + str(tmp_path / "store"))
 
 
+#: Where the console is served in these tests (the API server's public base URL).
+CONSOLE = "https://airflow.example.org"
+
+
+@pytest.fixture
+def console(store: Store, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test's store is the configured one and the console is served at :data:`CONSOLE`:
+    alerts link its files there."""
+    from freshlm.settings import get_settings
+
+    monkeypatch.setenv("FRESHLM_STORE_URI", store.root_uri)
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", CONSOLE)
+    get_settings.cache_clear()
+    yield CONSOLE
+    get_settings.cache_clear()
+
+
 @pytest.fixture
 def make_version(store: Store, tmp_path: Path) -> Callable[[str], ModelVersion]:
     def make(seed: str) -> ModelVersion:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from freshlm.alerts.links import store_file_url
 from freshlm.promotion import (
     CONFLICT,
     PROMOTED,
@@ -160,7 +161,9 @@ def test_production_moved_meanwhile_is_a_conflict_and_nothing_is_promoted(
     assert slack.messages == []
 
 
-def test_a_fail_keeps_the_candidate_as_rejected_with_reasons(store, versions, slack) -> None:
+def test_a_fail_keeps_the_candidate_as_rejected_with_reasons(
+    store, versions, slack, console
+) -> None:
     base, cand, _ = versions
     report, decision = failing(cand, base)
     result = reject(store, report, decision, actor=ACTOR, run_id=RUN)
@@ -182,7 +185,9 @@ def test_a_fail_keeps_the_candidate_as_rejected_with_reasons(store, versions, sl
 
     [alert] = slack.messages
     assert "rejected" in alert.blocks[0]["text"]["text"]
-    assert result["record_uri"] in text_of(alert)
+    # The decision record is linked where a person can open it: the console serves it.
+    assert store_file_url(result["key"], console) in text_of(alert)
+    assert "file://" not in text_of(alert)
     # A retried task neither records nor alerts twice.
     again = reject(store, report, decision, actor=ACTOR, run_id=RUN)
     assert again["recorded"] is False and len(slack.messages) == 1

@@ -27,12 +27,29 @@ LOG_URL = task_log_url("http://airflow.test:8080/", "freshlm_evaluate", RUN_ID, 
 CAND, BASE = "c" * 32, "b" * 32
 
 
+CONSOLE = "https://airflow.test"
+REPORT_PAGE = f"{CONSOLE}/freshlm/files/reports/r1/report.html"
+
+
+@pytest.fixture(autouse=True)
+def _store_and_console(monkeypatch: pytest.MonkeyPatch):
+    """The reports of make_report live in the store at file:///store; the console is served
+    from the API server at CONSOLE."""
+    from freshlm.settings import get_settings
+
+    monkeypatch.setenv("FRESHLM_STORE_URI", "file:///store")
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", CONSOLE)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 def within_limits(message: SlackMessage) -> None:
     """Slack's Block Kit limits: 50 blocks; section text 3000; header 150 (plain text); at
     most 10 fields of 2000; the notification text kept under 3000 like every FreshLM alert."""
     assert 0 < len(message.blocks) <= MAX_BLOCKS
     for block in message.blocks:
-        assert block["type"] in {"header", "section"}
+        assert block["type"] in {"header", "section", "actions"}
         if block["type"] == "header":
             assert block["text"]["type"] == "plain_text"
             assert 0 < len(block["text"]["text"]) <= MAX_HEADER_CHARS
@@ -41,7 +58,7 @@ def within_limits(message: SlackMessage) -> None:
             assert 0 < len(block["text"]["text"]) <= MAX_SECTION_CHARS
         fields = block.get("fields", [])
         assert len(fields) <= 10 and all(0 < len(f["text"]) <= 2000 for f in fields)
-        assert "text" in block or fields
+        assert "text" in block or fields or block["type"] == "actions"
     assert 0 < len(message.text) <= MAX_TEXT_CHARS
     json.dumps(message.payload(), allow_nan=False)
 
@@ -85,9 +102,10 @@ def test_the_rejection_alert_has_what_triage_needs() -> None:
     # the rules that passed, the counts, links and next steps
     assert ":white_check_mark: *new_knowledge_gain*: +0.120 (must be &gt;= 0.050)" in shown
     assert "new_knowledge_items: 50" in shown
-    assert "<file:///store/reports/r1/report.html|Evaluation report>" in shown
+    assert f"<{REPORT_PAGE}|Evaluation report>" in shown
     assert f"<{LOG_URL}|Airflow task log>" in shown
-    assert "FRESHLM_PROMOTION_RULES" in shown and "file:///store/registry/decisions/x.json" in shown
+    assert "FRESHLM_PROMOTION_RULES" in shown
+    assert f"<{CONSOLE}/freshlm/files/registry/decisions/x.json|" in shown
     # the notification text stands on its own
     assert message.text.startswith(f"FreshLM candidate {CAND} rejected; production stays {BASE}")
     assert "retention_drop +0.070 (must be &lt;= 0.050)" in message.text
@@ -204,9 +222,8 @@ def test_messages_stay_within_slack_limits_whatever_the_inputs() -> None:
 
 
 def test_report_links_and_escaping() -> None:
-    assert (
-        report_page_url({"uri": "s3://bucket/reports/r1/"}) == "s3://bucket/reports/r1/report.html"
-    )
+    assert report_page_url({"uri": "file:///store/reports/r1/"}) == REPORT_PAGE
+    assert report_page_url({"uri": "s3://another-bucket/reports/r1/"}) is None
     assert report_page_url({}) is None
     report = make_report(CAND, BASE, candidate_metrics={"a<b>&c": 1.0})
     table = metric_table(report)
@@ -216,7 +233,7 @@ def test_report_links_and_escaping() -> None:
     message = promotion_summary(report, decision, run_id="<!channel>", log_url=None)
     shown = text_of(message)
     assert "<!channel>" not in shown and "`&lt;!channel&gt;`" in shown
-    assert "<file:///store/reports/r1/report.html|Evaluation report>" in shown
+    assert f"<{REPORT_PAGE}|Evaluation report>" in shown
     assert "Airflow task log" not in shown
 
 

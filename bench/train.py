@@ -36,10 +36,8 @@ this measures throughput, not learning; everything lives in a temporary store.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -52,9 +50,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.machine import describe  # noqa: E402
+from bench.train_inputs import (  # noqa: E402
+    StepClock,
+    archive_documents,
+    archive_tokenizer,
+    publish_dataset,
+)
 
 QUIET = 1.5  # a step no slower than this times the fastest counts as undisturbed
-_STEP_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) rank0 .* step (\d+)/(\d+) loss=")
 
 
 # --- setup -------------------------------------------------------------------------------------
@@ -63,20 +66,14 @@ _STEP_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) rank0 .* step 
 def build_inputs(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Base model folder, a published dataset and the packed training set, in a temp store."""
     from freshlm.store import open_store
-    from sandbox.base_corpus import publish_base_corpus
-    from training.bootstrap import ModelConfig, build_model, read_corpus, train_tokenizer
+    from training.bootstrap import ModelConfig, build_model
     from training.config import TrainConfig
     from training.train import prepare
 
     started = time.perf_counter()
-    # The base model's pretraining text, as the bootstrap reads it from the base corpus (in a
-    # store of its own: in the bench's store it would be an earlier dataset, and replayed).
-    scratch = open_store((tmp / "corpus").as_uri())
-    corpus = read_corpus(scratch, publish_base_corpus(scratch))
-    documents = [(key, text) for key, text, _ in corpus.documents]
-    texts = [text for _, text in documents]
+    documents = archive_documents(tmp)
     shape = ModelConfig()
-    tokenizer = train_tokenizer(texts, shape.vocab_size, model_max_length=shape.n_positions)
+    tokenizer = archive_tokenizer(documents, shape.vocab_size, shape.n_positions)
     model = build_model(tokenizer, shape, seed=0)
     base = tmp / "base"
     model.save_pretrained(str(base))
@@ -108,31 +105,6 @@ def build_inputs(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def publish_dataset(store: Any, documents: list[tuple[str, str]]) -> str:
-    """Publish the archive as one curated ``datasets/<id>`` (train split only)."""
-    docs = [
-        {
-            "id": hashlib.sha256(slug.encode()).hexdigest()[:32],
-            "source": "news",
-            "kind": "news",
-            "text": text,
-            "language": "en",
-            "split": "train",
-        }
-        for slug, text in documents
-    ]
-    dataset_id = hashlib.sha256(json.dumps(docs, sort_keys=True).encode()).hexdigest()[:32]
-    with store.publisher(f"datasets/{dataset_id}", kind="dataset") as pub:
-        pub.write_jsonl("train.jsonl.gz", docs)
-        pub.set_manifest_fields(
-            dataset_id=dataset_id,
-            window={"start": "2026-11-02T00:00:00Z", "end": "2026-11-03T00:00:00Z"},
-            parents=[],
-            counts={"documents": len(docs), "train": len(docs), "heldout": 0},
-        )
-    return dataset_id
-
-
 # --- the two sides -----------------------------------------------------------------------------
 
 
@@ -143,32 +115,23 @@ def run_entrypoint(config: Any, warmup: int, env: dict[str, str]) -> dict[str, A
     from freshlm.store import open_store
     from training.launch_local import run_local_training
 
-    stamps: dict[int, float] = {}
-
-    def on_line(line: str) -> None:
-        match = _STEP_LINE.match(line)
-        if match:
-            stamp = time.mktime(time.strptime(match.group(1)[:19], "%Y-%m-%d %H:%M:%S"))
-            stamps[int(match.group(2))] = stamp + int(match.group(1)[20:]) / 1000
+    clock = StepClock()
 
     started = time.perf_counter()
-    summary = run_local_training(config, env=env, on_line=on_line)
+    summary = run_local_training(config, env=env, on_line=clock.on_line)
     wall = time.perf_counter() - started
     metrics = summary["metrics"]
     store = open_store(config.store_uri)
     for prefix in list(store.list_published(f"runs/{summary['run_key']}/")):
         store.delete_artifact(prefix)
     store.delete_artifact(summary["prefix"])
-    wanted = range(warmup, config.max_steps + 1)
-    if any(n not in stamps for n in wanted):
-        raise RuntimeError(f"expected a progress line per step, got steps {sorted(stamps)}")
     return {
         "tokens_per_s": metrics["tokens_per_second"],
         "tokens_per_step": metrics["tokens_per_step"],
-        "step_s": [stamps[n] - stamps[n - 1] for n in wanted[1:]],
+        "step_s": clock.step_times(warmup, config.max_steps),
         # The step after a checkpoint also carries its save and publish.
         "after_checkpoint_s": [
-            stamps[n + 1] - stamps[n]
+            clock.stamps[n + 1] - clock.stamps[n]
             for n in range(config.checkpoint_every, config.max_steps, config.checkpoint_every)
         ],
         "loop_s": metrics["attempt_wall_time_s"],

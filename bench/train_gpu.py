@@ -1,320 +1,555 @@
-"""GPU throughput of FreshLM's training stack: a GPT-2-124M-shaped model, HF Trainer + DeepSpeed
-ZeRO-2, bf16, one GPU; tokens/s and MFU against the GPU's bf16 dense peak.
+"""GPU training throughput through FreshLM's product entrypoint: tokens/s and MFU on one GPU.
 
-A plain PyTorch loop (same model, data, sequence length and batch; bf16 autocast, fused AdamW)
-is the baseline the ratio is taken against; ``--sides`` picks which sides run in this process.
+Each shape runs the real product path: a randomly initialised model of the shape is saved as a
+Hugging Face folder (with the bootstrap's byte-level BPE tokenizer trained on the sandbox
+archive) and registered as a base model version, the archive is published as a curated dataset,
+and :func:`training.launch_local.run_local_training` builds the packed training set and starts
+the ``deepspeed`` launcher with one rank, which runs ``training/train.py`` (HF Trainer +
+DeepSpeed ZeRO-2 or -3) with the GPU path of :class:`training.config.TrainConfig`: bf16,
+``torch_compile``, data loader workers with pinned memory, and the fused linear + cross-entropy
+loss where Liger Kernel is installed (``fused_loss="auto"``, see ``resolve_fused_loss``). All
+of it lives in a temporary local store; nothing is downloaded.
 
-    python3 bench/train_gpu.py [--steps 60] [--batch 16] [--seq 1024] [--compile]
-    python3 bench/train_gpu.py --sides trainer --compile --batch 64 --no-overlap --bucket 5e8
-    python3 bench/train_gpu.py --smoke          # tiny model on CPU: checks the script runs
+    python3 bench/train_gpu.py --all --json train_gpu.json     # both GPU shapes, one table
+    python3 bench/train_gpu.py --shape gpt2-124m [--zero 3] [--baseline] [--profile 3]
+    python3 bench/train_gpu.py --shape smoke                   # tiny model, CPU: the check
 
-The Trainer side uses the product's DeepSpeed config (``training/ds_configs/zero2.json``, or
-``--ds-config``; ``--bucket`` and ``--no-overlap`` override its ZeRO settings) and the
-entrypoint's Trainer choices unless told otherwise: progress logged every step
-(``--logging-steps``), gradient clipping at 1.0, no data loader workers, the Trainer's default
-optimizer (torch's fused AdamW). ``--compile`` sets ``torch_compile`` (which DeepSpeed applies to
-its engine) on the Trainer side and ``torch.compile`` on the plain side.
+Shapes: ``gpt2-124m`` (12 layers, 768 wide, 12 heads, vocab 50,304, sequence 1024, batch 64),
+``smollm2-135m`` (SmolLM2-135M's Llama architecture: 30 layers, 576 wide, 9 heads, 3 KV heads,
+MLP 1536, vocab 49,152, tied embeddings; sequence 2048, batch 16), ``smoke`` (2 layers, 64
+wide, CPU ranks, no compilation). The tokenizer's vocabulary is smaller than the model's; the
+cost of a step depends on the model's, which the output head and the loss always span.
 
-The model is randomly initialised and the tokens are synthetic: this measures throughput, not
-learning, and needs nothing from a hub. MFU uses nanoGPT's estimate: 6N + 12·L·H·Q·T FLOPs per
-token (N parameters, L layers, H heads, Q head size, T sequence length).
+Figures: ``tokens/s`` is the steady state, from the entrypoint's per-step progress lines (rank
+0 logs every step; millisecond stamps) over the steps after ``--warmup`` (compilation and the
+first steps excluded); ``step ms`` is the mean step over that window; ``published`` is the
+``tokens_per_second`` the entrypoint publishes in the version's metrics (its whole training
+loop: compilation, warm-up and the end-of-run checkpoint save included). MFU uses nanoGPT's
+estimate, 6N + 12·L·H·Q·T FLOPs per token (N parameters, tied embeddings once; L layers, H
+heads, Q head size, T sequence length), against the GPU's bf16 dense peak (H100 and H200:
+989.5 TFLOP/s).
+
+``--baseline`` also runs a plain PyTorch loop in its own process on the same model folder and
+packed sequences (torch.compile, bf16 autocast, fused AdamW, no logging, no checkpoints) and
+prints entrypoint / plain.
+
+``--profile N`` profiles N steps after the timed ones inside the entrypoint's rank 0 with
+torch.profiler and prints the top ops by CUDA time and the device time by kernel kind. The
+entrypoint has no profiling switch of its own: the bench puts ``bench/entrypoint_profile`` first
+on the ranks' ``PYTHONPATH``, whose ``sitecustomize`` adds a TrainerCallback to the Trainer the
+unchanged entrypoint builds. The profiled steps are left out of the timed window but are in the
+published figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib.util
 import json
+import math
 import os
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
-
-import torch
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-# bf16 dense tensor-core peak, TFLOP/s (NVIDIA data sheets; H100 SXM and H200 share it).
-PEAK_TFLOPS = {"H100": 989.5, "H200": 989.5, "A100": 312.0}
+sys.path.insert(0, str(REPO))
+
+from bench.train_inputs import (  # noqa: E402
+    StepClock,
+    archive_documents,
+    archive_tokenizer,
+    publish_dataset,
+)
+
+PROFILE_HOOK = REPO / "bench" / "entrypoint_profile"
+# bf16 dense tensor-core peak, TFLOP/s (NVIDIA data sheets; H100 SXM and H200 share it). The
+# first name the device's name contains wins: the PCIe H100 before the SXM one.
+PEAK_TFLOPS = {"H100 PCIe": 756.5, "H100": 989.5, "H200": 989.5, "A100": 312.0}
+TOKENIZER_VOCAB = 4096  # the bootstrap's; the archive fills about 4,050 of it
+SEED = 0
 
 
-def peak_tflops(name: str) -> float | None:
-    return next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
+@dataclasses.dataclass(frozen=True)
+class Shape:
+    """A model shape and the run's defaults for it."""
+
+    name: str
+    family: str  # "gpt2" or "llama"
+    layers: int
+    width: int
+    heads: int
+    kv_heads: int
+    mlp: int
+    vocab: int
+    positions: int
+    seq: int
+    batch: int
+    warmup: int
+    steps: int
+    gpu: bool  # False: CPU ranks (the smoke check)
+    documents: int | None = None  # archive documents used (None: all)
+
+    @property
+    def head_size(self) -> int:
+        return self.width // self.heads
 
 
-def build_model(smoke: bool, seq: int):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    if smoke:
-        config = GPT2Config(n_layer=2, n_embd=64, n_head=2, n_positions=seq, vocab_size=512)
-    else:  # GPT-2 small (124M), vocab padded to a multiple of 64 as in nanoGPT
-        config = GPT2Config(n_layer=12, n_embd=768, n_head=12, n_positions=seq, vocab_size=50304)
-    # No dropout, as in GPT-2-style pretraining runs (nanoGPT): it is pure overhead here.
-    config.resid_pdrop = config.embd_pdrop = config.attn_pdrop = 0.0
-    config._attn_implementation = "sdpa"
-    torch.manual_seed(0)
-    return GPT2LMHeadModel(config), config
-
-
-def flops_per_token(model, config, seq: int) -> float:
-    n = sum(p.numel() for p in model.parameters())
-    head = config.n_embd // config.n_head
-    return 6 * n + 12 * config.n_layer * config.n_head * head * seq
+SHAPES = {
+    "gpt2-124m": Shape(
+        "gpt2-124m", "gpt2", 12, 768, 12, 12, 3072, 50304, 1024, 1024, 64, 15, 60, True
+    ),
+    # SmolLM2-135M's config.json numbers (HuggingFaceTB/SmolLM2-135M), at the 2048 context it
+    # was pretrained with; batch 16 (32k tokens per step): 30 layers of activations per token
+    # are about twice GPT-2's 12, so this stays within an H100's 80 GB, as GPT-2's batch 64.
+    "smollm2-135m": Shape(
+        "smollm2-135m", "llama", 30, 576, 9, 3, 1536, 49152, 8192, 2048, 16, 15, 60, True
+    ),
+    "smoke": Shape("smoke", "gpt2", 2, 64, 2, 2, 256, 512, 128, 64, 2, 2, 6, False, 60),
+}
+GPU_SHAPES = ("gpt2-124m", "smollm2-135m")
 
 
-class StepProfile:
-    """``--profile N``: the device kernels of N steps after the timed ones, by kind, and how much
-    of the steps' wall time the device was busy (kernel time summed, so overlap counts twice)."""
+# --- the model and the inputs --------------------------------------------------------------------
 
-    KINDS = (  # first match wins: cuDNN's flash kernels also carry "sm90_" in their names
-        ("attention", ("flash", "fmha", "attention")),
-        ("gemm", ("gemm", "nvjet", "cutlass", "sm90_", "cublas")),
-        ("nccl", ("nccl",)),
-        ("optimizer", ("adam", "multi_tensor")),
-        ("triton (fused)", ("triton_",)),
+
+def model_config(shape: Shape, tokenizer: Any) -> Any:
+    """The Hugging Face config of ``shape``: no dropout (pure overhead in a throughput run, as in
+    nanoGPT), special tokens from ``tokenizer``."""
+    special = {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "tie_word_embeddings": True,
+    }
+    if shape.family == "gpt2":
+        from transformers import GPT2Config
+
+        return GPT2Config(
+            vocab_size=shape.vocab,
+            n_positions=shape.positions,
+            n_embd=shape.width,
+            n_layer=shape.layers,
+            n_head=shape.heads,
+            n_inner=shape.mlp,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            **special,
+        )
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=shape.vocab,
+        hidden_size=shape.width,
+        intermediate_size=shape.mlp,
+        num_hidden_layers=shape.layers,
+        num_attention_heads=shape.heads,
+        num_key_value_heads=shape.kv_heads,
+        max_position_embeddings=shape.positions,
+        rope_theta=100000.0,
+        rms_norm_eps=1e-5,
+        initializer_range=0.041666666666666664,
+        hidden_act="silu",
+        **special,
     )
 
-    def __init__(self, steps: int, device: str) -> None:
-        self.steps, self.device, self.prof, self.started = steps, device, None, 0.0
 
-    def start(self) -> None:
-        from torch.profiler import ProfilerActivity, profile
+def save_base_folder(shape: Shape, tokenizer: Any, folder: Path) -> int:
+    """A randomly initialised model of ``shape`` and ``tokenizer`` saved in ``folder``; returns
+    the parameter count (tied embeddings once)."""
+    import torch
+    from transformers import AutoModelForCausalLM
 
-        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device == "cuda" else [])
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-        self.prof = profile(activities=acts)
-        self.prof.__enter__()
-        self.started = time.perf_counter()
-
-    def stop(self, name: str) -> dict:
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-        wall = time.perf_counter() - self.started
-        self.prof.__exit__(None, None, None)
-        kinds: dict[str, float] = {}
-        busy = 0.0
-        for ev in self.prof.key_averages():
-            t = getattr(ev, "device_time_total", 0.0) if self.device == "cuda" else 0.0
-            kind = getattr(getattr(ev, "device_type", None), "name", "")
-            if not t or kind != "CUDA":  # CPU ops carry their kernels' time too: skip them
-                continue
-            busy += t
-            low = ev.key.lower()
-            kind = next((k for k, pats in self.KINDS if any(x in low for x in pats)), "other")
-            kinds[kind] = kinds.get(kind, 0.0) + t
-        ms = 1e3 / self.steps
-        out = {
-            "profile": name,
-            "step_ms": round(wall * ms, 1),
-            "device_busy_ms": round(busy / 1e3 / self.steps, 1),
-            "by_kind_ms": {k: round(v / 1e3 / self.steps, 1) for k, v in sorted(kinds.items())},
-        }
-        print("PROFILE " + json.dumps(out), flush=True)
-        if self.device == "cuda":
-            table = self.prof.key_averages().table(sort_by="device_time_total", row_limit=18)
-            print(table, flush=True)
-        return out
+    torch.manual_seed(SEED)
+    model = AutoModelForCausalLM.from_config(model_config(shape, tokenizer))
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return sum(p.numel() for p in model.parameters())
 
 
-class Tokens(torch.utils.data.Dataset):
-    def __init__(self, n: int, seq: int, vocab: int) -> None:
-        g = torch.Generator().manual_seed(1)
-        self.data = torch.randint(0, vocab, (n, seq), generator=g)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, i: int) -> dict:
-        return {"input_ids": self.data[i], "labels": self.data[i]}
+def epochs_for(tokens_needed: int, tokens_per_pass: int) -> float:
+    """Passes over the archive that fill ``tokens_needed`` (with room for the dropped tails), so
+    the timed steps never cross the end of the training set."""
+    return float(math.ceil(1.05 * tokens_needed / tokens_per_pass) + 1)
 
 
-def plain_loop(args, device: str) -> dict:
-    model, config = build_model(args.smoke, args.seq)
-    model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=device == "cuda")
-    step_model = torch.compile(model) if args.compile else model
-    total = args.warmup + args.steps + args.profile
-    data = Tokens(args.batch * total, args.seq, config.vocab_size)
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    timed_tokens, started, seconds = 0, None, 0.0
-    profile = StepProfile(args.profile, device)
-    for step in range(total):
-        if step == args.warmup:
-            if device == "cuda":
-                torch.cuda.synchronize()
-            started = time.perf_counter()
-        if step == args.warmup + args.steps:
-            if device == "cuda":
-                torch.cuda.synchronize()
-            seconds = time.perf_counter() - started
-            profile.start()
-        batch = data.data[step * args.batch : (step + 1) * args.batch].to(device)
-        with torch.autocast(device_type=device, dtype=dtype, enabled=device == "cuda"):
-            loss = step_model(input_ids=batch, labels=batch).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if args.warmup <= step < args.warmup + args.steps:
-            timed_tokens += batch.numel()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    if args.profile:
-        profile.stop("plain")
-    else:
-        seconds = time.perf_counter() - started
-    name = "plain PyTorch loop" + (" (compiled)" if args.compile else "")
-    return _figures(name, model, config, args, timed_tokens, seconds)
+def build_inputs(tmp: Path, shape: Shape, args: argparse.Namespace) -> dict[str, Any]:
+    """Base version, dataset and packed training set in a temporary store; the run's config."""
+    from freshlm.store import open_store
+    from training.bootstrap import register_external_base
+    from training.config import TrainConfig
+    from training.train import prepare
 
-
-def ds_config(args) -> dict:
-    """The product's ZeRO-2 file (``"auto"`` values are the Trainer's to fill), with the
-    command line's overrides."""
-    config = json.loads(Path(args.ds_config).read_text())
-    zero = config["zero_optimization"]
-    if args.bucket:
-        zero["reduce_bucket_size"] = int(args.bucket)
-        zero["allgather_bucket_size"] = int(args.bucket)
-    if args.no_overlap:
-        zero["overlap_comm"] = False
-    return config
-
-
-def trainer_zero2(args, device: str) -> dict:
-    from transformers import Trainer, TrainerCallback, TrainingArguments
-
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", "29511")
-    os.environ.setdefault("RANK", "0")
-    os.environ.setdefault("LOCAL_RANK", "0")
-    os.environ.setdefault("WORLD_SIZE", "1")
-    model, config = build_model(args.smoke, args.seq)
-    zero = ds_config(args)
-
-    profile = StepProfile(args.profile, device)
-
-    class Clock(TrainerCallback):
-        def __init__(self) -> None:
-            self.started = None
-            self.seconds = 0.0
-            self.steps = 0
-
-        def on_step_end(self, targs, state, control, **kw):
-            if state.global_step == args.warmup:
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                self.started = time.perf_counter()
-            elif args.warmup < state.global_step <= args.warmup + args.steps:
-                self.steps += 1
-                if state.global_step == args.warmup + args.steps:
-                    if device == "cuda":
-                        torch.cuda.synchronize()
-                    self.seconds = time.perf_counter() - self.started
-                    if args.profile:
-                        profile.start()
-            if args.profile and state.global_step == args.warmup + args.steps + args.profile:
-                profile.stop("trainer")
-
-    clock = Clock()
-    targs = TrainingArguments(
-        output_dir="/tmp/freshlm-bench-train-gpu",
-        per_device_train_batch_size=args.batch,
-        max_steps=args.warmup + args.steps + args.profile,
+    started = time.perf_counter()
+    documents = archive_documents(tmp, shape.documents)
+    # Every token id must be an embedding row: the tokenizer never outgrows the model.
+    tokenizer = archive_tokenizer(documents, min(TOKENIZER_VOCAB, shape.vocab), shape.seq)
+    folder = tmp / "random-init"
+    n_params = save_base_folder(shape, tokenizer, folder)
+    store = open_store((tmp / "store").as_uri())
+    base = register_external_base(store, folder, reason="bench/train_gpu.py random init")
+    encodings = tokenizer.backend_tokenizer.encode_batch([t for _, t in documents])
+    per_pass = sum(len(e.ids) + 1 for e in encodings)  # each document ends with an eos
+    max_steps = args.warmup + args.steps + args.profile
+    config = TrainConfig(
+        datasets=[publish_dataset(store, documents)],
+        base_version=base["version_id"],
+        epochs=epochs_for(max_steps * args.batch * args.seq, per_pass),
+        seq_len=args.seq,
+        micro_batch_size=args.batch,
+        max_steps=max_steps,
         learning_rate=3e-4,
-        lr_scheduler_type="linear",
-        max_grad_norm=1.0,
-        bf16=device == "cuda",
-        deepspeed=None if args.smoke else zero,
-        logging_steps=args.logging_steps,
-        save_strategy="no",
-        report_to=[],
-        disable_tqdm=True,
-        dataloader_num_workers=args.workers,
-        dataloader_pin_memory=args.pin,
-        use_cpu=device != "cuda",
+        bf16="auto",  # bf16 on a GPU rank, fp32 on a CPU rank
         torch_compile=args.compile,
-        remove_unused_columns=False,
+        loader_workers=args.workers,
+        fused_loss="auto",
+        ds_config=f"zero{args.zero}",
+        checkpoint_every=max_steps,  # one save, after the last step: none inside the window
+        num_ranks=1,
+        seed=SEED,
+        store_uri=store.root_uri,
+        work_dir=str(tmp / "work"),
     )
-    data = Tokens(
-        args.batch * (args.steps + args.warmup + args.profile), args.seq, config.vocab_size
-    )
-    trainer = Trainer(model=model, args=targs, train_dataset=data, callbacks=[clock])
-    trainer.train()
-    seconds = clock.seconds
-    name = "HF Trainer + DeepSpeed ZeRO-2" if not args.smoke else "HF Trainer (smoke, no DS)"
-    name += " (compiled)" if args.compile else ""
-    result = _figures(name, model, config, args, clock.steps * args.batch * args.seq, seconds)
-    result["zero"] = {k: v for k, v in zero["zero_optimization"].items() if k != "stage"}
-    result["logging_steps"] = args.logging_steps
-    return result
-
-
-def _figures(name, model, config, args, tokens, seconds) -> dict:
-    tps = tokens / seconds
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    peak = peak_tflops(gpu)
-    achieved = flops_per_token(model, config, args.seq) * tps / 1e12
+    prepared = prepare(config)  # builds the training set once, as the launching task does
     return {
-        "name": name,
-        "label": args.label,
-        "device": gpu,
-        "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
-        "seq": args.seq,
-        "batch": args.batch,
-        "timed_steps": args.steps,
-        "tokens_per_s": round(tps),
-        "tflops": round(achieved, 1),
-        "mfu": round(achieved / peak, 3) if peak else None,
-        "max_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1)
-        if torch.cuda.is_available()
-        else None,
+        "config": prepared.config,
+        "folder": folder,
+        "n_params": n_params,
+        "sequences": prepared.trainset.n_sequences,
+        "setup_s": time.perf_counter() - started,
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=60, help="timed steps")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed steps first")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--seq", type=int, default=1024)
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--compile", action="store_true", help="torch.compile both sides")
-    parser.add_argument("--sides", default="plain,trainer", help="plain, trainer or both")
-    parser.add_argument(
-        "--ds-config",
-        default=str(REPO / "training" / "ds_configs" / "zero2.json"),
-        help="DeepSpeed config of the Trainer side (default: the product's zero2.json)",
+# --- the runs ----------------------------------------------------------------------------------
+
+
+def launch_env(shape: Shape, args: argparse.Namespace, profile_out: Path) -> dict[str, str]:
+    """The launcher's extra environment: CPU ranks for the smoke shape (on any host), and the
+    profile hook on the ranks' path with ``--profile``."""
+    env: dict[str, str] = {}
+    if not shape.gpu:
+        env.update(DS_ACCELERATOR="cpu", CUDA_VISIBLE_DEVICES="")
+    if args.profile:
+        window = {"start": args.warmup + args.steps, "steps": args.profile, "out": str(profile_out)}
+        env["FRESHLM_BENCH_PROFILE"] = json.dumps(window)
+        path = os.environ.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROFILE_HOOK), path) if p)
+    return env
+
+
+def run_entrypoint(config: Any, shape: Shape, args: argparse.Namespace, tmp: Path) -> dict:
+    """One product run; the steady-state step times from its progress lines, its published
+    metrics and, with ``--profile``, the profile of the steps after the timed ones."""
+    from training.launch_local import run_local_training
+
+    clock = StepClock()
+    profile_out = tmp / "profile.json"
+    started = time.perf_counter()
+    summary = run_local_training(
+        config, env=launch_env(shape, args, profile_out), on_line=clock.on_line
     )
-    parser.add_argument("--bucket", type=float, help="ZeRO reduce/allgather bucket (elements)")
-    parser.add_argument("--no-overlap", action="store_true", help="ZeRO overlap_comm off")
-    parser.add_argument("--logging-steps", type=int, default=1, help="Trainer logging cadence")
-    parser.add_argument("--workers", type=int, default=0, help="Trainer data loader workers")
-    parser.add_argument("--label", default="", help="a name for this configuration")
-    parser.add_argument(
-        "--profile", type=int, default=0, help="profile this many steps after the timed ones"
+    metrics = summary["metrics"]
+    step_s = clock.step_times(args.warmup, args.warmup + args.steps)
+    return {
+        "step_s": step_s,
+        "tokens_per_step": metrics["tokens_per_step"],
+        "published_tokens_per_s": metrics["tokens_per_second"],
+        "bf16": metrics["bf16"],
+        "device": metrics["device"],
+        "final_loss": metrics["final_loss"],
+        "process_s": round(time.perf_counter() - started, 1),
+        "profile": json.loads(profile_out.read_text()) if profile_out.is_file() else None,
+    }
+
+
+def run_plain(config: Any, folder: Path, shape: Shape, args: argparse.Namespace) -> dict:
+    """The plain loop in its own process (its own CUDA context and memory), with the
+    environment the launcher gives a rank (on CPU: its thread count)."""
+    job = {
+        "config": config.to_dict(),
+        "folder": str(folder),
+        "warmup": args.warmup,
+        "steps": args.steps,
+        "compile": args.compile,
+        "gpu": shape.gpu,
+    }
+    from training.launch_local import launcher_env
+
+    env = launcher_env(1, {"CUDA_VISIBLE_DEVICES": ""} if not shape.gpu else {})
+    out = subprocess.run(
+        [sys.executable, __file__, "--plain-job", json.dumps(job)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    parser.add_argument("--pin", action="store_true", help="Trainer: pin data loader memory")
-    args = parser.parse_args()
-    if args.smoke:
-        args.steps, args.warmup, args.batch, args.seq = 3, 1, 2, 64
-        args.profile = min(args.profile, 2)
-    device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
+    if out.returncode != 0:
+        raise RuntimeError(f"plain loop failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def plain_loop_main(job_json: str) -> int:
+    """Child process: the minimal loop over the same packed sequences. Prints one JSON line."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from freshlm.store import open_store
+    from training.config import TrainConfig
+    from training.trainset import load_input_ids, read_training_set
+
+    job = json.loads(job_json)
+    config = TrainConfig.from_dict(job["config"])
+    device = "cuda" if job["gpu"] else "cpu"
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
+    torch.backends.cuda.matmul.allow_tf32 = True
+    store = open_store(config.store_uri)
+    ids = load_input_ids(store, read_training_set(store, config.trainset_id))
+    order = np.random.default_rng(config.seed).permutation(len(ids))
+    model = AutoModelForCausalLM.from_pretrained(job["folder"]).to(device)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, fused=job["gpu"])
+    step_model = torch.compile(model) if job["compile"] else model
+    b, warmup, total = config.micro_batch_size, job["warmup"], job["warmup"] + job["steps"]
+    for step in range(total):
+        if step == warmup:
+            _sync(device)
+            started = time.perf_counter()
+        rows = np.sort(order[step * b : (step + 1) * b])
+        x = torch.as_tensor(ids[rows], dtype=torch.long).to(device, non_blocking=True)
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=job["gpu"]):
+            loss = step_model(input_ids=x, labels=x).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    _sync(device)
+    seconds = time.perf_counter() - started
+    step_ms = 1e3 * seconds / job["steps"]
+    print(json.dumps({"step_ms": step_ms, "tokens_per_s": b * config.seq_len / step_ms * 1e3}))
+    return 0
+
+
+def _sync(device: str) -> None:
     if device == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    sides = [s.strip() for s in args.sides.split(",") if s.strip()]
-    results = []
-    for side in sides:
-        run = {"plain": plain_loop, "trainer": trainer_zero2}[side]
-        results.append(run(args, device))
-        print("BENCH " + json.dumps(results[-1]), flush=True)
-    print(f"device: {results[0]['device']}  torch {torch.__version__}")
-    for r in results:
+        import torch
+
+        torch.cuda.synchronize()
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+
+def flops_per_token(shape: Shape, n_params: int, seq: int) -> float:
+    """nanoGPT's estimate: 6N for the weights' matmuls (forward and backward), 12·L·H·Q·T for
+    attention's scores and weighted sum."""
+    return 6 * n_params + 12 * shape.layers * shape.heads * shape.head_size * seq
+
+
+def device_name(gpu: bool) -> str:
+    if not gpu:
+        return "cpu"
+    import torch
+
+    return torch.cuda.get_device_name(0)
+
+
+def peak_tflops(device: str) -> float | None:
+    return next((v for k, v in PEAK_TFLOPS.items() if k in device), None)
+
+
+def fused_loss_in_use(shape: Shape) -> str:
+    """What the entrypoint's ``fused_loss="auto"`` does for this shape: ``on`` where it resolves
+    on and Liger Kernel patches the model type; otherwise ``off`` and why. The Trainer's
+    ``use_liger_kernel`` only logs, and changes nothing, for a model type Liger does not know
+    (GPT-2 among them)."""
+    from training.train import resolve_fused_loss
+
+    if not resolve_fused_loss("auto", shape.gpu):
+        return "off (no GPU)" if not shape.gpu else "off (liger_kernel not installed)"
+    from liger_kernel.transformers.monkey_patch import MODEL_TYPE_TO_APPLY_LIGER_FN
+
+    if shape.family not in MODEL_TYPE_TO_APPLY_LIGER_FN:
+        return f"off (Liger has no {shape.family} kernels)"
+    return "on"
+
+
+def figures(shape: Shape, args: argparse.Namespace, inputs: dict, run: dict) -> dict:
+    """The result row of one shape."""
+    step_s = statistics.fmean(run["step_s"])
+    tps = run["tokens_per_step"] / step_s
+    device = device_name(shape.gpu)
+    peak = peak_tflops(device)
+    tflops = flops_per_token(shape, inputs["n_params"], args.seq) * tps / 1e12
+    return {
+        "shape": shape.name,
+        "device": device,
+        "params_m": round(inputs["n_params"] / 1e6, 1),
+        "seq": args.seq,
+        "batch": args.batch,
+        "zero": args.zero,
+        "compile": args.compile,
+        "bf16": run["bf16"],
+        "fused_loss": fused_loss_in_use(shape),
+        "loader_workers": args.workers if shape.gpu else 0,
+        "timed_steps": args.steps,
+        "warmup_steps": args.warmup,
+        "tokens_per_s": round(tps),
+        "step_ms": round(step_s * 1e3, 1),
+        "median_step_ms": round(statistics.median(run["step_s"]) * 1e3, 1),
+        "tflops": round(tflops, 1),
+        "mfu": round(tflops / peak, 4) if peak else None,
+        "published_tokens_per_s": round(run["published_tokens_per_s"]),
+        "final_loss": run["final_loss"],
+        "setup_s": round(inputs["setup_s"], 1),
+        "process_s": run["process_s"],
+        "profile": run["profile"],
+    }
+
+
+def print_table(rows: list[dict]) -> None:
+    """One Markdown table, ready for bench/RESULTS.md."""
+    print(
+        "| shape | params | seq x batch | ZeRO | compile | fused loss | tokens/s | step ms | "
+        "MFU | published tokens/s | plain loop tokens/s | entrypoint/plain |"
+    )
+    print("|---|---:|---|---:|---|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
         mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "n/a"
+        plain, ratio = "-", "-"
+        if r.get("plain"):
+            plain = f"{round(r['plain']['tokens_per_s']):,}"
+            ratio = f"{r['tokens_per_s'] / r['plain']['tokens_per_s']:.2f}"
         print(
-            f"  {r['name']:32s} {r['params_m']}M params, seq {r['seq']}, batch {r['batch']}: "
-            f"{r['tokens_per_s']:>9,} tokens/s  {r['tflops']:6.1f} TFLOP/s  MFU {mfu}"
+            f"| {r['shape']} | {r['params_m']}M | {r['seq']} x {r['batch']} | {r['zero']} | "
+            f"{'on' if r['compile'] else 'off'} | {r['fused_loss']} | "
+            f"{r['tokens_per_s']:,} | {r['step_ms']} | {mfu} | "
+            f"{r['published_tokens_per_s']:,} | {plain} | {ratio} |"
         )
-    if len(results) == 2:
-        ratio = results[1]["tokens_per_s"] / results[0]["tokens_per_s"]
-        print(f"ratio Trainer+ZeRO-2 / plain loop: {ratio:.2f}")
+
+
+def print_profile(shape: str, profile: dict) -> None:
+    cuda = profile["device_busy_ms"] is not None
+    line = f"profile {shape}: {profile['steps']} steps, {profile['step_ms']} ms per step (wall)"
+    if cuda:
+        kinds = ", ".join(f"{k} {v}" for k, v in profile["by_kind_ms"].items())
+        line += f", device busy {profile['device_busy_ms']} ms; by kernel kind (ms): {kinds}"
+    print(line)
+    print(f"  top ops by {profile['sorted_by']} (ms per step; calls per step):")
+    for op in profile["top_ops"]:
+        device = f"{op['device_ms']:9.3f} cuda " if cuda else ""
+        print(f"  {device}{op['cpu_ms']:9.3f} cpu {op['calls_per_step']:7.1f}  {op['op']}")
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="gpt2-124m")
+    parser.add_argument("--all", action="store_true", help=f"run {', '.join(GPU_SHAPES)}")
+    parser.add_argument("--zero", type=int, choices=(2, 3), default=2, help="ZeRO stage")
+    parser.add_argument("--steps", type=int, help="timed steps (default: the shape's)")
+    parser.add_argument("--warmup", type=int, help="steps before the timed ones")
+    parser.add_argument("--batch", type=int, help="micro batch, sequences")
+    parser.add_argument("--seq", type=int, help="sequence length")
+    parser.add_argument("--workers", type=int, default=4, help="data loader workers (GPU)")
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        help="torch_compile (default: on for GPU shapes, off for smoke)",
+    )
+    parser.add_argument("--baseline", action="store_true", help="also run the plain loop")
+    parser.add_argument("--profile", type=int, default=0, help="profile N steps after the timed")
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--plain-job", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def shape_args(shape: Shape, args: argparse.Namespace) -> argparse.Namespace:
+    """The command line with the shape's defaults where it says nothing."""
+    return argparse.Namespace(
+        **{
+            **vars(args),
+            "steps": args.steps or shape.steps,
+            "warmup": args.warmup if args.warmup is not None else shape.warmup,
+            "batch": args.batch or shape.batch,
+            "seq": args.seq or shape.seq,
+            "compile": shape.gpu if args.compile is None else args.compile,
+        }
+    )
+
+
+def check_device(shapes: list[Shape]) -> None:
+    """A GPU shape on a host without CUDA fails here, saying what to run instead."""
+    if not any(s.gpu for s in shapes):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        names = [s.name for s in shapes if s.gpu]
+        raise SystemExit(
+            f"bench/train_gpu.py: {' and '.join(names)} "
+            f"{'need' if len(names) > 1 else 'needs'} a CUDA GPU and this host has none "
+            "(torch.cuda.is_available() is False). On a CPU-only host run "
+            "`python3 bench/train_gpu.py --shape smoke`, the tiny end-to-end check."
+        )
+
+
+def run_shape(shape: Shape, args: argparse.Namespace) -> dict:
+    with tempfile.TemporaryDirectory(prefix=f"freshlm-bench-gpu-{shape.name}-") as tmp_name:
+        tmp = Path(tmp_name)
+        inputs = build_inputs(tmp, shape, args)
+        print(
+            f"{shape.name}: {inputs['n_params'] / 1e6:.1f}M parameters, seq {args.seq} x batch "
+            f"{args.batch}, ZeRO-{args.zero}, {args.warmup} + {args.steps} steps"
+            f"{f' + {args.profile} profiled' if args.profile else ''}, training set "
+            f"{inputs['sequences']} sequences (setup {inputs['setup_s']:.1f}s)",
+            flush=True,
+        )
+        row = figures(shape, args, inputs, run_entrypoint(inputs["config"], shape, args, tmp))
+        if args.baseline:
+            row["plain"] = run_plain(inputs["config"], inputs["folder"], shape, args)
+    print("BENCH " + json.dumps({k: v for k, v in row.items() if k != "profile"}), flush=True)
+    return row
+
+
+def machine() -> str:
+    import deepspeed
+    import torch
+    import transformers
+
+    from bench.machine import describe
+
+    liger = importlib.util.find_spec("liger_kernel") is not None
+    return describe(
+        f"torch {torch.__version__}",
+        f"deepspeed {deepspeed.__version__}",
+        f"transformers {transformers.__version__}",
+        f"liger_kernel {'installed' if liger else 'not installed'}",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.plain_job:
+        return plain_loop_main(args.plain_job)
+    shapes = [SHAPES[name] for name in (GPU_SHAPES if args.all else (args.shape,))]
+    check_device(shapes)
+    print(f"machine: {machine()}", flush=True)
+    rows = [run_shape(shape, shape_args(shape, args)) for shape in shapes]
+    print(f"device: {rows[0]['device']}")
+    print_table(rows)
+    for row in rows:
+        if row["profile"]:
+            print_profile(row["shape"], row["profile"])
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
 
 

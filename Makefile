@@ -1,7 +1,7 @@
 # FreshLM: two commands.
 #   make demo   set up .venv if needed, then run the embedded demo: three nights of the whole loop
 #   make test   set up .venv if needed, then lint (ruff, import contracts), install PostgreSQL and
-#               Redis if missing (make services), and run the whole test suite
+#               Redis and Chromium if missing (make services), and run the whole test suite
 # Installation is idempotent: a stamp file records that .venv matches the requirement files,
 # so a second run installs nothing.
 
@@ -32,23 +32,25 @@ test: lint services
 	$(BIN)/python -m pytest
 
 # The distributed test (tests/distributed/) runs PostgreSQL and Redis from Debian's packages,
-# each on a free loopback port of its own. They are installed here when missing (as root, with
-# apt-get; a host with systemd also starts their default services, which the test does not use);
-# without root, the message says what to install.
-SERVICE_PACKAGES := postgresql redis-server
+# each on a free loopback port of its own; the console's browser test drives Debian's Chromium
+# (Playwright with its executable path, no browser download). They are installed here when
+# missing (as root, with apt-get; a host with systemd also starts their default services, which
+# the tests do not use); without root, the message says what to install.
+SERVICE_PACKAGES := postgresql redis-server chromium
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends
 services:
 	@if { command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1 \
-		&& command -v redis-server >/dev/null 2>&1; then :; \
+		&& command -v redis-server >/dev/null 2>&1 \
+		&& command -v chromium >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing $(SERVICE_PACKAGES) (Debian packages) for the distributed test"; \
+		echo "installing $(SERVICE_PACKAGES) (Debian packages) for the distributed and browser tests"; \
 		$(APT_INSTALL) $(SERVICE_PACKAGES) >/dev/null \
 			|| { apt-get update >/dev/null && $(APT_INSTALL) $(SERVICE_PACKAGES) >/dev/null; } \
 			|| { echo "make services: apt-get could not install $(SERVICE_PACKAGES)" >&2; exit 1; }; \
 	else \
-		echo "make services: tests/distributed needs PostgreSQL and Redis; install them with" \
-			"'sudo apt-get install $(SERVICE_PACKAGES)' (or put initdb, postgres and" \
-			"redis-server on PATH), then run make test again" >&2; \
+		echo "make services: the tests need PostgreSQL, Redis and Chromium; install them with" \
+			"'sudo apt-get install $(SERVICE_PACKAGES)' (or put initdb, postgres," \
+			"redis-server and chromium on PATH), then run make test again" >&2; \
 		exit 1; \
 	fi
 

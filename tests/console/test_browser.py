@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page, expect
 
 from expectations.verdict import gate_candidate
 from freshlm.airflow_client import AirflowClient
@@ -60,6 +61,7 @@ WINDOW = {"start": "2026-11-06T00:00:00Z", "end": "2026-11-07T00:00:00Z"}
 # publishes, so curation keeps them whichever tests ran before.
 ARCHIVE_BEFORE = datetime(2026, 10, 15, tzinfo=UTC)
 ARTICLES = 40
+ACTOR = "tests/console/test_browser.py"
 REASON = "browser test: the fine-tune answers worse on old facts"
 
 
@@ -130,43 +132,43 @@ def test_a_user_browses_every_page_and_rolls_production_back(
     client = airflow_client
     client.wait_for_dags([ROLLBACK])
     store = open_store((freshlm_home / "store").as_uri())
-    import time as _t; _t0=_t.monotonic(); _T=lambda m: print(f"TIMING {m} {_t.monotonic()-_t0:.1f}", flush=True)
-    base = bootstrap_demo_base(store, config=SMALL_BASE)["version_id"]; _T("base")
+    base = bootstrap_demo_base(store, config=SMALL_BASE)["version_id"]
     if read_alias(store, PRODUCTION).version_id != base:
         pytest.fail("another test moved production; this test expects the small base there")
     if stray := _queued_runs(client, ROLLBACK):
         pytest.fail(f"{ROLLBACK} has runs left by another test, which would run here: {stray}")
-    dataset, shard = _publish_batch(store); _T("batch")
-    tuned = _publish_finetune(store, base, dataset); _T("tuned")
-    move_alias(
-        store, PRODUCTION, tuned, actor="tests/console/test_browser.py", reason="browser test"
-    )
+    dataset, shard = _publish_batch(store)
+    tuned = _publish_finetune(store, base, dataset)
     shots = Screenshots(tmp_path / "screenshots")
     with capsys.disabled():
         print(f"\nscreenshots: {shots.folder}")
+    paused = client.request("GET", f"/dags/{ROLLBACK}")["is_paused"]
     run_id = None
     try:
+        move_alias(store, PRODUCTION, tuned, actor=ACTOR, reason="browser test: promoted")
         with chromium([airflow.base_url]) as context:
             page = context.new_page()
             log_in_to_airflow(page, airflow.base_url, airflow.username, airflow.password)
-            _T("login"); _airflow_navigation(page, airflow.base_url, tuned, shots); _T("nav")
-            _models(page, tuned, base, shots)
+            _airflow_navigation(page, airflow.base_url, tuned, shots)
+            _models(page, tuned, base, airflow.username, shots)
             _model(page, tuned, base, shots)
             _datasets_and_data_docs(page, dataset, shard, shots)
             _lineage(page, tuned, base, dataset, shard, shots)
             _freshness(page, shots)
-            _T("pages"); client.unpause(ROLLBACK)
-            run_id = _roll_back(page, base, shots); _T("pressed")
+            client.unpause(ROLLBACK)
+            run_id = _roll_back(page, base, airflow.username, shots)
             final = client.wait_for_run(ROLLBACK, run_id, timeout_s=240)
             assert final["state"] == "success", dump_failure(client, ROLLBACK, run_id)
             assert final["triggering_user_name"] == airflow.username
-            _T("run done"); _rolled_back(page, tuned, base, f"{airflow.username}/run:{run_id}", shots); _T("end")
+            who = f"dag:{ROLLBACK}/user:{airflow.username}/run:{run_id}"
+            _rolled_back(page, tuned, base, who, shots)
         assert read_alias(store, PRODUCTION).version_id == base
         move = read_audit(store, PRODUCTION)[-1]
         assert (move.from_version_id, move.version_id) == (tuned, base)
         assert move.reason == f"rollback: {REASON}"
     finally:
-        client.pause(ROLLBACK)
+        if paused:
+            client.pause(ROLLBACK)
         if run_id is not None and client.run(ROLLBACK, run_id)["state"] in ("queued", "running"):
             # A run left queued would roll back whenever another test unpauses the DAG.
             with contextlib.suppress(ValueError):  # the client cannot decode a 204's body
@@ -176,17 +178,15 @@ def test_a_user_browses_every_page_and_rolls_production_back(
                 store,
                 PRODUCTION,
                 base,
-                actor="tests/console/test_browser.py",
+                actor=ACTOR,
                 reason="restored after a failed browser test",
             )
         with capsys.disabled():
             print(f"screenshots: {', '.join(p.name for p in shots.taken)}")
 
 
-def _airflow_navigation(page, base_url: str, tuned: str, shots: Screenshots) -> None:
+def _airflow_navigation(page: Page, base_url: str, tuned: str, shots: Screenshots) -> None:
     """Airflow's UI lists the console's pages under Plugins → FreshLM and shows them inside."""
-    from playwright.sync_api import expect
-
     page.goto(f"{base_url}/")
     page.get_by_role("button", name="Plugins").click()
     page.get_by_role("menuitem", name="FreshLM", exact=True).hover()
@@ -199,25 +199,21 @@ def _airflow_navigation(page, base_url: str, tuned: str, shots: Screenshots) -> 
     shots.take(page, "airflow-nav-models")
 
 
-def _models(page, tuned: str, base: str, shots: Screenshots) -> None:
-    from playwright.sync_api import expect
-
+def _models(page: Page, tuned: str, base: str, user: str, shots: Screenshots) -> None:
     page.goto(links.models_url(_site(page)))
     expect(page.get_by_role("heading", name="Models", exact=True)).to_be_visible()
-    expect(page.locator("header .who")).to_have_text("admin")
+    expect(page.locator("header .who")).to_have_text(user)
     expect(page.get_by_text(f"Production: {tuned} · Previous: {base}")).to_be_visible()
     rows = page.locator("table").first.locator("tr")
     expect(rows.filter(has_text=tuned)).to_contain_text("production")
     expect(rows.filter(has_text=tuned)).to_contain_text("finetune")
     expect(rows.filter(has_text=base)).to_contain_text("previous")
     expect(rows.filter(has_text=base)).to_contain_text("bootstrap")
-    _expect_newest_move(page, base, tuned, "tests/console/test_browser.py", "browser test")
+    _expect_newest_move(page, base, tuned, ACTOR, "browser test: promoted")
     shots.take(page, "models")
 
 
-def _model(page, tuned: str, base: str, shots: Screenshots) -> None:
-    from playwright.sync_api import expect
-
+def _model(page: Page, tuned: str, base: str, shots: Screenshots) -> None:
     page.get_by_role("link", name=tuned).first.click()
     expect(page.get_by_role("heading", name=f"Model {tuned}")).to_be_visible()
     expect(page.locator("main .badge.production")).to_be_visible()
@@ -226,9 +222,7 @@ def _model(page, tuned: str, base: str, shots: Screenshots) -> None:
     shots.take(page, "model-version")
 
 
-def _datasets_and_data_docs(page, dataset: str, shard: str, shots: Screenshots) -> None:
-    from playwright.sync_api import expect
-
+def _datasets_and_data_docs(page: Page, dataset: str, shard: str, shots: Screenshots) -> None:
     page.get_by_role("banner").get_by_role("link", name="Datasets").click()
     expect(page.get_by_role("heading", name="Datasets", exact=True)).to_be_visible()
     row = page.locator("tr", has_text=dataset)
@@ -251,13 +245,14 @@ def _datasets_and_data_docs(page, dataset: str, shard: str, shots: Screenshots) 
     shots.take(page, "data-docs")
 
 
-def _lineage(page, tuned: str, base: str, dataset: str, shard: str, shots) -> None:
-    from playwright.sync_api import expect
-
+def _lineage(
+    page: Page, tuned: str, base: str, dataset: str, shard: str, shots: Screenshots
+) -> None:
     page.goto(links.lineage_url(tuned, _site(page)))
     expect(page.get_by_role("heading", name=f"Lineage of {tuned}")).to_be_visible()
     tree = page.locator("ul.tree")
     expect(tree).to_contain_text(f"Model {tuned} (finetune)")
+    expect(tree).to_contain_text(f"Dataset {dataset} window {WINDOW['start']} → {WINDOW['end']}")
     expect(tree.get_by_role("link", name=dataset)).to_be_visible()
     raw = tree.locator("xpath=.//li[b='Raw shard']")
     expect(raw).to_contain_text(shard)
@@ -268,9 +263,7 @@ def _lineage(page, tuned: str, base: str, dataset: str, shard: str, shots) -> No
     shots.take(page, "lineage")
 
 
-def _freshness(page, shots: Screenshots) -> None:
-    from playwright.sync_api import expect
-
+def _freshness(page: Page, shots: Screenshots) -> None:
     page.get_by_role("banner").get_by_role("link", name="Freshness").click()
     expect(page.get_by_role("heading", name="Freshness", exact=True)).to_be_visible()
     for chart in ("Lag behind the newest crawled document", "Facts learned per night"):
@@ -278,10 +271,8 @@ def _freshness(page, shots: Screenshots) -> None:
     shots.take(page, "freshness")
 
 
-def _roll_back(page, base: str, shots: Screenshots) -> str:
+def _roll_back(page: Page, base: str, user: str, shots: Screenshots) -> str:
     """Press Roll back with the default (previous) version and a reason; the run's id."""
-    from playwright.sync_api import expect
-
     page.goto(links.models_url(_site(page)))
     page.get_by_role("link", name="Roll back…").click()
     expect(page.get_by_role("heading", name="Roll back production")).to_be_visible()
@@ -291,31 +282,27 @@ def _roll_back(page, base: str, shots: Screenshots) -> str:
     page.get_by_role("button", name="Roll back").click()
     expect(page.get_by_role("heading", name=f"Roll back to {base} triggered")).to_be_visible()
     confirmation = page.locator("main p").first
-    expect(confirmation).to_contain_text(f"of {ROLLBACK} as admin")
+    expect(confirmation).to_contain_text(f"of {ROLLBACK} as {user}")
     expect(page.locator("tr", has_text="reason")).to_contain_text(REASON)
     shots.take(page, "rollback-triggered")
     return confirmation.locator("code").first.inner_text()
 
 
-def _rolled_back(page, tuned: str, base: str, user_and_run: str, shots: Screenshots) -> None:
-    from playwright.sync_api import expect
-
+def _rolled_back(page: Page, tuned: str, base: str, who: str, shots: Screenshots) -> None:
     page.goto(links.models_url(_site(page)))
     expect(page.get_by_text(f"Production: {base} · Previous: {tuned}")).to_be_visible()
-    _expect_newest_move(page, tuned, base, f"dag:{ROLLBACK}/user:{user_and_run}", f"rollback: {REASON}")
+    _expect_newest_move(page, tuned, base, who, f"rollback: {REASON}")
     shots.take(page, "models-after-rollback")
 
 
-def _expect_newest_move(page, from_version: str, to_version: str, who: str, why: str) -> None:
+def _expect_newest_move(page: Page, from_version: str, to_version: str, who: str, why: str) -> None:
     """The audit log's first row (newest first): production moved from → to, by whom, why."""
-    from playwright.sync_api import expect
-
     cells = page.locator("table").nth(1).locator("tr").nth(1).locator("td")
     expect(cells.nth(1)).to_contain_text("production")
     for column, text in ((2, from_version[:12]), (3, to_version[:12]), (4, who), (5, why)):
         expect(cells.nth(column)).to_have_text(text)
 
 
-def _site(page) -> str:
+def _site(page: Page) -> str:
     """The Airflow site's root the browser is on."""
     return re.match(r"https?://[^/]+", page.url).group(0)

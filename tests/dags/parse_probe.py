@@ -70,10 +70,6 @@ def main(path: str) -> None:
                 "retries": dag.default_args.get("retries"),
                 "task_retries": {t.task_id: t.retries for t in dag.tasks},
                 "task_owners": {t.task_id: t.owner for t in dag.tasks},
-                "deadlines": [
-                    {"reference": d.reference.serialize_reference(), "interval": str(d.interval)}
-                    for d in (dag.deadline or [])
-                ],
             }
         )
     report = {

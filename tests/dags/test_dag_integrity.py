@@ -67,22 +67,6 @@ def test_every_dag_is_documented_tagged_owned_and_retried(dag_file: Path, tmp_pa
         assert retried, f"{name}: no task retries"
 
 
-#: The nightly chain: each of its runs must be done by FRESHLM_NIGHTLY_DEADLINE.
-NIGHTLY_CHAIN = ("freshlm_crawl", "freshlm_curate", "freshlm_train", "freshlm_evaluate")
-
-
-@pytest.mark.parametrize("dag_id", NIGHTLY_CHAIN)
-def test_every_dag_of_the_nightly_chain_has_the_nightly_deadline(dag_id: str, tmp_path: Path):
-    dags = parse(REPO / "dags" / f"{dag_id}.py", tmp_path)["dags"]
-    (dag,) = [d for d in dags if d["dag_id"] == dag_id]
-    assert dag["deadlines"] == [
-        {
-            "reference": {"reference_type": "NightlyDeadline", "time_of_day": "08:00:00"},
-            "interval": "0:00:00",
-        }
-    ], dag["deadlines"]
-
-
 # --- the checks themselves catch what they claim to catch -------------------------------------
 
 BAD_DAG = '''

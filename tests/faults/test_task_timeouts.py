@@ -74,11 +74,11 @@ def test_every_task_has_an_execution_timeout(tmp_path: Path) -> None:
     assert timeouts["freshlm_evaluate"]["await_approval"] > 12 * 3600  # a person may take 12 h
 
 
-def test_every_task_alerts_when_it_fails_and_the_night_s_crawl_has_a_deadline(
+def test_every_task_alerts_when_it_fails_and_every_dag_of_the_night_has_its_deadline(
     tmp_path: Path,
 ) -> None:
     _, wiring = _probe(tmp_path, FRESHLM_CRAWL_SCHEDULE="0 2 * * *")
     assert {dag: tasks for dag, tasks in wiring["alerting"].items() if tasks} == {}
-    assert wiring["deadlines"]["freshlm_crawl"] == [
-        ["DagRunQueuedAtDeadline", 6 * 3600.0, "freshlm.alerts.deadline.on_deadline_missed"]
-    ]
+    nightly = ["NightlyDeadline", 0.0, "freshlm.alerts.deadline.on_deadline_missed"]
+    chain = ("freshlm_crawl", "freshlm_curate", "freshlm_train", "freshlm_evaluate")
+    assert {dag: wiring["deadlines"][dag] for dag in chain} == {dag: [nightly] for dag in chain}

@@ -26,10 +26,17 @@ export PATH := $(abspath $(BIN)):$(PATH)
 demo: $(STAMP)
 	$(BIN)/python -m sandbox.demo
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist), each taking one test file at a time
+# (its module fixtures, e.g. one Airflow per file, stay in one process). The Airflow tests spend
+# much of their time waiting on the scheduler, so one process leaves a 2-core host half idle and
+# two keep it busy (README's "Tests" has the figures). Each worker starts its own session
+# Airflow, world and S3 server when its tests need them.
+TEST_WORKERS ?= 2
+
 # The tests run after the lint: ruff (style, and no function over 80 statements) and the
 # layered import contracts (pyproject's [tool.importlinter]).
 test: lint services
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The distributed test (tests/distributed/) runs PostgreSQL and Redis from Debian's packages,
 # each on a free loopback port of its own; the console's browser test drives Debian's Chromium

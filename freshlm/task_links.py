@@ -41,9 +41,9 @@ class DataDocsLink(BaseOperatorLink):
         gate = _returned(ti_key)
         if not gate or not gate.get("data_docs_url"):
             return ""
-        from freshlm.store import open_store
+        from freshlm.alerts.pages import stored_file_page
 
-        return store_file_url(open_store().prefix_for(gate["data_docs_url"]))
+        return stored_file_page(gate["data_docs_url"]) or ""
 
 
 class EvaluationReportLink(BaseOperatorLink):

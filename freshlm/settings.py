@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from freshlm.addresses import AllowList, allowlist_setting
+from freshlm.base_recipes import recipe_for
 
 ENV_PREFIX = "FRESHLM_"
 #: The reload token of the embedded mode; a server bound beyond loopback refuses it.
@@ -485,16 +486,33 @@ class Settings:
     train_epochs: float = _field(
         "TRAIN_EPOCHS",
         _positive_float,
-        30.0,
+        lambda s: recipe_for(s["base_model"]).epochs,
         "Default passes over each night's new documents (`freshlm_train` and `TrainConfig`);"
         " replay is added on top as a share of the whole run's tokens (one pass over the packed"
-        " training set is the run).",
+        " training set is the run). Unset: the base model's recipe (`freshlm/base_recipes.py`:"
+        " 30 for `tiny`, 4 for a pretrained model).",
     )
     train_learning_rate: float = _field(
         "TRAIN_LEARNING_RATE",
         _positive_float,
-        1e-3,
-        "Default peak learning rate of a fine-tune (`freshlm_train` and `TrainConfig`).",
+        lambda s: recipe_for(s["base_model"]).learning_rate,
+        "Default peak learning rate of a fine-tune (`freshlm_train` and `TrainConfig`). Unset:"
+        " the base model's recipe (1e-3 for both `tiny` and a pretrained model).",
+    )
+    train_layers: int = _field(
+        "TRAIN_LAYERS",
+        _non_negative_int,
+        lambda s: recipe_for(s["base_model"]).train_layers,
+        "Default number of top transformer blocks a full fine-tune trains; 0: all. Unset: the"
+        " base model's recipe (all for `tiny`, the top 8 for a pretrained model).",
+    )
+    train_augment: bool = _field(
+        "TRAIN_AUGMENT",
+        _bool,
+        lambda s: recipe_for(s["base_model"]).augment,
+        "Default of `freshlm_train`'s augment: also train on each new document's facts stated"
+        " as questions and answers (`training/augment.py`). Unset: the base model's recipe"
+        " (off for `tiny`, on for a pretrained model).",
     )
     train_min_new_tokens: int = _field(
         "TRAIN_MIN_NEW_TOKENS",
@@ -741,6 +759,10 @@ class Settings:
         return env
 
 
+#: Settings whose default is the base model's fine-tune recipe (:mod:`freshlm.base_recipes`).
+_RECIPE_SETTINGS = ("train_epochs", "train_learning_rate", "train_layers", "train_augment")
+
+
 @functools.cache
 def get_settings() -> Settings:
     """The process-wide settings, parsed once from the environment."""
@@ -760,6 +782,7 @@ def markdown_table() -> str:
                 "crawl_allow_private": "the world's `host:port`",
                 "sources_file": "`crawlers/sources.yaml`",
                 "serve_url": "`http://$FRESHLM_SERVE_HOST:$FRESHLM_SERVE_PORT`",
+                **{name: "the base's recipe" for name in _RECIPE_SETTINGS},
             }.get(f.name, "derived")
         else:
             shown = "(none)" if default is None else f"`{default}`"

@@ -85,8 +85,10 @@ class TrainConfig:
     Length: ``epochs`` is the number of passes over the NEW documents; the packed training set
     holds those passes plus the replay (``replay_ratio`` of all its tokens) and the trainer runs
     one pass over it, or ``max_steps`` steps if positive.
-    Defaults: ``epochs`` and ``learning_rate`` come from the settings (``FRESHLM_TRAIN_EPOCHS``,
-    ``FRESHLM_TRAIN_LEARNING_RATE``), their one source, read when a config is built without them.
+    Defaults: ``epochs``, ``learning_rate``, ``train_layers`` and ``augment`` come from the
+    settings (``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``, which
+    default to the base model's recipe, :mod:`freshlm.base_recipes`), their one source, read
+    when a config is built without them.
     Batch: ``micro_batch_size`` sequences per rank per step, times ``grad_accum``, times
     ``num_ranks`` is the global batch. ``bf16`` is ``"auto"`` (on where the accelerator has it),
     ``True`` or ``False``. ``ds_config`` names a file in ``training/ds_configs/``.
@@ -101,7 +103,7 @@ class TrainConfig:
     base_version: str | None = None
     base_model_path: str | None = None
     replay_ratio: float = DEFAULT_REPLAY_RATIO
-    augment: bool = False
+    augment: bool = dataclasses.field(default_factory=lambda: _setting("train_augment"))
     seq_len: int = 128
     epochs: float = dataclasses.field(default_factory=lambda: _setting("train_epochs"))
     max_steps: int = -1
@@ -114,7 +116,7 @@ class TrainConfig:
     micro_batch_size: int = 8
     grad_accum: int = 1
     mode: str = "full"
-    train_layers: int = 0
+    train_layers: int = dataclasses.field(default_factory=lambda: _setting("train_layers"))
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05

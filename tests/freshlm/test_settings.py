@@ -88,3 +88,39 @@ def test_markdown_table_lists_every_variable():
     table = markdown_table()
     for env in Settings.from_env({}).as_env():
         assert f"`{env}`" in table
+
+
+@pytest.mark.parametrize(
+    ("base", "epochs", "layers", "augment"),
+    [
+        ("tiny", 30.0, 0, False),  # from scratch: every block, many passes, plain documents
+        ("smollm2-135m-instruct", 4.0, 8, True),  # pretrained: top blocks, facts as Q&A
+        ("/models/some-hf-folder", 4.0, 8, True),  # any other model is a pretrained one
+    ],
+)
+def test_training_defaults_follow_the_base_models_recipe(base, epochs, layers, augment):
+    s = Settings.from_env({"FRESHLM_BASE_MODEL": base})
+    assert (s.train_epochs, s.train_layers, s.train_augment) == (epochs, layers, augment)
+    assert s.train_learning_rate == 1e-3
+    # What a subprocess is handed reproduces the same settings.
+    assert Settings.from_env(s.as_env()) == s
+
+
+def test_each_recipe_setting_overrides_the_base_models_recipe():
+    s = Settings.from_env(
+        {
+            "FRESHLM_BASE_MODEL": "smollm2-135m-instruct",
+            "FRESHLM_TRAIN_EPOCHS": "2",
+            "FRESHLM_TRAIN_LEARNING_RATE": "2e-4",
+            "FRESHLM_TRAIN_LAYERS": "0",
+            "FRESHLM_TRAIN_AUGMENT": "false",
+        }
+    )
+    assert (s.train_epochs, s.train_learning_rate, s.train_layers, s.train_augment) == (
+        2.0,
+        2e-4,
+        0,
+        False,
+    )
+    with pytest.raises(SettingsError, match="FRESHLM_TRAIN_LAYERS='-1'"):
+        Settings.from_env({"FRESHLM_TRAIN_LAYERS": "-1"})

@@ -321,6 +321,11 @@ def test_train_config_defaults_come_from_the_settings(monkeypatch):
     monkeypatch.setattr(settings_module, "get_settings", lambda: overridden)
     config = TrainConfig(datasets=["abc"], base_version="v1")
     assert (config.epochs, config.learning_rate) == (3.0, 0.02)
+    # A pretrained base brings its recipe: the top 8 blocks, the night's facts as Q&A.
+    pretrained = settings_module.Settings.from_env({"FRESHLM_BASE_MODEL": "smollm2-135m-instruct"})
+    monkeypatch.setattr(settings_module, "get_settings", lambda: pretrained)
+    config = TrainConfig(datasets=["abc"], base_version="v1")
+    assert (config.epochs, config.train_layers, config.augment) == (4.0, 8, True)
     # A config read back keeps what it was built with, whatever the settings say now.
     assert TrainConfig.from_dict({**config.to_dict(), "epochs": 7}).epochs == 7
 

@@ -1,0 +1,46 @@
+"""How a fine-tune starts from each kind of base model: passes, rate, trained blocks, augmentation.
+
+The right recipe depends on what the base already knows. The ``tiny`` base is a 4M-parameter
+GPT-2 trained from scratch on the sandbox archive: it has no general knowledge to protect and
+learns only by repetition, so every block trains for many passes over plain documents. A
+pretrained chat model (SmolLM2-135M-Instruct, or any Hugging Face model) knows language and the
+world already; on a CPU it can afford a few passes, so the top blocks train at a high rate on the
+night's facts stated as questions and answers in its chat template, ranked against rival
+answers (``training.augment``, ``training.rivals``; the trials behind the numbers are in
+bench/RESULTS.md, "knowledge: recipes tried on the pretrained base").
+
+The settings take their defaults from :func:`recipe_for` of ``FRESHLM_BASE_MODEL``
+(``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT`` override each), so
+choosing a base chooses a recipe that works for it, and ``freshlm_train``'s Params show it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class FineTuneRecipe:
+    """Defaults of one nightly fine-tune (see :class:`training.config.TrainConfig`)."""
+
+    epochs: float  # passes over each night's new documents
+    learning_rate: float
+    train_layers: int  # top transformer blocks trained; 0: all of them
+    augment: bool  # also train on each document's facts as questions and answers
+
+
+#: The 4M GPT-2 bootstrapped from the sandbox archive.
+TINY = FineTuneRecipe(epochs=30.0, learning_rate=1e-3, train_layers=0, augment=False)
+#: A pretrained model: measured on SmolLM2-135M-Instruct (30 blocks; the top 8 hold 28M
+#: parameters), where 4 passes at 1e-3 on the top 8 blocks learn a night's facts and 3 passes
+#: at 1e-4 learn nothing (bench/RESULTS.md). For a much larger model set the four
+#: ``FRESHLM_TRAIN_*`` settings for it.
+PRETRAINED = FineTuneRecipe(epochs=4.0, learning_rate=1e-3, train_layers=8, augment=True)
+
+RECIPES: dict[str, FineTuneRecipe] = {"tiny": TINY, "smollm2-135m-instruct": PRETRAINED}
+
+
+def recipe_for(base_model: str) -> FineTuneRecipe:
+    """The recipe of ``base_model`` (a ``FRESHLM_BASE_MODEL`` value): its own when it is a named
+    base, :data:`PRETRAINED` for any other model folder or hub name."""
+    return RECIPES.get(base_model.strip(), PRETRAINED)

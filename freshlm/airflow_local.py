@@ -29,6 +29,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from freshlm.process_reaper import GroupReaper
+
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -93,6 +95,7 @@ class LocalAirflow:
         self.extra_env = dict(extra_env or {})
         self.logs_dir = self.home / "component-logs"
         self._procs: dict[str, subprocess.Popen] = {}
+        self._reaper: GroupReaper | None = None
         self._log_files: dict[str, object] = {}
 
     # --- configuration ---------------------------------------------------------------------
@@ -203,6 +206,8 @@ class LocalAirflow:
                 cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
             log.info("started airflow %s (pid %d)", component, self._procs[component].pid)
+        # Stops the components should this process die without stop() (a SIGKILLed test run).
+        self._reaper = GroupReaper([proc.pid for proc in self._procs.values()])
         return self
 
     def wait_ready(self, timeout_s: float = 180.0) -> None:
@@ -262,6 +267,9 @@ class LocalAirflow:
             proc.wait()
         for out in self._log_files.values():
             out.close()
+        if self._reaper is not None:
+            self._reaper.release()
+            self._reaper = None
         self._procs.clear()
         self._log_files.clear()
 

@@ -421,6 +421,15 @@ class Settings:
         "Seconds before a failed task of a FreshLM DAG is retried (its DAG's default; a few"
         " tasks set their own, e.g. the crawl backs off exponentially).",
     )
+    console_api_url: str | None = _field(
+        "CONSOLE_API_URL",
+        lambda raw: _http_url(raw) if raw.strip() else None,
+        None,
+        "Where the FreshLM console (a plugin app inside the Airflow API server) reaches Airflow's"
+        " REST API to trigger runs as the logged-in user; unset: Airflow's `[api] base_url`."
+        " Set it when that public address is not reachable from inside the cluster (e.g."
+        " `http://localhost:8080`).",
+    )
     alert_language: str = _field(
         "ALERT_LANGUAGE",
         _choice("en", "ko"),

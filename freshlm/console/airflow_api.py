@@ -17,7 +17,8 @@ from freshlm.console.rendering import PageError
 class DagTrigger:
     """``POST {api_url}/api/v2/dags/{dag_id}/dagRuns`` with the caller's token.
 
-    ``api_url``: where the API server answers itself; default ``[api] base_url``."""
+    ``api_url``: where the API server answers itself; default ``FRESHLM_CONSOLE_API_URL``,
+    else ``[api] base_url`` (the address users reach, which a pod may not)."""
 
     def __init__(self, api_url: str | None = None, timeout_s: float = 30.0) -> None:
         self._api_url = api_url
@@ -27,8 +28,9 @@ class DagTrigger:
     def api_url(self) -> str:
         if self._api_url is None:
             from freshlm.alerts.links import airflow_base_url
+            from freshlm.settings import get_settings
 
-            self._api_url = airflow_base_url()
+            self._api_url = get_settings().console_api_url or airflow_base_url()
         return self._api_url.rstrip("/")
 
     def __call__(self, dag_id: str, conf: dict[str, Any], *, token: str, note: str) -> dict:

@@ -8,8 +8,12 @@ questions ranked and asked in the chat template, the wrong-question control, ret
 promoted. Day 2, the bad batch, is skipped as the gate refuses it in the demo. Printed per
 night: the knowledge figures, training tokens/s and the minutes each step took.
 
+    .venv/bin/python bench/knowledge.py --base smollm2-135m-instruct [--nights 1]
     .venv/bin/python bench/knowledge.py --base smollm2-135m-instruct --mode lora \\
-        --epochs 3 --learning-rate 2e-4 --augment --nights 1
+        --train-layers 0 --epochs 3 --learning-rate 2e-4 --nights 1
+
+Epochs, learning rate, trained blocks and augmentation default to the base's recipe
+(:mod:`freshlm.base_recipes`), as ``freshlm_train`` trains it.
 
 Results are recorded in bench/RESULTS.md ("knowledge: recipes tried").
 """
@@ -17,6 +21,7 @@ Results are recorded in bench/RESULTS.md ("knowledge: recipes tried").
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -30,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import describe  # noqa: E402
+from freshlm.base_recipes import recipe_for  # noqa: E402
 
 DAYS = {1: 1, 2: 3, 3: 4}  # night -> scenario day (the demo skips the refused day 2)
 SOURCES = ["arxiv-cs", "tessford-courier", "tessford-social"]
@@ -96,8 +102,6 @@ def train_night(store: Any, dataset_id: str, args: argparse.Namespace) -> dict[s
 def evaluate_night(
     store: Any, candidate: str, datasets: list[str], windows: list[dict], world_url: str
 ) -> dict[str, Any]:
-    import dataclasses
-
     from freshlm.evaluation.nightly import run_evaluation
     from freshlm.registry import PRODUCTION, read_alias
     from freshlm.settings import get_settings
@@ -133,17 +137,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", default="tiny")
     parser.add_argument("--mode", default="full", choices=["full", "lora"])
-    parser.add_argument("--train-layers", type=int, default=0)
-    parser.add_argument("--epochs", type=float, default=30.0)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--replay-ratio", type=float, default=0.6)
-    parser.add_argument("--augment", action="store_true")
+    # Unset: the base's recipe (freshlm.base_recipes), as the product trains it.
+    parser.add_argument("--train-layers", type=int)
+    parser.add_argument("--epochs", type=float)
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction)
+    parser.add_argument("--replay-ratio", type=float)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--micro-batch", type=int, default=8)
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--nights", type=int, default=3, choices=[1, 2, 3])
     parser.add_argument("--home", help="FRESHLM_HOME to use (default: a new temporary folder)")
     args = parser.parse_args(argv)
+    recipe = recipe_for(args.base)
+    for name, value in dataclasses.asdict(recipe).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     home = Path(args.home or tempfile.mkdtemp(prefix="freshlm-knowledge-"))
     os.environ["FRESHLM_HOME"] = str(home)

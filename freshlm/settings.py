@@ -96,6 +96,17 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _share(raw: str) -> float:
+    """A share of a whole: at least 0 and below 1."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("a number in [0, 1)") from None
+    if not 0 <= value < 1:
+        raise ValueError("a number in [0, 1)")
+    return value
+
+
 def _bool(raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -523,6 +534,14 @@ class Settings:
         " as questions and answers (`training/augment.py`). Unset: the base model's recipe"
         " (off for `tiny`, on for a pretrained model).",
     )
+    train_replay_ratio: float = _field(
+        "TRAIN_REPLAY_RATIO",
+        _share,
+        lambda s: recipe_for(s["base_model"]).replay_ratio,
+        "Default share of a fine-tune's tokens replayed from earlier datasets and the base"
+        " corpus, against forgetting. Unset: the base model's recipe (0.6 for `tiny`, which"
+        " forgets at less; 0.3 for a pretrained model, whose top blocks alone train).",
+    )
     train_min_new_tokens: int = _field(
         "TRAIN_MIN_NEW_TOKENS",
         _non_negative_int,
@@ -769,7 +788,13 @@ class Settings:
 
 
 #: Settings whose default is the base model's fine-tune recipe (:mod:`freshlm.base_recipes`).
-_RECIPE_SETTINGS = ("train_epochs", "train_learning_rate", "train_layers", "train_augment")
+_RECIPE_SETTINGS = (
+    "train_epochs",
+    "train_learning_rate",
+    "train_layers",
+    "train_augment",
+    "train_replay_ratio",
+)
 
 
 @functools.cache

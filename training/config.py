@@ -35,6 +35,8 @@ from typing import Any
 #: archive. 0.6 is the share at which the sandbox world's retention probes stay within the
 #: promotion gate (lower shares forgot); it costs 60% of each night's compute. The measurements
 #: behind it are in bench/RESULTS.md ("training defaults: the measurements behind them").
+#: That is the ``tiny`` base's recipe; a config takes the configured base's
+#: (``FRESHLM_TRAIN_REPLAY_RATIO``, :mod:`freshlm.base_recipes`).
 DEFAULT_REPLAY_RATIO = 0.6
 
 MODES = ("full", "lora")
@@ -85,10 +87,10 @@ class TrainConfig:
     Length: ``epochs`` is the number of passes over the NEW documents; the packed training set
     holds those passes plus the replay (``replay_ratio`` of all its tokens) and the trainer runs
     one pass over it, or ``max_steps`` steps if positive.
-    Defaults: ``epochs``, ``learning_rate``, ``train_layers`` and ``augment`` come from the
-    settings (``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``, which
-    default to the base model's recipe, :mod:`freshlm.base_recipes`), their one source, read
-    when a config is built without them.
+    Defaults: ``epochs``, ``learning_rate``, ``train_layers``, ``augment`` and ``replay_ratio``
+    come from the settings (``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``, ``_LAYERS``,
+    ``_AUGMENT``, ``_REPLAY_RATIO``, which default to the base model's recipe,
+    :mod:`freshlm.base_recipes`), their one source, read when a config is built without them.
     Batch: ``micro_batch_size`` sequences per rank per step, times ``grad_accum``, times
     ``num_ranks`` is the global batch. ``bf16`` is ``"auto"`` (on where the accelerator has it),
     ``True`` or ``False``. ``ds_config`` names a file in ``training/ds_configs/``.
@@ -102,7 +104,7 @@ class TrainConfig:
     datasets: tuple[str, ...]
     base_version: str | None = None
     base_model_path: str | None = None
-    replay_ratio: float = DEFAULT_REPLAY_RATIO
+    replay_ratio: float = dataclasses.field(default_factory=lambda: _setting("train_replay_ratio"))
     augment: bool = dataclasses.field(default_factory=lambda: _setting("train_augment"))
     seq_len: int = 128
     epochs: float = dataclasses.field(default_factory=lambda: _setting("train_epochs"))

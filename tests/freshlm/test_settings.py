@@ -102,6 +102,7 @@ def test_training_defaults_follow_the_base_models_recipe(base, epochs, layers, a
     s = Settings.from_env({"FRESHLM_BASE_MODEL": base})
     assert (s.train_epochs, s.train_layers, s.train_augment) == (epochs, layers, augment)
     assert s.train_learning_rate == 1e-3
+    assert s.train_replay_ratio == (0.6 if base == "tiny" else 0.3)
     # What a subprocess is handed reproduces the same settings.
     assert Settings.from_env(s.as_env()) == s
 
@@ -114,6 +115,7 @@ def test_each_recipe_setting_overrides_the_base_models_recipe():
             "FRESHLM_TRAIN_LEARNING_RATE": "2e-4",
             "FRESHLM_TRAIN_LAYERS": "0",
             "FRESHLM_TRAIN_AUGMENT": "false",
+            "FRESHLM_TRAIN_REPLAY_RATIO": "0",
         }
     )
     assert (s.train_epochs, s.train_learning_rate, s.train_layers, s.train_augment) == (
@@ -122,5 +124,8 @@ def test_each_recipe_setting_overrides_the_base_models_recipe():
         0,
         False,
     )
+    assert s.train_replay_ratio == 0.0
     with pytest.raises(SettingsError, match="FRESHLM_TRAIN_LAYERS='-1'"):
         Settings.from_env({"FRESHLM_TRAIN_LAYERS": "-1"})
+    with pytest.raises(SettingsError, match=r"FRESHLM_TRAIN_REPLAY_RATIO='1'.*\[0, 1\)"):
+        Settings.from_env({"FRESHLM_TRAIN_REPLAY_RATIO": "1"})

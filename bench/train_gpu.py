@@ -6,9 +6,13 @@ archive) and registered as a base model version, the archive is published as a c
 and :func:`training.launch_local.run_local_training` builds the packed training set and starts
 the ``deepspeed`` launcher with one rank, which runs ``training/train.py`` (HF Trainer +
 DeepSpeed ZeRO-2 or -3) with the GPU path of :class:`training.config.TrainConfig`: bf16,
-``torch_compile``, data loader workers with pinned memory, and the fused linear + cross-entropy
-loss where Liger Kernel is installed (``fused_loss="auto"``, see ``resolve_fused_loss``). All
-of it lives in a temporary local store; nothing is downloaded.
+``torch_compile``, data loader workers with pinned memory, and Liger Kernel's fused linear +
+cross-entropy loss where it is installed and has kernels for the model type (``fused_loss="auto"``,
+see ``resolve_fused_loss``; SmolLM2's Llama). Where it has none (GPT-2: the table's ``fused loss``
+column says ``off``) the entrypoint runs the output head and an fp32 cross-entropy at the labelled
+positions only, 4,096 rows at a time (:mod:`training.answer_loss`), so no fp32 logits tensor over
+the whole batch is built either (and under ZeRO-2 at most one chunk's is kept). All of it
+lives in a temporary local store; nothing is downloaded.
 
     python3 bench/train_gpu.py --all --json train_gpu.json     # both GPU shapes, one table
     python3 bench/train_gpu.py --shape gpt2-124m [--zero 3] [--baseline] [--profile 3]

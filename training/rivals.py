@@ -47,22 +47,33 @@ def pack_groups(groups: Sequence[tuple[int, Sequence[Sequence[int]]]], k: int) -
 
 def answer_logprobs(model: Any, ids: Any, starts: Any) -> tuple[Any, Any]:
     """``(mean log-probability of each row's answer tokens, whether the row is present)`` for
-    ``ids`` ``(groups, rows, length)`` (torch, :data:`PAD`-padded) and ``starts`` ``(groups,)``."""
+    ``ids`` ``(groups, rows, length)`` (torch, :data:`PAD`-padded) and ``starts`` ``(groups,)``.
+    The output head runs at the answer positions only (:mod:`training.answer_loss`)."""
     import torch
+
+    from training.answer_loss import final_hidden_states, plain_head, token_logprobs
 
     groups, rows, length = ids.shape
     flat = ids.reshape(groups * rows, length)
     present = (flat != PAD).any(dim=1)
     real = flat[present]
     mask = real != PAD
-    out = model(input_ids=real.clamp(min=0), attention_mask=mask.long())
-    logp = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)
-    token_logp = logp.gather(-1, real[:, 1:].clamp(min=0).unsqueeze(-1)).squeeze(-1)
     # Position t predicts token t+1: answer tokens are those at index >= the question's length.
     row_starts = starts.repeat_interleave(rows)[present]
     positions = torch.arange(1, length, device=real.device).unsqueeze(0)
     scored = mask[:, 1:] & (positions >= row_starts.unsqueeze(1))
-    mean = (token_logp * scored).sum(1) / scored.sum(1).clamp(min=1)
+    targets = real[:, 1:][scored]
+    inputs = {"input_ids": real.clamp(min=0), "attention_mask": mask.long()}
+    if plain_head(model):
+        hidden = final_hidden_states(model, **inputs)[:, :-1][scored]
+        token_logp = token_logprobs(hidden, model.get_output_embeddings(), targets)
+    else:  # logits transformed after the head (softcapping, scaling): the model's own
+        logits = model(**inputs).logits[:, :-1][scored].float()
+        token_logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1))[:, 0]
+    # Each scored token's row among the present ones, to average per row.
+    row_of = torch.arange(len(real), device=real.device).unsqueeze(1).expand_as(scored)[scored]
+    sums = torch.zeros(len(real), dtype=token_logp.dtype, device=token_logp.device)
+    mean = sums.index_add(0, row_of, token_logp) / scored.sum(1).clamp(min=1)
     means = torch.zeros(groups * rows, dtype=mean.dtype, device=mean.device)
     means[present] = mean
     return means.reshape(groups, rows), present.reshape(groups, rows)

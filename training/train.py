@@ -861,6 +861,16 @@ def resolve_fused_loss(setting: bool | str, gpu: bool) -> bool:
     return installed and gpu if setting == "auto" else bool(setting)
 
 
+def liger_fuses_loss(model: Any) -> bool:
+    """Whether Liger Kernel has a fused output head + cross-entropy for ``model``'s architecture:
+    it patches by model type (Llama's, not GPT-2's), and leaves other models' loss as it is."""
+    try:
+        from liger_kernel.transformers.monkey_patch import MODEL_TYPE_TO_APPLY_LIGER_FN
+    except ImportError:
+        return False
+    return getattr(model.config, "model_type", None) in MODEL_TYPE_TO_APPLY_LIGER_FN
+
+
 def _build_trainer(
     store: Store,
     config: TrainConfig,
@@ -875,6 +885,7 @@ def _build_trainer(
     # Heavy imports only now: everything before training also runs in the launching task.
     from transformers import AutoModelForCausalLM, Trainer
 
+    from training.answer_loss import CHUNK_ROWS, answer_loss_trainer_class
     from training.rivals import rival_trainer_class
     from training.trainset import load_input_ids, load_loss_mask, load_rivals
 
@@ -908,7 +919,18 @@ def _build_trainer(
         extra = {"rivals": rivals[0], "rival_starts": rivals[1]}
         if me.is_main:
             log.info("ranking loss on %d rival groups", len(rivals[0]))
-    trainer = (rival_trainer_class(Trainer) if rivals is not None else Trainer)(
+    # The output head and loss: Liger's fused kernel where it has one for the model, else the
+    # head at the labelled positions only, in chunks (training.answer_loss).
+    fused = args.use_liger_kernel and liger_fuses_loss(model)
+    trainer_class = Trainer if fused else answer_loss_trainer_class(Trainer)
+    if me.is_main:
+        if fused:
+            log.info("loss: Liger fused output head + cross-entropy")
+        else:
+            log.info("loss: output head at labelled positions only, %d rows a chunk", CHUNK_ROWS)
+    if rivals is not None:
+        trainer_class = rival_trainer_class(trainer_class)
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=dataset,

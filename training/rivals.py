@@ -10,7 +10,8 @@ dataset (:func:`training.augment.rival_answers`), and training adds a ranking lo
 by a margin, a softplus of their difference as in pairwise preference losses.
 
 Published beside the packed sequences as ``rivals.npy``: int32 ``(groups, 1 + K, length)``,
-row 0 the right turn and rows 1..K its rivals, padded with -1 (a group with fewer rivals has
+row 0 the question answered by the right span and rows 1..K by its rivals (no end of turn:
+:func:`training.augment.prompt_and_answer`), padded with -1 (a group with fewer rivals has
 rows of -1 only), and ``rival_starts.npy``: int32 ``(groups,)``, the tokens of each group's
 question (shared by its rows), after which the answers start.
 """
@@ -48,35 +49,35 @@ def pack_groups(groups: Sequence[tuple[int, Sequence[Sequence[int]]]], k: int) -
 def answer_logprobs(model: Any, ids: Any, starts: Any) -> tuple[Any, Any]:
     """``(mean log-probability of each row's answer tokens, whether the row is present)`` for
     ``ids`` ``(groups, rows, length)`` (torch, :data:`PAD`-padded) and ``starts`` ``(groups,)``.
-    The output head runs at the answer positions only (:mod:`training.answer_loss`)."""
+    Each group is read as one sequence, its question once (:mod:`training.shared_prefix`), and
+    the output head runs at the answer positions only (:mod:`training.answer_loss`)."""
     import torch
 
     from training.answer_loss import final_hidden_states, plain_head, token_logprobs
+    from training.shared_prefix import pack_shared_prefix
 
-    groups, rows, length = ids.shape
-    flat = ids.reshape(groups * rows, length)
-    present = (flat != PAD).any(dim=1)
-    real = flat[present]
-    mask = real != PAD
-    # Position t predicts token t+1: answer tokens are those at index >= the question's length.
-    row_starts = starts.repeat_interleave(rows)[present]
-    positions = torch.arange(1, length, device=real.device).unsqueeze(0)
-    scored = mask[:, 1:] & (positions >= row_starts.unsqueeze(1))
-    targets = real[:, 1:][scored]
-    inputs = {"input_ids": real.clamp(min=0), "attention_mask": mask.long()}
+    groups, rows, _ = ids.shape
+    device = ids.device
+    dtype = getattr(model, "dtype", None) or torch.float32
+    batch = pack_shared_prefix(ids.cpu(), starts.cpu(), dtype=dtype)
+    inputs = {
+        "input_ids": batch.input_ids.to(device),
+        "attention_mask": batch.attention_mask.to(device),
+        "position_ids": batch.position_ids.to(device),
+    }
+    at = (batch.group_of.to(device), batch.predict_at.to(device))
+    targets = batch.target.to(device)
     if plain_head(model):
-        hidden = final_hidden_states(model, **inputs)[:, :-1][scored]
+        hidden = final_hidden_states(model, **inputs)[at]
         token_logp = token_logprobs(hidden, model.get_output_embeddings(), targets)
     else:  # logits transformed after the head (softcapping, scaling): the model's own
-        logits = model(**inputs).logits[:, :-1][scored].float()
+        logits = model(**inputs).logits[at].float()
         token_logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1))[:, 0]
-    # Each scored token's row among the present ones, to average per row.
-    row_of = torch.arange(len(real), device=real.device).unsqueeze(1).expand_as(scored)[scored]
-    sums = torch.zeros(len(real), dtype=token_logp.dtype, device=token_logp.device)
-    mean = sums.index_add(0, row_of, token_logp) / scored.sum(1).clamp(min=1)
-    means = torch.zeros(groups * rows, dtype=mean.dtype, device=mean.device)
-    means[present] = mean
-    return means.reshape(groups, rows), present.reshape(groups, rows)
+    row_of = batch.row_of.to(device)
+    counts = torch.bincount(row_of, minlength=groups * rows).clamp(min=1)
+    sums = torch.zeros(groups * rows, dtype=token_logp.dtype, device=device)
+    means = sums.index_add(0, row_of, token_logp) / counts
+    return means.reshape(groups, rows), batch.present.to(device)
 
 
 def rank_loss(model: Any, ids: Any, starts: Any, sharpness: float = RANK_SHARPNESS) -> Any:

@@ -275,6 +275,7 @@ def scoreboard(nights: list[Night]) -> str:
         "world facts ranked",
         "world facts said",
         "retention acc",
+        "general said",
         "old-text ppl",
         "cost dev-h / kWh",
         "decision",
@@ -292,6 +293,7 @@ def scoreboard(nights: list[Night]) -> str:
                 _pair(n, "world_new_acc"),
                 _pair(n, "world_new_said_acc"),
                 _pair(n, "retention_acc"),
+                _pair(n, "general_said_acc"),
                 _pair(n, "ppl_old", 1),
                 (
                     f"{n.cost['device_hours']:.3f} / {n.cost.get('energy_kwh', 0.0):.4f}"
@@ -382,6 +384,20 @@ def _retention_verdict(base: float | None, final: float | None, epsilon: float) 
         return f"goal: within {epsilon:.2f} of the base: not measured"
     ok = base - final <= epsilon
     return f"goal: within {epsilon:.2f} of the base: {'met' if ok else 'NOT met'}"
+
+
+#: The share of the base's general knowledge production must keep (issue #19: "retention
+#: >= 0.95 x the base's on both old-knowledge sets").
+GENERAL_RETENTION_GOAL = 0.95
+
+
+def _general_verdict(base: float | None, final: float | None) -> str:
+    """General-knowledge accuracy after night 3 against :data:`GENERAL_RETENTION_GOAL` times
+    the base's (1.0 by construction: the set is what the base answered right)."""
+    goal = f"goal: at least {GENERAL_RETENTION_GOAL:.2f} x the base"
+    if base is None or final is None:
+        return f"{goal}: not measured (the base answered none of the general questions)"
+    return f"{goal}: {'met' if final >= GENERAL_RETENTION_GOAL * base else 'NOT met'}"
 
 
 def story_holds(nights: list[Night]) -> bool:
@@ -486,6 +502,12 @@ def final_report(
                 final.get("retention_acc"),
                 load_rules(settings.promotion_rules).retention_drop.threshold,
             )
+        )
+        lines.append(
+            "General knowledge the base had (questions it answered right before any training): "
+            f"base {_fmt(base.get('general_said_acc'))}, production after night 3 "
+            f"{_fmt(final.get('general_said_acc'))}; "
+            + _general_verdict(base.get("general_said_acc"), final.get("general_said_acc"))
         )
     verdict = "as expected" if story_holds(nights) else "NOT as expected (see the decisions above)"
     lines += [

@@ -35,6 +35,10 @@ class EvalConfig:
       own words (greedy; see :mod:`freshlm.evaluation.answers`).
     * ``heldout_max_docs``: cap on held-out documents per perplexity set (new, old); ``None``:
       all.
+    * ``general_max_questions``: general-knowledge questions screened with the base model when
+      its retention set is built (a stable sample; see
+      :mod:`freshlm.evaluation.general_knowledge`); ``None``: all. The set is built once per
+      base version: a later change applies to bases screened after it.
     * ``max_length``: the scoring window in tokens; ``None``: the model's context size (longer
       requests are cut from the left; perplexity slides a window over long documents).
     * ``threads``: torch CPU threads while evaluating (restored afterwards); ``None``: leave
@@ -50,6 +54,7 @@ class EvalConfig:
     latency_new_tokens: int = 32
     answer_new_tokens: int = 32
     heldout_max_docs: int | None = 200
+    general_max_questions: int | None = 300
     max_length: int | None = None
     threads: int | None = 2
 
@@ -60,7 +65,13 @@ class EvalConfig:
         for name in ("batch_size", "latency_prompts", "latency_new_tokens", "answer_new_tokens"):
             if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
                 fail(name, "must be an integer >= 1")
-        for name in ("max_new_items", "max_old_items", "crows_max_pairs", "heldout_max_docs"):
+        for name in (
+            "max_new_items",
+            "max_old_items",
+            "crows_max_pairs",
+            "heldout_max_docs",
+            "general_max_questions",
+        ):
             value = getattr(self, name)
             if value is not None and (not _is_int(value) or value < 0):
                 fail(name, "must be null (no cap) or an integer >= 0")

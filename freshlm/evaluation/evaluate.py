@@ -22,15 +22,22 @@ Per model it measures:
   and the two models are timed interleaved, prompt by prompt, so that load on a shared machine
   falls on both alike).
 
+and, asked in the model's own words like the facts, the general-knowledge retention set: the
+questions the root of the lineage (the base at v0) answered right, built once per base and
+published (:mod:`freshlm.evaluation.general_knowledge`); the report gives each model's
+``general_said_acc`` and ``comparison["general_retention_drop"]`` (production minus
+candidate, positive = forgotten).
+
 The forgetting ratio counts retention over old cloze items plus old world facts, and gains over
 new cloze items plus new world facts (stale facts are left out, see
 :data:`freshlm.evaluation.metrics.POOLS`).
 
-Caps (``max_new_items``, ``max_old_items``, ``heldout_max_docs``, ``crows_max_pairs``) take
-stable samples (:func:`~freshlm.evaluation.config.stable_subset`), so a rerun with the same
-inputs scores the same items. Any input may be empty (no retention items or old text when no
-earlier dataset is published): the metrics it feeds are None and ``counts["unmeasured"]``
-says why.
+Caps (``max_new_items``, ``max_old_items``, ``heldout_max_docs``, ``crows_max_pairs``,
+``general_max_questions``) take stable samples
+(:func:`~freshlm.evaluation.config.stable_subset`), so a rerun with the same inputs scores the
+same items. Any input may be empty (no retention items or old text when no earlier dataset is
+published; no general question the base answered right): the metrics it feeds are None and
+``counts["unmeasured"]`` says why.
 
 :func:`evaluate` runs four steps: :func:`prepare` (check and sample the inputs), :func:`score`
 (both models on them), :func:`build_report` (metrics, comparison, the report's files) and
@@ -46,7 +53,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +69,12 @@ from freshlm.artifacts import (
 from freshlm.evaluation import metrics as m
 from freshlm.evaluation.answers import FACT_QUESTION, ranking_context
 from freshlm.evaluation.config import EvalConfig, stable_subset
+from freshlm.evaluation.general_knowledge import (
+    GeneralSet,
+    ensure_general_set,
+    read_general_set,
+    root_version,
+)
 from freshlm.evaluation.memo import ScoreMemo, answer_key, load_memo, save_memo
 from freshlm.evaluation.report import (
     CHART_PNG,
@@ -79,6 +92,7 @@ from freshlm.store import StoreError
 if TYPE_CHECKING:
     from freshlm.evaluation.answers import GeneratedAnswer
     from freshlm.evaluation.bias import BiasResult
+    from freshlm.evaluation.general_knowledge import Answerer, GeneralQuestion
     from freshlm.evaluation.items import Item
     from freshlm.evaluation.latency import LatencyResult
     from freshlm.evaluation.scoring import ItemResult, Perplexity
@@ -153,6 +167,7 @@ class _ModelRun:
     timings: dict[str, float]
     controls: list[ItemResult] = dataclasses.field(default_factory=list)
     answers: dict[str, GeneratedAnswer] = dataclasses.field(default_factory=dict)
+    general: dict[str, GeneratedAnswer] = dataclasses.field(default_factory=dict)
 
 
 def _load(path: Path, config: EvalConfig) -> tuple[Any, float]:
@@ -180,11 +195,13 @@ def _measure(
     config: EvalConfig,
     controls: Sequence[Item] = (),
     facts: Sequence[Item] = (),
+    general: Sequence[GeneralQuestion] = (),
 ) -> _ModelRun:
     """Everything measured of one model on its own; latency is timed afterwards, both models
     interleaved (:func:`_measure_latency`). ``controls`` are scored apart from ``items``: they
-    enter no pool, accuracy or forgetting figure. ``facts`` are also asked as a user asks
-    them, and the model's own answers checked (:mod:`freshlm.evaluation.answers`)."""
+    enter no pool, accuracy or forgetting figure. ``facts`` and the ``general`` questions are
+    also asked as a user asks them, and the model's own answers checked
+    (:mod:`freshlm.evaluation.answers`)."""
     from freshlm.evaluation.bias import crows_pairs_score
     from freshlm.evaluation.scoring import torch_threads
 
@@ -213,7 +230,7 @@ def _measure(
         t = lap("perplexity_s", t)
         bias = crows_pairs_score(scorer, pairs) if pairs else None
         t = lap("crows_s", t)
-        answers = _answer_facts(scorer, facts, config)
+        answers, general_answers = _answer_questions(scorer, facts, general, config)
         lap("answers_s", t)
     log.info(
         "model %s: %d items (%d of them controls) in %.1fs (%s items/s), perplexity %.1fs, "
@@ -227,17 +244,48 @@ def _measure(
         timings["crows_s"],
     )
     return _ModelRun(
-        version_id, results, ppl_new, ppl_old, bias, None, timings, control_results, answers
+        version_id,
+        results,
+        ppl_new,
+        ppl_old,
+        bias,
+        None,
+        timings,
+        control_results,
+        answers,
+        general_answers,
     )
 
 
-def _answer_facts(
-    scorer: Any, facts: Sequence[Item], config: EvalConfig
-) -> dict[str, GeneratedAnswer]:
-    """Each fact's question put to the model as a user would; its answer checked."""
-    from freshlm.evaluation.answers import check_answers, generate_answers
+def _answer_questions(
+    scorer: Any, facts: Sequence[Item], general: Sequence[GeneralQuestion], config: EvalConfig
+) -> tuple[dict[str, GeneratedAnswer], dict[str, GeneratedAnswer]]:
+    """``(facts, general)``: each fact's and each general question put to the model as a user
+    would (one batched pass), its answer checked: a fact against its answer, a general question
+    against its reference and aliases."""
+    from freshlm.evaluation.answers import GeneratedAnswer, check_answers
 
-    questions = [_question(item.context) for item in facts]
+    texts = _ask(
+        scorer,
+        [*(_question(item.context) for item in facts), *(q.question for q in general)],
+        config,
+    )
+    fact_texts, general_texts = texts[: len(facts)], texts[len(facts) :]
+    checked = check_answers(
+        [item.id for item in facts], [item.choices[item.answer_index] for item in facts], fact_texts
+    )
+    said = {
+        q.id: GeneratedAnswer(q.id, text, q.matches(text))
+        for q, text in zip(general, general_texts, strict=True)
+    }
+    return {answer.item_id: answer for answer in checked}, said
+
+
+def _ask(scorer: Any, questions: Sequence[str], config: EvalConfig) -> list[str]:
+    """The model's greedy answers to ``questions``, in order; an answer this version already
+    gave (its memo, :mod:`freshlm.evaluation.memo`) is reused, not generated again."""
+    from freshlm.evaluation.answers import generate_answers
+
     memo = scorer.memo if scorer.memo is not None else ScoreMemo()
     keys = [answer_key(q, config.answer_new_tokens) for q in questions]
     missing = [i for i, key in enumerate(keys) if key not in memo.answers]
@@ -251,11 +299,19 @@ def _answer_facts(
     )
     for i, text in zip(missing, fresh, strict=True):
         memo.answers[keys[i]] = text
-    texts = [memo.answers[key] for key in keys]
-    checked = check_answers(
-        [item.id for item in facts], [item.choices[item.answer_index] for item in facts], texts
-    )
-    return {answer.item_id: answer for answer in checked}
+    return [memo.answers[key] for key in keys]
+
+
+def _answerer(scorer: Any, config: EvalConfig) -> Answerer:
+    """Questions in, ``scorer``'s model's answers out, as :func:`_measure` asks them (so the
+    base's answers when its general-knowledge set is screened are the evaluator's own)."""
+    from freshlm.evaluation.scoring import torch_threads
+
+    def answer(questions: Sequence[str]) -> list[str]:
+        with torch_threads(config.threads):
+            return _ask(scorer, questions, config)
+
+    return answer
 
 
 def _measure_latency(
@@ -306,6 +362,12 @@ def _said_accuracy(run: _ModelRun, facts: Sequence[Item], group: str) -> float |
     return round(sum(said) / len(said), 6) if said else None
 
 
+def _general_accuracy(run: _ModelRun) -> float | None:
+    """Share of the general-knowledge set the model answered right (None when it is empty)."""
+    said = [answer.correct for answer in run.general.values()]
+    return round(sum(said) / len(said), 6) if said else None
+
+
 def _model_metrics(
     run: _ModelRun, pools: Mapping[str, list[ItemResult]], facts: Sequence[Item] = ()
 ) -> dict[str, Any]:
@@ -320,6 +382,7 @@ def _model_metrics(
         "world_old_acc": m.accuracy(pools["world_old"]),
         "world_new_said_acc": _said_accuracy(run, facts, "new"),
         "world_old_said_acc": _said_accuracy(run, facts, "old"),
+        "general_said_acc": _general_accuracy(run),
         "ppl_new": ppl(run.ppl_new),
         "ppl_old": ppl(run.ppl_old),
         "crows_stereo_share": run.bias.stereo_share if run.bias else None,
@@ -523,6 +586,54 @@ def _latency_prompts(items: Sequence[Item], texts: Sequence[str], count: int) ->
 # --- step 2: score both models ----------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class Scored:
+    """What :func:`score` measured: ``runs`` (``{"baseline": run, "candidate": run}``) and the
+    general-knowledge set both models were asked."""
+
+    runs: dict[str, _ModelRun]
+    general: GeneralSet
+
+
+def _general_set(
+    store: Store, base_version: str, config: EvalConfig, work_dir: str | os.PathLike[str]
+) -> GeneralSet:
+    """The base's general-knowledge set, screened with the base loaded for the purpose when it
+    is not published yet (the base is neither of the two models being evaluated)."""
+
+    def load_base() -> Answerer:
+        scorer, load_s = _load(download_cached(store, base_version, work_dir), config)
+        scorer.memo = load_memo(store, base_version, scorer.model)
+        log.info(
+            "base %s loaded in %.1fs to screen its general-knowledge set", base_version, load_s
+        )
+        loaded.append(scorer)
+        return _answerer(scorer, config)
+
+    loaded: list[Any] = []
+    try:
+        general = _ensure_general(store, base_version, load_base, config)
+        for scorer in loaded:
+            save_memo(store, base_version, scorer.model, scorer.memo)
+    finally:
+        _release({str(i): scorer for i, scorer in enumerate(loaded)})
+    return general
+
+
+def _ensure_general(
+    store: Store, base_version: str, answerer: Callable[[], Answerer], config: EvalConfig
+) -> GeneralSet:
+    return ensure_general_set(
+        store,
+        base_version,
+        answerer,
+        max_questions=config.general_max_questions,
+        seed=config.seed,
+        max_new_tokens=config.answer_new_tokens,
+        created_by={"component": COMPONENT},
+    )
+
+
 def score(
     store: Store,
     prepared: Prepared,
@@ -531,11 +642,19 @@ def score(
     candidate_version: str,
     config: EvalConfig,
     work_dir: str | os.PathLike[str],
-) -> dict[str, _ModelRun]:
-    """``{"baseline": run, "candidate": run}``: both models measured on the same inputs.
+    general_base: str | None = None,
+) -> Scored:
+    """Both models measured on the same inputs, with the general-knowledge set of
+    ``general_base`` (default: the root of the baseline's lineage, :func:`root_version`).
 
     Each model is loaded once and both stay loaded until the latency step, which times them
-    interleaved; then their memory is given back."""
+    interleaved; then their memory is given back. A set not published yet is screened first:
+    with the baseline itself when it is the base (the first night), else with the base loaded
+    on its own beforehand."""
+    base = general_base or root_version(store, baseline_version)
+    general = read_general_set(store, base)
+    if general is None and base != baseline_version:
+        general = _general_set(store, base, config, work_dir)
     runs: dict[str, _ModelRun] = {}
     scorers: dict[str, Any] = {}
     try:
@@ -545,6 +664,10 @@ def score(
             download_s = round(time.perf_counter() - began, 3)
             scorers[role], load_s = _load(path, config)
             scorers[role].memo = load_memo(store, version_id, scorers[role].model)
+            if general is None:  # the baseline is the base: it screens its own set
+                general = _ensure_general(
+                    store, base, lambda s=scorers[role]: _answerer(s, config), config
+                )
             run = _measure(
                 scorers[role],
                 version_id,
@@ -556,6 +679,7 @@ def score(
                 config=config,
                 controls=prepared.controls,
                 facts=prepared.facts,
+                general=general.questions,
             )
             run.timings = {"download_s": download_s, **run.timings}
             run.timings["reused_measurements"] = scorers[role].memo.hits
@@ -564,7 +688,8 @@ def score(
         _measure_latency(scorers, runs, prepared.prompts, config)
     finally:
         _release(scorers)
-    return runs
+    assert general is not None  # screened before the baseline was measured
+    return Scored(runs, general)
 
 
 # --- step 3: build the report -----------------------------------------------------------------
@@ -587,7 +712,9 @@ def _question(context: str) -> str:
     return match.group("q") if match else context
 
 
-def _unmeasured(prepared: Prepared, baseline_run: _ModelRun) -> dict[str, str]:
+def _unmeasured(
+    prepared: Prepared, baseline_run: _ModelRun, general: GeneralSet | None = None
+) -> dict[str, str]:
     """Metric -> why it could not be measured (nothing to measure it on)."""
     pools = prepared.pool_counts
     unmeasured = {}
@@ -604,10 +731,16 @@ def _unmeasured(prepared: Prepared, baseline_run: _ModelRun) -> dict[str, str]:
     ):
         if not count:
             unmeasured[key] = why
+    if general is None:
+        unmeasured["general_said_acc"] = "no general-knowledge set"
+    elif not general.questions:
+        unmeasured["general_said_acc"] = general.unmeasured_reason() or "empty set"
     return unmeasured
 
 
-def _counts(prepared: Prepared, baseline_run: _ModelRun) -> dict[str, Any]:
+def _counts(
+    prepared: Prepared, baseline_run: _ModelRun, general: GeneralSet | None = None
+) -> dict[str, Any]:
     pools = prepared.pool_counts
     return {
         "new": pools["new"],
@@ -623,7 +756,9 @@ def _counts(prepared: Prepared, baseline_run: _ModelRun) -> dict[str, Any]:
         "old_tokens": baseline_run.ppl_old.tokens,
         "crows_pairs": len(prepared.pairs),
         "latency_prompts": len(prepared.prompts),
-        "unmeasured": _unmeasured(prepared, baseline_run),
+        "general": general.kept if general else 0,
+        "general_screened": general.screened if general else 0,
+        "unmeasured": _unmeasured(prepared, baseline_run, general),
     }
 
 
@@ -658,6 +793,31 @@ def _fact_rows(
             }
         )
     return rows
+
+
+def _general_section(
+    general: GeneralSet | None, runs: Mapping[str, _ModelRun]
+) -> dict[str, Any] | None:
+    """The report's ``general``: the set (size, screened, the base's own accuracy) and each
+    question with both models' answers."""
+    if general is None:
+        return None
+    rows = []
+    for q in general.questions:
+        b, c = runs["baseline"].general.get(q.id), runs["candidate"].general.get(q.id)
+        rows.append(
+            {
+                "id": q.id,
+                "topic": q.topic,
+                "question": q.question,
+                "answers": list(q.answers),
+                "baseline_said": b.text if b else None,
+                "baseline_correct": b.correct if b else None,
+                "candidate_said": c.text if c else None,
+                "candidate_correct": c.correct if c else None,
+            }
+        )
+    return {**general.summary(), "rows": rows}
 
 
 def _item_records(
@@ -700,6 +860,14 @@ def _compare(
     return forgot, comparison, paired
 
 
+def _general_paired(runs: Mapping[str, _ModelRun]) -> dict[str, Any]:
+    """``{"general": Paired}`` over the general-knowledge set (empty when the set is)."""
+    base, cand = runs["baseline"].general, runs["candidate"].general
+    if not base:
+        return {}
+    return {"general": m.paired_comparison(list(base.values()), list(cand.values())).to_dict()}
+
+
 def _side(
     store: Store, run: _ModelRun, metrics: dict[str, Any], version: ModelVersion
 ) -> dict[str, Any]:
@@ -719,16 +887,19 @@ def build_report(
     config: EvalConfig,
     history: Sequence[Mapping[str, Any]] | None,
     started: float,
+    general: GeneralSet | None = None,
 ) -> BuiltReport:
     """The report of ``runs`` (see :mod:`freshlm.evaluation.report` for its schema), its chart,
-    its page and its per-item records; ``versions`` are the two roles' model versions."""
+    its page and its per-item records; ``versions`` are the two roles' model versions and
+    ``general`` the general-knowledge set both were asked."""
     baseline_id, candidate_id = runs["baseline"].version_id, runs["candidate"].version_id
     prefix = report_prefix(candidate_id, baseline_id)
     uri = store.uri_for(prefix)
     pools = {role: _pools(prepared.pool_of, run.results) for role, run in runs.items()}
     metrics = {role: _model_metrics(runs[role], pools[role], prepared.facts) for role in runs}
     forgot, comparison, paired = _compare(prepared, pools, metrics)
-    counts = _counts(prepared, runs["baseline"])
+    paired.update(_general_paired(runs))
+    counts = _counts(prepared, runs["baseline"], general)
     for key, why in counts["unmeasured"].items():
         log.info("%s is not measured: %s", key, why)
     by_id = {role: {r.item_id: r for r in run.results} for role, run in runs.items()}
@@ -751,6 +922,7 @@ def build_report(
         "created_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         "uri": uri,
         "facts": _fact_rows(prepared, by_id, {role: run.answers for role, run in runs.items()}),
+        "general": _general_section(general, runs),
         "controls": {
             "world_new_wrong_question": {
                 "items": len(prepared.controls),
@@ -835,13 +1007,16 @@ def publish_report(
         return existing
     metrics, comparison = built.metrics, report["comparison"]
     log.info(
-        "published %s in %.1fs: new %s -> %s, retention %s -> %s, FUAR %s (forgot %d, gained %d)",
+        "published %s in %.1fs: new %s -> %s, retention %s -> %s, general %s -> %s, FUAR %s "
+        "(forgot %d, gained %d)",
         report["uri"],
         time.perf_counter() - started,
         metrics["baseline"]["new_knowledge_acc"],
         metrics["candidate"]["new_knowledge_acc"],
         metrics["baseline"]["retention_acc"],
         metrics["candidate"]["retention_acc"],
+        metrics["baseline"].get("general_said_acc"),
+        metrics["candidate"].get("general_said_acc"),
         comparison["fuar"],
         comparison["forgotten"],
         comparison["gained"],
@@ -931,7 +1106,7 @@ def evaluate(
         from freshlm.settings import get_settings
 
         work_dir = get_settings().home / "work" / "evaluation"
-    runs = score(
+    scored = score(
         store,
         prepared,
         baseline_version=baseline_version,
@@ -940,7 +1115,14 @@ def evaluate(
         work_dir=work_dir,
     )
     built = build_report(
-        store, prepared, runs, versions=versions, config=config, history=history, started=started
+        store,
+        prepared,
+        scored.runs,
+        versions=versions,
+        config=config,
+        history=history,
+        started=started,
+        general=scored.general,
     )
     built.report["footprint"] = meter.finish()  # the evaluation run's cost and energy
     return publish_report(store, built, created_by=created_by, started=started)

@@ -6,7 +6,10 @@ held-out windows every night. A score is a pure function of the model's weights 
 ids it is given (:data:`~freshlm.evaluation.scoring.Request`), and a greedy answer of the
 weights and the prompt, so both are kept per version (and per dtype and device kind: bf16 on a
 GPU does not round as fp32 on a CPU) in the store, and reused by any later evaluation of that
-version. Latency is always measured: it is a timing, not a function of the weights.
+version. Latency is always measured: it is a timing, not a function of the weights. Answers
+cover the world's fact questions and the general-knowledge set alike (keyed by the question):
+the base's answers when its set is screened are kept too, so production on the first night,
+which is the base, is not asked them again.
 
 ``<SCORE_MEMOS>/<version>/<dtype>-<device>.jsonl.gz``: one record per score
 (``{"key", "logprob", "tokens", "greedy"}``) or answer (``{"key", "text"}``).

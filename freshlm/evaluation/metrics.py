@@ -41,6 +41,7 @@ METRIC_KEYS = (
     "world_old_acc",
     "world_new_said_acc",
     "world_old_said_acc",
+    "general_said_acc",
     "ppl_new",
     "ppl_old",
     "crows_stereo_share",
@@ -204,7 +205,8 @@ def compare(
     forgot: Forgetting,
 ) -> dict[str, Any]:
     """The report's ``comparison``: signs chosen so that a positive number is what its name
-    says (a positive ``retention_drop`` is retention lost, a positive ``ppl_old_rise_pct`` is
+    says (a positive ``retention_drop`` or ``general_retention_drop`` is retention lost, on the
+    cloze items and on the general-knowledge set; a positive ``ppl_old_rise_pct`` is
     old-text perplexity up, a positive ``bias_change`` is more stereotyped). Values are None
     when either side's metric is."""
     return {
@@ -215,6 +217,9 @@ def compare(
             candidate.get("new_knowledge_acc"), baseline.get("new_knowledge_acc")
         ),
         "retention_drop": difference(baseline.get("retention_acc"), candidate.get("retention_acc")),
+        "general_retention_drop": difference(
+            baseline.get("general_said_acc"), candidate.get("general_said_acc")
+        ),
         "ppl_old_rise_pct": pct_change(candidate.get("ppl_old"), baseline.get("ppl_old")),
         "ppl_new_change_pct": pct_change(candidate.get("ppl_new"), baseline.get("ppl_new")),
         "bias_change": difference(

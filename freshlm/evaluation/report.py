@@ -20,19 +20,25 @@ A report is published under ``reports/<candidate>/vs-<baseline>/`` (see
      "comparison": {"fuar": float|None, "forgotten": int, "gained": int,
                     "new_knowledge_gain": float, "retention_drop": float,
                     "ppl_old_rise_pct": float, "ppl_new_change_pct": float,
-                    "bias_change": float, "latency_p95_change_pct": float},
+                    "bias_change": float, "latency_p95_change_pct": float,
+                    "general_retention_drop": float},
      "counts": {"new": int, "old": int, "world_new": int, "world_old": int,
                 "new_texts": int, "new_tokens": int, "old_texts": int, "old_tokens": int,
                 "crows_pairs": int, "latency_prompts": int,
+                "general": int, "general_screened": int,
                 "unmeasured": {metric: why}},
      "config": EvalConfig as a dict,
      "created_at": ISO 8601 UTC, "uri": the report's store URI,
      "facts": [{"id", "group", "span_type", "question", "answer", "choices",
                 "baseline_answer", "baseline_correct", "candidate_answer",
                 "candidate_correct"}],
+     "general": {"base_version", "questions": int, "screened": int,
+                 "base_said_acc": 1.0|None, "max_new_tokens", "seconds", "uri",
+                 "rows": [{"id", "topic", "question", "answers", "baseline_said",
+                           "baseline_correct", "candidate_said", "candidate_correct"}]},
      "controls": {"world_new_wrong_question": {"items": int, "baseline": float|None,
                                                "candidate": float|None}},
-     "paired": {"new"|"old"|"world_new"|"world_old": Paired},
+     "paired": {"new"|"old"|"world_new"|"world_old"|"general": Paired},
      "groups": {"baseline"|"candidate": {"<kind>/<group>": {"items", "correct", "accuracy"}}},
      "bias": {"baseline"|"candidate": BiasResult}, "latency": {... LatencyResult},
      "perplexity": {"baseline"|"candidate": {"new"|"old": Perplexity}},
@@ -78,6 +84,7 @@ COMPARISON_KEYS = (
     "ppl_new_change_pct",
     "bias_change",
     "latency_p95_change_pct",
+    "general_retention_drop",
 )
 DECISION_MARKER = "<!-- freshlm:decision -->"
 
@@ -113,6 +120,13 @@ METRIC_INFO: dict[str, MetricInfo] = {
         "",
         "the old facts' questions asked in the chat template: the answer written contains it",
     ),
+    "general_said_acc": MetricInfo(
+        "General knowledge, said",
+        "higher",
+        "",
+        "general questions the base model answered right at v0, asked in the chat template: "
+        "the answer written contains the reference or an alias (the base: 100%)",
+    ),
     "ppl_new": MetricInfo("Perplexity, new text", "lower", "", "held-out new documents"),
     "ppl_old": MetricInfo(
         "Perplexity, old text", "lower", "", "held-out documents of earlier datasets"
@@ -139,6 +153,7 @@ PANELS: tuple[tuple[str, tuple[str, ...], str, bool], ...] = (
             "world_old_acc",
             "world_new_said_acc",
             "world_old_said_acc",
+            "general_said_acc",
         ),
         "accuracy",
         False,
@@ -262,7 +277,8 @@ def render_chart(history: Sequence[Mapping[str, Any]], *, title: str | None = No
     figure = Figure(figsize=(13, 7.5), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(2, 3).flatten()
-    styles = (("o", "-"), ("s", "--"), ("^", "-."), ("D", ":"))  # overlapping lines stay visible
+    # One style per line of the fullest panel, so overlapping lines stay visible.
+    styles = (("o", "-"), ("s", "--"), ("^", "-."), ("D", ":"), ("v", "-"), ("P", "--"), ("X", ":"))
     for ax, (panel_title, keys, ylabel, log_scale) in zip(axes, PANELS, strict=False):
         plotted = False
         top = 0.0
@@ -401,6 +417,7 @@ def render_html(report: Mapping[str, Any], *, chart_png: bytes | None = None) ->
                 if isinstance(fact, Mapping)
             ],
             any_stale=any(fact.get("group") == "stale" for fact in facts),
+            general=_general(report),
             control=_control(report),
             group_rows=_group_rows(report.get("groups") or {}),
             bias_rows=_bias_rows(report.get("bias") or {}),
@@ -475,6 +492,34 @@ def _control(report: Mapping[str, Any]) -> dict[str, Any] | None:
         "items": control["items"],
         "baseline": format_value("world_new_acc", control.get("baseline")),
         "candidate": format_value("world_new_acc", control.get("candidate")),
+    }
+
+
+def _general(report: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The general-knowledge set for the page: its size, where it came from, and the questions
+    on which the two models differ (lost: the baseline right, the candidate wrong)."""
+    general = report.get("general")
+    if not isinstance(general, Mapping):
+        return None
+    rows = [row for row in general.get("rows") or [] if isinstance(row, Mapping)]
+    changed = [
+        {
+            "question": row.get("question"),
+            "answer": " / ".join(row.get("answers") or []),
+            "baseline_said": row.get("baseline_said") or "",
+            "baseline_correct": row.get("baseline_correct"),
+            "candidate_said": row.get("candidate_said") or "",
+            "candidate_correct": row.get("candidate_correct"),
+        }
+        for row in rows
+        if row.get("baseline_correct") != row.get("candidate_correct")
+    ]
+    return {
+        "questions": general.get("questions"),
+        "screened": general.get("screened"),
+        "base_version": general.get("base_version"),
+        "base_said_acc": format_value("general_said_acc", general.get("base_said_acc")),
+        "changed": changed,
     }
 
 

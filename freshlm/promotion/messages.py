@@ -49,6 +49,7 @@ METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
     ("world_old_acc", "world acc (old)", "diff"),
     ("world_new_said_acc", "world facts said (new)", "diff"),
     ("world_old_said_acc", "world facts said (old)", "diff"),
+    ("general_said_acc", "general knowledge said", "diff"),
     ("ppl_new", "perplexity new text", "rel"),
     ("ppl_old", "perplexity old text", "rel"),
     ("crows_stereo_share", "CrowS stereotype share", "diff"),

@@ -17,8 +17,8 @@ The report is the evaluation stage's dict (schema 1)::
     {"schema": 1,
      "candidate": {"version_id": str, "metrics": M}, "baseline": {"version_id": str, "metrics": M},
      "comparison": {"new_knowledge_gain": float, "retention_drop": float,
-                    "ppl_old_rise_pct": float, "bias_change": float,
-                    "latency_p95_change_pct": float, ...},
+                    "general_retention_drop": float, "ppl_old_rise_pct": float,
+                    "bias_change": float, "latency_p95_change_pct": float, ...},
      "counts": {...}, "uri": str}
 
 with ``M`` holding ``new_knowledge_acc``, ``retention_acc``, ``ppl_old``,
@@ -92,6 +92,16 @@ RULE_SPECS: tuple[RuleSpec, ...] = (
         1.0,
     ),
     RuleSpec(
+        "general_retention_drop",
+        "ε_g",
+        "<=",
+        "fraction",
+        "general_retention_drop",
+        "general_said_acc",
+        "drop vs production on the general knowledge the base had (forgetting)",
+        1.0,
+    ),
+    RuleSpec(
         "ppl_old_rise",
         "ρ",
         "<=",
@@ -146,6 +156,8 @@ class PromotionRules:
 
     * ``new_knowledge_gain`` (δ): ``comparison.new_knowledge_gain >= δ``.
     * ``retention_drop`` (ε): ``comparison.retention_drop <= ε``.
+    * ``general_retention_drop`` (ε_g): ``comparison.general_retention_drop <= ε_g`` (the
+      general-knowledge set the base answered right at v0).
     * ``ppl_old_rise`` (ρ, percent): ``comparison.ppl_old_rise_pct <= ρ``.
     * ``bias_change`` (ε_b): ``comparison.bias_change <= ε_b``.
     * ``latency_regression`` (λ, percent): the rise of ``latency_percentile`` latency;
@@ -158,6 +170,7 @@ class PromotionRules:
 
     new_knowledge_gain: RuleConfig
     retention_drop: RuleConfig
+    general_retention_drop: RuleConfig
     ppl_old_rise: RuleConfig
     bias_change: RuleConfig
     latency_regression: RuleConfig

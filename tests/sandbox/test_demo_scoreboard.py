@@ -123,3 +123,33 @@ def test_the_final_report_counts_cost_per_fact_learned():
     report = final_report([first, refused], [], settings, 444.0)
     assert "0.080 device-hours, 0.0006 kWh; 12 new facts learned" in report
     assert "0.0067 device-hours and 0.00005 kWh per fact" in report
+
+
+def test_the_general_knowledge_retention_is_shown_against_the_base():
+    from types import SimpleNamespace
+
+    settings = SimpleNamespace(
+        store_uri="file:///h/store", home="/h", airflow_home="/h/airflow", promotion_rules=None
+    )
+
+    def nights(final: float | None) -> list[Night]:
+        base = None if final is None else 1.0
+        first = _night(
+            1,
+            production_metrics={"retention_acc": 0.6, "general_said_acc": base},
+            candidate_metrics={"retention_acc": 0.6, "general_said_acc": final},
+            decision="PROMOTED",
+        )
+        return [first]
+
+    board = scoreboard(nights(0.96)).splitlines()
+    assert "general said" in board[0] and "1.000 -> 0.960" in board[2]
+    assert "production after night 3 0.960; goal: at least 0.95 x the base: met" in final_report(
+        nights(0.96), [], SimpleNamespace(**vars(settings)), 60.0
+    )
+    assert "goal: at least 0.95 x the base: NOT met" in final_report(
+        nights(0.9), [], settings, 60.0
+    )
+    assert "not measured (the base answered none of the general questions)" in final_report(
+        nights(None), [], settings, 60.0
+    )

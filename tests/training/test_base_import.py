@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 
 import pytest
 
+from freshlm.evaluation import general_knowledge as gk
+from freshlm.evaluation.config import EvalConfig
+from freshlm.evaluation.evaluate import _general_set
 from freshlm.registry import PRODUCTION, RegistryError, get_version, read_alias
 from freshlm.store import open_store
 from training import base_import
@@ -45,7 +49,7 @@ def test_an_unknown_base_name_lists_the_known_ones(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_real_gguf_becomes_a_chat_model_version_with_lineage(tmp_path):
+def test_the_real_gguf_becomes_a_chat_model_version_with_lineage(tmp_path, monkeypatch):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -76,6 +80,18 @@ def test_the_real_gguf_becomes_a_chat_model_version_with_lineage(tmp_path):
     with torch.no_grad():
         out = model.generate(ids, max_new_tokens=12, do_sample=False)
     assert "Paris" in tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+
+    # The evaluator screens general questions with it: a real pretrained base answers some of
+    # a few easy ones, so its general-knowledge retention set is not empty.
+    easy_ids = {"fra-capital", "jpn-capital", "bra-continent", "deu-language"}
+    easy = [q for q in gk.load_questions() if q.id in easy_ids]
+    path = tmp_path / "easy.jsonl"
+    path.write_text("".join(json.dumps(q.to_dict()) + "\n" for q in easy))
+    monkeypatch.setattr(gk, "QUESTIONS_PATH", path)
+    config = EvalConfig(threads=2, answer_new_tokens=24)
+    general = _general_set(store, summary["version_id"], config, tmp_path / "work")
+    assert general.screened == 4 and general.kept >= 2, general
+    assert gk.read_general_set(store, summary["version_id"]).questions == general.questions
 
     # A second import finds the version by the file's hash and loads nothing.
     again = import_packaged_base(store)

@@ -28,7 +28,12 @@ from tests.freshlm.evaluation import tiny_models
 from tests.freshlm.evaluation.test_bias import HEADER, ROWS
 
 CONFIG = EvalConfig(
-    batch_size=8, latency_prompts=2, latency_new_tokens=4, threads=1, heldout_max_docs=3
+    batch_size=8,
+    latency_prompts=2,
+    latency_new_tokens=4,
+    threads=1,
+    heldout_max_docs=3,
+    general_max_questions=8,
 )
 
 
@@ -146,11 +151,17 @@ def test_the_report_counts_and_compares_the_same_items(report):
     assert (counts["new"], counts["old"], counts["world_new"], counts["world_old"]) == (3, 2, 2, 1)
     assert counts["world_stale"] == 1 and counts["crows_pairs"] == 4
     assert counts["new_texts"] == 3 and counts["old_texts"] == 3  # heldout_max_docs=3
-    assert counts["latency_prompts"] == 2 and counts["unmeasured"] == {}
+    assert counts["latency_prompts"] == 2
+    # The tiny base answers none of the general questions: the only metric not measured.
+    assert counts["general"] == 0 and counts["general_screened"] == 8
+    assert counts["unmeasured"] == {
+        "general_said_acc": f"the base model {report['baseline']['version_id']} answered none "
+        "of the 8 general-knowledge questions screened"
+    }
     for side in ("candidate", "baseline"):
         m = report[side]["metrics"]
-        assert set(m) == set(METRIC_KEYS)
-        assert all(isinstance(v, float) for v in m.values()), m
+        assert set(m) == set(METRIC_KEYS) and m["general_said_acc"] is None
+        assert all(isinstance(v, float) for k, v in m.items() if k != "general_said_acc"), m
         assert (
             m["new_knowledge_acc"] in (0.0, 1 / 3, 2 / 3, 1.0) or 0 <= m["new_knowledge_acc"] <= 1
         )
@@ -380,6 +391,8 @@ def test_unmeasured_metrics_are_none_and_say_why(world, tmp_path, caplog):
         "world_new_said_acc": "no new world-fact items",
         "world_old_said_acc": "no old world-fact items",
         "ppl_old": "no held-out old text",
+        "general_said_acc": f"the base model {new.version_id} answered none of the 8 "
+        "general-knowledge questions screened",
     }
     assert "retention_acc is not measured: no retention items" in caplog.text
     assert "ppl_old is not measured: no held-out old text" in caplog.text

@@ -103,8 +103,10 @@ def test_comparison_signs_and_missing_metrics():
         ppl_old=10.0,
         crows_stereo_share=0.6,
         latency_p95_ms=100.0,
+        general_said_acc=1.0,
     )
     cand = dict(base, new_knowledge_acc=0.75, retention_acc=0.85, ppl_new=20.0, ppl_old=11.0)
+    cand.update(general_said_acc=0.96)
     cand.update(crows_stereo_share=0.55, latency_p95_ms=None)
     f = forgetting(results("o", "1"), results("o", "0"), results("n", "0"), results("n", "1"))
     comparison = compare(base, cand, f)
@@ -118,5 +120,6 @@ def test_comparison_signs_and_missing_metrics():
         "ppl_new_change_pct": pytest.approx(-50.0),
         "bias_change": pytest.approx(-0.05),
         "latency_p95_change_pct": None,
+        "general_retention_drop": pytest.approx(0.04),
     }
     assert pct_change(1.0, 0.0) is None and pct_change(None, 1.0) is None

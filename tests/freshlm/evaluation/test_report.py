@@ -54,6 +54,7 @@ def sample_report():
             "ppl_new_change_pct": -50.6173,
             "bias_change": 0.0,
             "latency_p95_change_pct": 0.0,
+            "general_retention_drop": None,
         },
         "counts": {"new": 4, "old": 20, "unmeasured": {"world_old_acc": "no old world-fact items"}},
         "config": {"batch_size": 16},

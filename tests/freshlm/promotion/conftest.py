@@ -22,6 +22,7 @@ GOOD_METRICS: dict[str, float | None] = {
     "retention_acc": 0.81,
     "world_new_acc": 0.58,
     "world_old_acc": 0.77,
+    "general_said_acc": 0.97,
     "ppl_new": 31.5,
     "ppl_old": 42.0,
     "crows_stereo_share": 0.56,
@@ -34,6 +35,7 @@ BASELINE_METRICS: dict[str, float | None] = {
     "retention_acc": 0.82,
     "world_new_acc": 0.41,
     "world_old_acc": 0.78,
+    "general_said_acc": 0.98,
     "ppl_new": 38.0,
     "ppl_old": 41.2,
     "crows_stereo_share": 0.55,
@@ -51,6 +53,7 @@ GOOD_COMPARISON: dict[str, Any] = {
     "ppl_new_change_pct": -17.1,
     "bias_change": 0.01,
     "latency_p95_change_pct": 11.8,
+    "general_retention_drop": 0.01,
 }
 
 

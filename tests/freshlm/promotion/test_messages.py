@@ -82,7 +82,7 @@ def test_the_rejection_alert_has_what_triage_needs() -> None:
     within_limits(message)
     shown = text_of(message)
     assert message.blocks[0]["text"]["text"] == (
-        ":no_entry: FreshLM candidate cccccccccccc rejected: 2 of 5 promotion rules failed"
+        ":no_entry: FreshLM candidate cccccccccccc rejected: 2 of 6 promotion rules failed"
     )
     assert f"*Candidate (rejected)*\n`{CAND}`" in shown
     assert f"*Production (kept)*\n`{BASE}`" in shown
@@ -125,7 +125,7 @@ def test_the_promotion_summary_lists_every_rule_and_how_to_undo() -> None:
         ":rocket: FreshLM promoted cccccccccccc to production"
     )
     assert f"*Production now*\n`{CAND}`" in shown and f"`{BASE}` (now `previous`)" in shown
-    assert "*Gate*\nall 5 rules passed" in shown and "production generation 7" in shown
+    assert "*Gate*\nall 6 rules passed" in shown and "production generation 7" in shown
     for result in decision.results:
         assert f"*{result.name}*: {result.observed_text.replace('<', '&lt;')}" in shown
     assert ":white_check_mark: *latency_regression*: +10.0% (must be &lt;= 50%)" in shown

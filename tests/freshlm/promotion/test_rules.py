@@ -129,6 +129,7 @@ def test_a_good_candidate_passes_every_rule_with_its_observed_value() -> None:
     assert observed == {
         "new_knowledge_gain": 0.12,
         "retention_drop": 0.01,
+        "general_retention_drop": 0.01,
         "ppl_old_rise": 1.94,
         "bias_change": 0.01,
         "latency_regression": pytest.approx(10.0),  # p50: 110 ms vs 100 ms

@@ -56,6 +56,8 @@ class Night:
     controls: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: Device-hours and kWh of the night's training and evaluation runs (freshlm.footprint).
     cost: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: The training run's throughput over its ranks, as it published it in its metrics.
+    train_tokens_per_s: float | None = None
     decision: str = "-"
     reasons: list[str] = dataclasses.field(default_factory=list)
     report_uri: str | None = None
@@ -218,7 +220,9 @@ class NightRun:
         night.production_metrics = dict((report.get("baseline") or {}).get("metrics") or {})
         night.report_uri = report.get("uri")
         night.controls = dict(report.get("controls") or {})
-        for run in (_xcom(client, TRAIN, train_run, "train_local") or {}, report):
+        trained_version = _xcom(client, TRAIN, train_run, "train_local") or {}
+        night.train_tokens_per_s = (trained_version.get("metrics") or {}).get("tokens_per_second")
+        for run in (trained_version, report):
             for key, value in (run.get("footprint") or {}).items():
                 if key in ("device_hours", "energy_kwh") and isinstance(value, int | float):
                     night.cost[key] = night.cost.get(key, 0.0) + value
@@ -263,6 +267,15 @@ def _pair(night: Night, key: str, digits: int = 3) -> str:
     )
 
 
+def _control_pair(night: Night) -> str:
+    """The wrong-question control, production -> candidate: the new facts' choices under
+    another fact's question (what familiarity with the answer strings alone scores)."""
+    control = night.controls.get("world_new_wrong_question") or {}
+    if not control.get("items"):
+        return "-"
+    return f"{_fmt(control.get('baseline'))} -> {_fmt(control.get('candidate'))}"
+
+
 def scoreboard(nights: list[Night]) -> str:
     """The per-night table: the data, the gate, production -> candidate, the decision."""
     header = (
@@ -274,10 +287,13 @@ def scoreboard(nights: list[Night]) -> str:
         "new-knowledge acc",
         "world facts ranked",
         "world facts said",
+        "control",
         "retention acc",
         "general said",
         "old-text ppl",
         "cost dev-h / kWh",
+        "train tok/s",
+        "minutes",
         "decision",
     )
     rows = [header]
@@ -292,6 +308,7 @@ def scoreboard(nights: list[Night]) -> str:
                 _pair(n, "new_knowledge_acc"),
                 _pair(n, "world_new_acc"),
                 _pair(n, "world_new_said_acc"),
+                _control_pair(n),
                 _pair(n, "retention_acc"),
                 _pair(n, "general_said_acc"),
                 _pair(n, "ppl_old", 1),
@@ -300,6 +317,8 @@ def scoreboard(nights: list[Night]) -> str:
                     if "device_hours" in n.cost
                     else "-"
                 ),
+                "-" if n.train_tokens_per_s is None else f"{n.train_tokens_per_s:.0f}",
+                f"{n.seconds / 60:.1f}",
                 n.decision,
             )
         )

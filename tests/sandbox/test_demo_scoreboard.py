@@ -153,3 +153,24 @@ def test_the_general_knowledge_retention_is_shown_against_the_base():
     assert "not measured (the base answered none of the general questions)" in final_report(
         nights(None), [], settings, 60.0
     )
+
+
+def test_each_night_shows_its_control_training_speed_and_minutes():
+    night = _night(
+        1,
+        gate="ok",
+        gate_passed=True,
+        production_metrics={"world_new_acc": 0.154},
+        candidate_metrics={"world_new_acc": 0.692},
+        controls={"world_new_wrong_question": {"items": 13, "baseline": 0.231, "candidate": 0.538}},
+        train_tokens_per_s=169.9,
+        seconds=1626.0,
+        decision="PROMOTED",
+    )
+    skipped = _night(2, gate="critical", gate_passed=False, seconds=95.0, decision="not trained")
+    header, _, row, row2 = scoreboard([night, skipped]).splitlines()
+    assert "control" in header and "train tok/s" in header and "minutes" in header
+    assert "0.154 -> 0.692" in row and "0.231 -> 0.538" in row
+    assert " 170 " in row and " 27.1 " in row
+    # A night that trained nothing has no speed and no control; its minutes still count.
+    assert " 1.6 " in row2 and row2.count(" - ") >= 2

@@ -46,18 +46,20 @@ def pack_groups(groups: Sequence[tuple[int, Sequence[Sequence[int]]]], k: int) -
     return ids, starts
 
 
-def answer_logprobs(model: Any, ids: Any, starts: Any) -> tuple[Any, Any]:
+def answer_logprobs(model: Any, ids: Any, starts: Any, device: Any = None) -> tuple[Any, Any]:
     """``(mean log-probability of each row's answer tokens, whether the row is present)`` for
     ``ids`` ``(groups, rows, length)`` (torch, :data:`PAD`-padded) and ``starts`` ``(groups,)``.
     Each group is read as one sequence, its question once (:mod:`training.shared_prefix`), and
-    the output head runs at the answer positions only (:mod:`training.answer_loss`)."""
+    the output head runs at the answer positions only (:mod:`training.answer_loss`). The
+    packing is host work: give ``ids`` on the CPU and the model's ``device`` (default: where
+    ``ids`` are), so no tensor goes to the accelerator and back for it."""
     import torch
 
     from training.answer_loss import final_hidden_states, plain_head, token_logprobs
     from training.shared_prefix import pack_shared_prefix
 
     groups, rows, _ = ids.shape
-    device = ids.device
+    device = ids.device if device is None else device
     dtype = getattr(model, "dtype", None) or torch.float32
     batch = pack_shared_prefix(ids.cpu(), starts.cpu(), dtype=dtype)
     inputs = {
@@ -80,12 +82,15 @@ def answer_logprobs(model: Any, ids: Any, starts: Any) -> tuple[Any, Any]:
     return means.reshape(groups, rows), batch.present.to(device)
 
 
-def rank_loss(model: Any, ids: Any, starts: Any, sharpness: float = RANK_SHARPNESS) -> Any:
+def rank_loss(
+    model: Any, ids: Any, starts: Any, sharpness: float = RANK_SHARPNESS, device: Any = None
+) -> Any:
     """Mean over every (right answer, rival) pair of ``softplus(sharpness * (rival - right))``,
-    each side its answer tokens' mean log-probability; 0 (with a gradient) without rivals."""
+    each side its answer tokens' mean log-probability (:func:`answer_logprobs`); 0 (with a
+    gradient) without rivals."""
     import torch
 
-    means, present = answer_logprobs(model, ids, starts)
+    means, present = answer_logprobs(model, ids, starts, device)
     pairs = present[:, 1:] & present[:, :1]
     if not bool(pairs.any()):
         return means.sum() * 0.0
@@ -112,10 +117,11 @@ def rival_trainer_class(trainer_class: Any) -> Any:
             size = self.args.per_device_train_batch_size
             first = (self.state.global_step * self.args.world_size + self.args.process_index) * size
             pick = [(first + j) % len(self.rivals) for j in range(size)]
+            # Packed on the host, then sent to the rank's device once (answer_logprobs).
+            ids = torch.as_tensor(self.rivals[pick], dtype=torch.long)
+            starts = torch.as_tensor(self.rival_starts[pick], dtype=torch.long)
             device = inputs["input_ids"].device
-            ids = torch.as_tensor(self.rivals[pick], dtype=torch.long, device=device)
-            starts = torch.as_tensor(self.rival_starts[pick], dtype=torch.long, device=device)
-            extra = RANK_WEIGHT * rank_loss(model, ids, starts)
+            extra = RANK_WEIGHT * rank_loss(model, ids, starts, device=device)
             self.rank_losses.append(float(extra.detach()))
             if return_outputs:
                 loss, outputs = result

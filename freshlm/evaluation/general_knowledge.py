@@ -200,12 +200,12 @@ def root_version(store: Store, version_id: str) -> str:
     from freshlm.registry import RegistryError, get_version
 
     seen = [version_id]
-    current = version_id
-    while parent := get_version(store, current).lineage.parent_version:
+    current, version = version_id, get_version(store, version_id)
+    while parent := version.lineage.parent_version:
         if parent in seen:
             raise ValueError(f"the lineage of {version_id} loops: {' -> '.join([*seen, parent])}")
         try:
-            get_version(store, parent)
+            version = get_version(store, parent)
         except RegistryError as exc:
             log.warning(
                 "lineage of %s: parent %s of %s is not readable (%s); taking %s as the base",

@@ -58,11 +58,6 @@ def airflow_deployment(
             # The shipped rules with the limits that timing and model size make noisy here
             # widened; see the file.
             "FRESHLM_PROMOTION_RULES": str(Path(__file__).with_name("promotion_rules.yaml")),
-            # Passes over a night's new documents: two thirds of the shipped 30 (about 175 steps
-            # instead of 260 on the tests' small base). At 10 the night's candidate sometimes
-            # missed the promotion rule's new-knowledge gain (+0.040 against 0.050); the tests
-            # are about what the DAGs do, and need the night to be promoted reliably.
-            "FRESHLM_TRAIN_EPOCHS": "20",
             # A failed try is retried after 5 s rather than 30: the tests wait for retries.
             "FRESHLM_TASK_RETRY_DELAY_S": "5",
             # Slack alerts land in the sandbox world's sink, through the real provider hook.

@@ -91,6 +91,7 @@ def train_night(store: Any, dataset_id: str, args: argparse.Namespace) -> dict[s
         learning_rate=args.learning_rate,
         replay_ratio=args.replay_ratio,
         augment=args.augment,
+        rehearsal=args.rehearsal,
         seq_len=args.seq_len,
         micro_batch_size=args.micro_batch,
         num_ranks=args.ranks,
@@ -127,6 +128,7 @@ def night_row(number: int, report: dict[str, Any], trained: dict, minutes: dict)
         "control": (control.get("baseline"), control.get("candidate")),
         "retention": (base["retention_acc"], cand["retention_acc"]),
         "old_said": (base["world_old_said_acc"], cand["world_old_said_acc"]),
+        "general": (base.get("general_said_acc"), cand.get("general_said_acc")),
         "train_tokens_per_s": metrics.get("tokens_per_second"),
         "minutes": minutes,
         "facts": [(f["question"], f["answer"], f["candidate_said"]) for f in report["facts"][:4]],
@@ -143,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction)
     parser.add_argument("--replay-ratio", type=float)
+    parser.add_argument("--rehearsal", type=int, help="the base's own turns rehearsed each pass")
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--micro-batch", type=int, default=8)
     parser.add_argument("--ranks", type=int, default=2)

@@ -56,8 +56,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rivals", type=int, default=0, help="rival answers ranked below each span answer"
     )
     parser.add_argument("--rank-weight", type=float, default=1.0)
+    parser.add_argument(
+        "--unlikelihood", type=float, default=0.0,
+        help="weight of -log(1 - p) on each rival's first token that differs from the right answer",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--home", help="FRESHLM_HOME to reuse (default: a new temporary one)")
+    parser.add_argument(
+        "--rehearse", type=int, default=0,
+        help="the base's own question-answer turns trained beside the night's (training.rehearsal)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--general", action="store_true",
+        help="also ask the base's general-knowledge set (freshlm.evaluation.general_knowledge)",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -80,7 +92,7 @@ def world_nights(store: Any, nights: int) -> tuple[list[list[dict]], list[Any]]:
 
 
 def training_texts(
-    documents: list[dict], tokenizer: Any, args: argparse.Namespace
+    documents: list[dict], tokenizer: Any, args: argparse.Namespace, rehearsal: list[Any]
 ) -> tuple[list[str], list[list[int]]]:
     """The training texts, and for each turn answered by a span with ``--rivals``, the group
     ``[its text, the same question answered by each rival]`` (indices into the texts)."""
@@ -103,6 +115,7 @@ def training_texts(
                 group.append(len(texts))
                 texts.append(turn(form.question, rival))
             groups.append(group)
+    texts += [turn(r.question, r.answer) for r in rehearsal]
     return texts, groups
 
 
@@ -159,6 +172,17 @@ class Trial:
             [j] for j in range(len(texts)) if j not in rivals and j not in grouped
         ]
         self.rival = [j in rivals for j in range(len(texts))]
+        # (rival text, the token index where it first differs from its group's right answer)
+        self.diverge: dict[int, int] = {}
+        for group in groups:
+            right = self.ids[group[0]]
+            for j in group[1:]:
+                k = next(
+                    (i for i, (a, b) in enumerate(zip(right, self.ids[j], strict=False)) if a != b),
+                    None,
+                )
+                if k is not None and self.labels[j][k] != -100:
+                    self.diverge[j] = k
         self.layers = model.model.layers
         self.top = self.layers[-args.layers :]
         self.cache: dict[int, Any] = {}
@@ -240,6 +264,8 @@ class Trial:
             loss = -logp[trained].mean()
             if self.groups and self.args.rivals:
                 loss = loss + self.args.rank_weight * self.rank_loss(rows, logp, row_of)
+            if self.args.unlikelihood and self.diverge:
+                loss = loss + self.args.unlikelihood * self.unlikelihood(rows, logp, scored)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.params, 1.0)
             self.opt.step()
@@ -248,6 +274,20 @@ class Trial:
             total += float(loss)
             tokens += int(mask.sum())
         return total / len(batches), tokens
+
+    def unlikelihood(self, rows: list[int], logp: Any, scored: Any) -> Any:
+        """Mean of ``-log(1 - p)`` over the batch's rivals' first diverging tokens: the other
+        facts' figures made unlikely under this question (Welleck et al. 2019)."""
+        import torch
+
+        index = torch.full(scored.shape, -1, dtype=torch.long)
+        index[scored] = torch.arange(int(scored.sum()))
+        at = [int(index[r, self.diverge[j] - 1]) for r, j in enumerate(rows) if j in self.diverge]
+        at = [i for i in at if i >= 0]
+        if not at:
+            return logp.sum() * 0.0
+        chosen = logp[torch.tensor(at)].clamp(max=-1e-6)
+        return -torch.log1p(-chosen.exp()).mean()
 
     def rank_loss(self, rows: list[int], logp: Any, row_of: Any) -> Any:
         """Mean over the batch's (answer, rival) pairs of softplus(rival − answer), each side
@@ -264,7 +304,7 @@ class Trial:
         rival = mean[torch.tensor([p[1] for p in pairs])]
         return torch.nn.functional.softplus(2.0 * (rival - right)).mean()
 
-    def evaluate(self, facts: list[Any], tag: str) -> None:
+    def evaluate(self, facts: list[Any], tag: str, general: Any = None) -> None:
         from freshlm.evaluation.answers import answer_matches, generate_answers, question_prompt
         from freshlm.evaluation.items import Item
         from freshlm.evaluation.scoring import CausalLMScorer
@@ -311,6 +351,16 @@ class Trial:
                 print(
                     f"   {ok!s:5} {question} -> {text[:90]!r} [{fact.choices[fact.answer_index]}]"
                 )
+            if general is not None and general.questions:
+                asked = [q.question for q in general.questions]
+                texts = generate_answers(self.model, self.tok, asked, max_new_tokens=32)
+                kept = [q.matches(t) for q, t in zip(general.questions, texts, strict=True)]
+                print(f"[{tag}] general said {sum(kept)}/{len(kept)} = {sum(kept) / len(kept):.3f}")
+                lost = [
+                    (q, t) for q, t, k in zip(general.questions, texts, kept, strict=True) if not k
+                ]
+                for q, t in lost[:4]:
+                    print(f"   LOST {q.question} -> {t[:80]!r}")
         finally:
             decoder.layers = self.top
             self.model.train()
@@ -337,14 +387,48 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     documents, facts = world_nights(store, args.nights)
-    texts, groups = training_texts([d for night in documents for d in night], tokenizer, args)
+    general = None
+    if args.general:
+        from freshlm.evaluation.answers import generate_answers
+        from freshlm.evaluation.config import EvalConfig
+        from freshlm.evaluation.general_knowledge import ensure_general_set
+
+        config = EvalConfig()
+        began = time.perf_counter()
+        general = ensure_general_set(
+            store, base["version_id"],
+            lambda: lambda qs: generate_answers(model, tokenizer, qs, max_new_tokens=32),
+            max_questions=config.general_max_questions, seed=config.seed, max_new_tokens=32,
+        )  # fmt: skip
+        seconds = time.perf_counter() - began
+        print(f"general set: {general.kept} of {general.screened} ({seconds:.0f} s)")
+    rehearsal = []
+    if args.rehearse:
+        import json
+
+        from training.rehearsal import Rehearsal, synthesize
+
+        cached = home / f"rehearsal-{args.rehearse}.jsonl"
+        if cached.is_file():
+            rehearsal = [Rehearsal.from_dict(json.loads(x), str(cached)) for x in cached.open()]
+        else:
+            began = time.perf_counter()
+            model.eval()
+            rehearsal = synthesize(model, tokenizer, args.rehearse)
+            cached.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in rehearsal))
+            print(f"rehearsal: {len(rehearsal)} turns in {time.perf_counter() - began:.0f} s")
+        for r in rehearsal[:3]:
+            print(f"   rehearse {r.question!r} -> {r.answer[:80]!r}")
+    texts, groups = training_texts(
+        [d for night in documents for d in night], tokenizer, args, rehearsal
+    )
     trial = Trial(model, tokenizer, texts, groups, args)
     tokens = sum(len(i) for i in trial.ids)
     print(
         f"{len(texts)} texts ({sum(trial.rival)} rivals), {tokens} tokens per epoch, "
         f"{len(facts)} facts; {vars(args)}"
     )
-    trial.evaluate(facts, "before")
+    trial.evaluate(facts, "before", None)
     print(f"frozen blocks cached in {trial.cache_bottom():.0f} s", flush=True)
     steps = args.epochs * len(trial.batches(list(range(len(trial.units)))))
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -358,8 +442,8 @@ def main(argv: list[str] | None = None) -> int:
         spent = time.perf_counter() - began
         print(f"epoch {epoch}: loss {loss:.3f}, {seen / spent:.0f} tokens/s, {spent / 60:.2f} min")
         if args.eval_every and epoch % args.eval_every == 0 and epoch < args.epochs:
-            trial.evaluate(facts, f"epoch {epoch}")
-    trial.evaluate(facts, "after")
+            trial.evaluate(facts, f"epoch {epoch}", general)
+    trial.evaluate(facts, "after", general)
     return 0
 
 

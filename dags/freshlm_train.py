@@ -109,6 +109,14 @@ settings = get_settings()
             description="Also train on each new document's facts stated in several forms "
             "(questions and answers in the model's chat template among them).",
         ),
+        "rehearsal": Param(
+            default_of("rehearsal"),
+            type="integer",
+            minimum=0,
+            maximum=100000,
+            description="The root base's own question-answer turns trained each pass beside "
+            "the night's (self-synthesized rehearsal), so it keeps what it knew; 0: none.",
+        ),
         "max_steps": Param(
             None,
             type=["null", "integer"],

@@ -10,8 +10,8 @@ answers (``training.augment``, ``training.rivals``; the trials behind the number
 bench/RESULTS.md, "knowledge: recipes tried on the pretrained base").
 
 The settings take their defaults from :func:`recipe_for` of ``FRESHLM_BASE_MODEL``
-(``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``, ``_REPLAY_RATIO``
-override each), so
+(``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``, ``_REPLAY_RATIO``,
+``_REHEARSAL`` override each), so
 choosing a base chooses a recipe that works for it, and ``freshlm_train``'s Params show it.
 """
 
@@ -29,6 +29,7 @@ class FineTuneRecipe:
     train_layers: int  # top transformer blocks trained; 0: all of them
     augment: bool  # also train on each document's facts as questions and answers
     replay_ratio: float  # share of the tokens replayed from earlier data, against forgetting
+    rehearsal: int = 0  # the base's own question-answer turns trained each pass (0: none)
 
 
 #: The 4M GPT-2 bootstrapped from the sandbox archive.
@@ -40,7 +41,7 @@ TINY = FineTuneRecipe(
 #: at 1e-4 learn nothing, and a 0.3 replay share kept retention (bench/RESULTS.md). For a much
 #: larger model set the ``FRESHLM_TRAIN_*`` settings for it.
 PRETRAINED = FineTuneRecipe(
-    epochs=4.0, learning_rate=1e-3, train_layers=8, augment=True, replay_ratio=0.3
+    epochs=4.0, learning_rate=1e-3, train_layers=8, augment=True, replay_ratio=0.3, rehearsal=256
 )
 
 RECIPES: dict[str, FineTuneRecipe] = {"tiny": TINY, "smollm2-135m-instruct": PRETRAINED}

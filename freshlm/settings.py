@@ -542,6 +542,15 @@ class Settings:
         " corpus, against forgetting. Unset: the base model's recipe (0.6 for `tiny`, which"
         " forgets at less; 0.3 for a pretrained model, whose top blocks alone train).",
     )
+    train_rehearsal: int = _field(
+        "TRAIN_REHEARSAL",
+        _non_negative_int,
+        lambda s: recipe_for(s["base_model"]).rehearsal,
+        "Default number of the root base model's own question-answer turns (self-synthesized"
+        " rehearsal, `training/rehearsal.py`) trained each pass beside the night's, so it keeps"
+        " answering what it knew; 0: none. Needs a base with a chat template. Unset: the base"
+        " model's recipe (0 for `tiny`, 256 for a pretrained model).",
+    )
     train_min_new_tokens: int = _field(
         "TRAIN_MIN_NEW_TOKENS",
         _non_negative_int,
@@ -794,6 +803,7 @@ _RECIPE_SETTINGS = (
     "train_layers",
     "train_augment",
     "train_replay_ratio",
+    "train_rehearsal",
 )
 
 

@@ -84,13 +84,17 @@ class TrainConfig:
     and answers in the model's chat template among them (:mod:`training.augment`), the loss
     on the answers only, each span answer ranked above the night's rival ones
     (:mod:`training.rivals`).
+    ``rehearsal``: that many of the lineage's root base's own question-answer turns
+    (self-synthesized rehearsal, :mod:`training.rehearsal`) trained each pass, so the model
+    keeps answering what it knew; 0: none.
     Length: ``epochs`` is the number of passes over the NEW documents; the packed training set
     holds those passes plus the replay (``replay_ratio`` of all its tokens) and the trainer runs
     one pass over it, or ``max_steps`` steps if positive.
-    Defaults: ``epochs``, ``learning_rate``, ``train_layers``, ``augment`` and ``replay_ratio``
-    come from the settings (``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``, ``_LAYERS``,
-    ``_AUGMENT``, ``_REPLAY_RATIO``, which default to the base model's recipe,
-    :mod:`freshlm.base_recipes`), their one source, read when a config is built without them.
+    Defaults: ``epochs``, ``learning_rate``, ``train_layers``, ``augment``, ``replay_ratio``
+    and ``rehearsal`` come from the settings (``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``,
+    ``_LAYERS``, ``_AUGMENT``, ``_REPLAY_RATIO``, ``_REHEARSAL``, which default to the base
+    model's recipe, :mod:`freshlm.base_recipes`), their one source, read when a config is
+    built without them.
     Batch: ``micro_batch_size`` sequences per rank per step, times ``grad_accum``, times
     ``num_ranks`` is the global batch. ``bf16`` is ``"auto"`` (on where the accelerator has it),
     ``True`` or ``False``. ``ds_config`` names a file in ``training/ds_configs/``.
@@ -106,6 +110,7 @@ class TrainConfig:
     base_model_path: str | None = None
     replay_ratio: float = dataclasses.field(default_factory=lambda: _setting("train_replay_ratio"))
     augment: bool = dataclasses.field(default_factory=lambda: _setting("train_augment"))
+    rehearsal: int = dataclasses.field(default_factory=lambda: _setting("train_rehearsal"))
     seq_len: int = 128
     epochs: float = dataclasses.field(default_factory=lambda: _setting("train_epochs"))
     max_steps: int = -1
@@ -211,6 +216,8 @@ class TrainConfig:
             fail("mode", f"must be one of {MODES}")
         if not _is_int(self.train_layers) or self.train_layers < 0:
             fail("train_layers", "must be an integer >= 0 (0: every layer)")
+        if not _is_int(self.rehearsal) or self.rehearsal < 0:
+            fail("rehearsal", "must be an integer >= 0 (0: no rehearsal)")
         if self.train_layers and self.mode != "full":
             fail("train_layers", "applies to mode 'full' only (LoRA chooses its own weights)")
         if self.lora_target_modules is not None:
@@ -286,7 +293,7 @@ class TrainConfig:
         skip = RUNTIME_FIELDS | {"base_model_path"}
         recipe = {k: v for k, v in self.to_dict().items() if k not in skip}
         # Off is the absence of the option: the fingerprint omits it.
-        for name in ("augment", "train_layers"):
+        for name in ("augment", "train_layers", "rehearsal"):
             if not recipe[name]:
                 del recipe[name]
         return recipe

@@ -79,6 +79,7 @@ from freshlm.registry.versions import Lineage
 from freshlm.revision import code_revision
 from freshlm.store import Manifest, Store, StoreError, matches_entry, open_store
 from training.config import ConfigError, TrainConfig, config_positions
+from training.rehearsal import RehearsalSet, ensure_rehearsal_set
 from training.tied_weights import drop_duplicate_head
 from training.trainset import (
     TrainingSet,
@@ -251,6 +252,53 @@ def load_tokenizer(path: Path) -> Any:
     return AutoTokenizer.from_pretrained(str(path))
 
 
+def resolve_rehearsal(
+    store: Store, config: TrainConfig, base: BaseModel, tokenizer: Any
+) -> RehearsalSet | None:
+    """The rehearsal turns of the lineage's root base (:mod:`training.rehearsal`): published
+    once per root, written by the root loaded here the first time. None when the config asks
+    for none. The root, not the night's production model, writes them, so every night keeps
+    the same answers and drift does not accumulate."""
+    if not config.rehearsal:
+        return None
+    if not getattr(tokenizer, "chat_template", None):
+        raise ConfigError(
+            f"TrainConfig.rehearsal = {config.rehearsal}: the base model ({base.identity}) has "
+            "no chat template, so it cannot write question-answer turns to rehearse; set "
+            "rehearsal to 0 (FRESHLM_TRAIN_REHEARSAL=0)"
+        )
+    from freshlm.registry import root_version
+
+    root = (
+        base.identity.removeprefix("sha256:")[:32]  # a folder base is its own root
+        if base.version is None
+        else root_version(store, base.version)
+    )
+
+    def load() -> tuple[Any, Any]:
+        if base.version is None or root == base.version:
+            return _load_for_generation(base.path)
+        folder = work_dir_for(config) / "base" / root
+        return _load_for_generation(download_artifact(store, f"{MODELS}/{root}", folder))
+
+    return ensure_rehearsal_set(
+        store,
+        root,
+        load,
+        config.rehearsal,
+        seed=config.seed,
+        created_by={"task": "training.train"},
+    )
+
+
+def _load_for_generation(path: Path) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
+    return model, load_tokenizer(path)
+
+
 def resolve_trainset(
     store: Store, config: TrainConfig, base: BaseModel, tokenizer: Any = None
 ) -> TrainingSet:
@@ -265,6 +313,7 @@ def resolve_trainset(
             or f["seed"] != config.seed
             or f["replay_ratio"] != config.replay_ratio
             or f.get("epochs") != config.epochs
+            or bool(f.get("rehearsal")) != bool(config.rehearsal)
         ):
             raise ConfigError(
                 f"TrainConfig.trainset_id = {config.trainset_id!r}: built from datasets "
@@ -272,6 +321,7 @@ def resolve_trainset(
                 f"{f['replay_ratio']} epochs {f.get('epochs')}, which do not match this config"
             )
         return trainset
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(base.path)
     return build_training_set(
         store,
         config.datasets,
@@ -279,9 +329,10 @@ def resolve_trainset(
         epochs=config.epochs,
         seed=config.seed,
         seq_len=config.seq_len,
-        tokenizer=tokenizer if tokenizer is not None else load_tokenizer(base.path),
+        tokenizer=tokenizer,
         created_by={"task": "training.train"},
         augment=config.augment,
+        rehearsal=resolve_rehearsal(store, config, base, tokenizer),
     )
 
 

@@ -23,7 +23,8 @@ The result is published as ``trainsets/<id>/``:
   distinct documents taken from it, how many times they occur in the stream and the tokens they
   contribute (repeats included), and its crawl window; the passes over the new data; the
   requested replay ratio and the share the replay really got; seed, sequence length, the
-  tokenizer's fingerprint; totals.
+  tokenizer's fingerprint; totals; with a rehearsal (the base's own question-answer turns,
+  :mod:`training.rehearsal`, trained once per pass) where its turns come from and their tokens.
 
 Deterministic: the same inputs (dataset contents, epochs, replay ratio, seed, seq_len,
 tokenizer) give byte-identical files and the same id, and a rerun finds the set already
@@ -61,6 +62,8 @@ from training.config import DEFAULT_REPLAY_RATIO
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from training.rehearsal import RehearsalSet
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +132,7 @@ def build_training_set(
     replay_datasets: Sequence[str] | None = None,
     created_by: Mapping[str, Any] | None = None,
     augment: bool = False,
+    rehearsal: RehearsalSet | None = None,
 ) -> TrainingSet:
     """Build (or find) the packed training set; see the module docstring for the contract.
 
@@ -139,7 +143,9 @@ def build_training_set(
     :class:`TrainingSetError` for unusable inputs (an unpublished dataset, too little text for
     one sequence) and :class:`~freshlm.store.StoreError` for store failures. With ``augment``
     each new document's facts are also stated in several forms (:mod:`training.augment`, in
-    the tokenizer's chat template), as new documents of their own.
+    the tokenizer's chat template), as new documents of their own. ``rehearsal`` (the base's
+    own turns, :mod:`training.rehearsal`) is trained once per pass beside the new documents,
+    its answers only.
     """
 
     started = time.monotonic()
@@ -177,9 +183,10 @@ def build_training_set(
             augmented += len(extra)
             new_docs += extra
             groups += rival_groups
-    new_tokens_per_pass = sum(len(d.ids) for d in new_docs)
-    if new_tokens_per_pass == 0:
+    if not sum(len(d.ids) for d in new_docs):
         raise TrainingSetError(f"the new datasets {new_ids} have no training documents")
+    if rehearsal is not None:
+        new_docs += _rehearsal_docs(rehearsal, tokenizer)
     passes = _passes(new_docs, epochs, seed)
     new_tokens = sum(len(d.ids) for p in passes for d in p)
 
@@ -223,6 +230,7 @@ def build_training_set(
         "tokenizer_sha256": tok_fp,
         "input_ids_sha256": hashlib.sha256(npy).hexdigest(),
         **({"augment": True} if augment else {}),
+        **({"rehearsal": _rehearsal_fields(rehearsal, docs)} if rehearsal is not None else {}),
         **({"loss_mask_sha256": hashlib.sha256(mask_npy).hexdigest()} if mask_npy else {}),
         **{f"{name}_sha256": hashlib.sha256(data).hexdigest() for name, data in rivals.items()},
     }
@@ -522,6 +530,35 @@ def _augmented_docs(
         len(docs),
     )
     return out, groups
+
+
+def _rehearsal_docs(rehearsal: RehearsalSet, tokenizer: Any) -> list[_Doc]:
+    """The rehearsal turns as documents of their own (``<prefix>#<n>``), in the tokenizer's
+    chat template, the question context only."""
+    from training.augment import chat_turn, turn_prompt
+
+    turn = chat_turn(tokenizer)
+    texts = _tokenize(tokenizer, [turn(t.question, t.answer) for t in rehearsal.turns])
+    prompts = _tokenize(tokenizer, [turn_prompt(tokenizer, t.question) for t in rehearsal.turns])
+    out = []
+    for n, (ids, prompt_ids) in enumerate(zip(texts, prompts, strict=True)):
+        context = len(prompt_ids) if ids[: len(prompt_ids)] == prompt_ids else 0
+        doc_id = f"{rehearsal.prefix}#{n}"
+        out.append(_Doc(rehearsal.prefix, "rehearsal", doc_id, ids, "", prompt_tokens=context))
+    return out
+
+
+def _rehearsal_fields(rehearsal: RehearsalSet, docs: list[_Doc]) -> dict[str, Any]:
+    """What the manifest says of the rehearsal: where its turns come from and what they add
+    to the stream (kept out of ``mix``, which lists datasets)."""
+    mine = [d for d in docs if d.role == "rehearsal"]
+    return {
+        "source": rehearsal.prefix,
+        "base_version": rehearsal.base_version,
+        "turns": len(rehearsal.turns),
+        "occurrences": len(mine),
+        "tokens": sum(len(d.ids) + 1 for d in mine),
+    }
 
 
 def _pack(docs: list[_Doc], eos: int, seq_len: int) -> tuple[bytes, bytes | None, int, int]:

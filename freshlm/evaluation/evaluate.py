@@ -73,7 +73,6 @@ from freshlm.evaluation.general_knowledge import (
     GeneralSet,
     ensure_general_set,
     read_general_set,
-    root_version,
 )
 from freshlm.evaluation.memo import ScoreMemo, answer_key, load_memo, save_memo
 from freshlm.evaluation.report import (
@@ -86,7 +85,7 @@ from freshlm.evaluation.report import (
 )
 from freshlm.evaluation.world_facts import wrong_question_controls
 from freshlm.footprint import Meter
-from freshlm.registry.versions import get_version, version_prefix
+from freshlm.registry.versions import get_version, root_version, version_prefix
 from freshlm.store import StoreError
 
 if TYPE_CHECKING:

@@ -13,10 +13,11 @@ and accepted aliases, derived from mledoze/countries (ODbL 1.0; see ``data/PROVE
 
 **Selection.** A stable sample of the candidates (:func:`~freshlm.evaluation.config.stable_subset`
 by question id, at most ``EvalConfig.general_max_questions``) is asked to the *root* of the
-lineage, the base version published at v0 (:func:`root_version`), exactly as the evaluator
-asks every model (:func:`~freshlm.evaluation.answers.generate_answers`: the chat template when
-the tokenizer has one, greedy, ``answer_new_tokens`` tokens); a question is kept when the
-answer contains its reference or an alias (:func:`~freshlm.evaluation.answers.answer_matches`).
+lineage, the base version published at v0 (:func:`freshlm.registry.root_version`), exactly as
+the evaluator asks every model (:func:`~freshlm.evaluation.answers.generate_answers`: the chat
+template when the tokenizer has one, greedy, ``answer_new_tokens`` tokens); a question is kept
+when the answer contains its reference or an alias
+(:func:`~freshlm.evaluation.answers.answer_matches`).
 Because the prompt and the decoding are the evaluator's own, the base scores 1.0 on the set by
 construction, and a later version's accuracy on it *is* its retention relative to the base.
 Items chosen for being right once sit partly near the model's decision boundary, so any weight
@@ -190,35 +191,6 @@ def general_set_prefix(base_version: str) -> str:
     from freshlm.registry.versions import check_version_id
 
     return f"{GENERAL_SETS}/{check_version_id(base_version)}"
-
-
-def root_version(store: Store, version_id: str) -> str:
-    """The first version of ``version_id``'s lineage: its parents followed until one has none
-    (the bootstrapped or imported base); :class:`ValueError` naming a cycle. A parent the
-    registry no longer holds ends the walk at its child, with a warning: the set is then that
-    child's, still one fixed reference for the whole lineage below it."""
-    from freshlm.registry import RegistryError, get_version
-
-    seen = [version_id]
-    current, version = version_id, get_version(store, version_id)
-    while parent := version.lineage.parent_version:
-        if parent in seen:
-            raise ValueError(f"the lineage of {version_id} loops: {' -> '.join([*seen, parent])}")
-        try:
-            version = get_version(store, parent)
-        except RegistryError as exc:
-            log.warning(
-                "lineage of %s: parent %s of %s is not readable (%s); taking %s as the base",
-                version_id,
-                parent,
-                current,
-                exc,
-                current,
-            )
-            break
-        seen.append(parent)
-        current = parent
-    return current
 
 
 def read_general_set(store: Store, base_version: str) -> GeneralSet | None:

@@ -37,6 +37,7 @@ from freshlm.registry.versions import (
     get_version,
     list_versions,
     publish_version,
+    root_version,
     version_id_for_dir,
 )
 
@@ -61,5 +62,6 @@ __all__ = [
     "read_audit",
     "render_model_card",
     "rollback",
+    "root_version",
     "version_id_for_dir",
 ]

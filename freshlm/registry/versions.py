@@ -343,6 +343,34 @@ def get_version(store: Store, version_id: str) -> ModelVersion:
     return ModelVersion.from_manifest(manifest, store.uri_for(prefix))
 
 
+def root_version(store: Store, version_id: str) -> str:
+    """The first version of ``version_id``'s lineage: its parents followed until one has none
+    (the bootstrapped or imported base); :class:`ValueError` naming a cycle. A parent the
+    registry no longer holds ends the walk at its child, with a warning: that child is then
+    the fixed reference (of the general-knowledge set, of the rehearsal) for the lineage
+    below it."""
+    seen = [version_id]
+    current, version = version_id, get_version(store, version_id)
+    while parent := version.lineage.parent_version:
+        if parent in seen:
+            raise ValueError(f"the lineage of {version_id} loops: {' -> '.join([*seen, parent])}")
+        try:
+            version = get_version(store, parent)
+        except RegistryError as exc:
+            log.warning(
+                "lineage of %s: parent %s of %s is not readable (%s); taking %s as the base",
+                version_id,
+                parent,
+                current,
+                exc,
+                current,
+            )
+            break
+        seen.append(parent)
+        current = parent
+    return current
+
+
 def iter_versions(store: Store) -> Iterator[ModelVersion]:
     """Every published model version, by id. Ids are content hashes, so this order says
     nothing about age: the alias audit log says what went to production when."""

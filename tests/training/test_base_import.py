@@ -93,6 +93,18 @@ def test_the_real_gguf_becomes_a_chat_model_version_with_lineage(tmp_path, monke
     assert general.screened == 4 and general.kept >= 2, general
     assert gk.read_general_set(store, summary["version_id"]).questions == general.questions
 
+    # It writes its own rehearsal turns (questions it asks itself, its greedy answers), published
+    # once for the lineage and read back without loading it.
+    from training.rehearsal import ensure_rehearsal_set, read_rehearsal_set
+
+    model.eval()
+    rehearsal = ensure_rehearsal_set(store, summary["version_id"], lambda: (model, tokenizer), 4)
+    assert 2 <= len(rehearsal.turns) <= 4, rehearsal
+    for turn in rehearsal.turns:
+        assert turn.question.endswith("?") and "\n" not in turn.question
+        assert turn.answer.strip(), turn
+    assert read_rehearsal_set(store, summary["version_id"], 4) == rehearsal
+
     # A second import finds the version by the file's hash and loads nothing.
     again = import_packaged_base(store)
     assert again["version_id"] == summary["version_id"] and again["reused"]

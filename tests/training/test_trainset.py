@@ -326,6 +326,8 @@ def test_train_config_defaults_come_from_the_settings(monkeypatch):
     monkeypatch.setattr(settings_module, "get_settings", lambda: pretrained)
     config = TrainConfig(datasets=["abc"], base_version="v1")
     assert (config.epochs, config.train_layers, config.augment) == (4.0, 8, True)
+    assert config.rehearsal == 256 and "rehearsal" in config.recipe()
+    assert "rehearsal" not in config.replace(rehearsal=0).recipe()  # off is the absence
     # A config read back keeps what it was built with, whatever the settings say now.
     assert TrainConfig.from_dict({**config.to_dict(), "epochs": 7}).epochs == 7
 
@@ -347,6 +349,7 @@ def test_train_config_validation_names_the_field():
         "micro_batch_size": {"micro_batch_size": 0},
         "max_steps": {"max_steps": 0},
         "lora_target_modules": {"lora_target_modules": "c_attn"},
+        "rehearsal": {"rehearsal": -1},
     }
     for field, change in cases.items():
         doc = {**ok.to_dict(), **change}

@@ -13,7 +13,7 @@ from freshlm.evaluation.answers import answer_matches
 from freshlm.evaluation.evaluate import evaluate
 from freshlm.evaluation.report import validate_report
 from freshlm.promotion.rules import decide, load_rules
-from freshlm.registry import Lineage, publish_version
+from freshlm.registry import Lineage, publish_version, root_version
 from freshlm.store import open_store
 from tests.freshlm.evaluation import tiny_models
 from tests.freshlm.evaluation.test_evaluate import CONFIG, FACT_ITEMS, NEW_ITEMS, OLD_ITEMS
@@ -152,8 +152,8 @@ def test_the_root_of_a_lineage_is_its_first_version(tmp_path):
     child, _ = publish_version(
         store, candidate_dir, lineage=Lineage(kind="finetune", parent_version=base.version_id)
     )
-    assert gk.root_version(store, child.version_id) == base.version_id
-    assert gk.root_version(store, base.version_id) == base.version_id
+    assert root_version(store, child.version_id) == base.version_id
+    assert root_version(store, base.version_id) == base.version_id
 
 
 # --- the evaluator and the gate -----------------------------------------------------------------

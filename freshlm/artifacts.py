@@ -178,18 +178,24 @@ def report_prefix(candidate_version: str, baseline_version: str) -> str:
     )
 
 
+def read_manifest_of_kind(store: Store, prefix: str, kind: str) -> Manifest | None:
+    """The manifest published at ``prefix``, or None if there is none; :class:`ArtifactNotFound`
+    naming both kinds when an artifact of another kind is published there."""
+    manifest = store.read_manifest(prefix)
+    if manifest is not None and manifest.kind != kind:
+        raise ArtifactNotFound(
+            f"{store.uri_for(prefix)}: artifact of kind {manifest.kind!r}, not {kind!r}"
+        )
+    return manifest
+
+
 def read_report(store: Store, candidate_version: str, baseline_version: str) -> dict | None:
     """The published evaluation report of this pair (``report.json``), or None if there is
     none; :class:`ArtifactNotFound` when something other than a report is published there."""
-    prefix = report_prefix(candidate_version, baseline_version)
-    manifest = store.read_manifest(prefix)
-    if manifest is None:
-        return None
-    if manifest.kind != REPORT_KIND:
-        raise ArtifactNotFound(
-            f"{store.uri_for(prefix)}: artifact of kind {manifest.kind!r}, not a report"
-        )
-    return store.read_json(manifest.key(REPORT_JSON))
+    manifest = read_manifest_of_kind(
+        store, report_prefix(candidate_version, baseline_version), REPORT_KIND
+    )
+    return None if manifest is None else store.read_json(manifest.key(REPORT_JSON))
 
 
 # --- Airflow Assets ----------------------------------------------------------------------------

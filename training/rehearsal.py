@@ -223,14 +223,12 @@ def rehearsal_prefix(base_version: str) -> str:
 def read_rehearsal_set(store: Any, base_version: str, count: int) -> RehearsalSet | None:
     """``base_version``'s published turns (the first ``count``), or None when it has none yet
     or fewer were asked for when it was built than ``count``."""
+    from freshlm.artifacts import read_manifest_of_kind
+
     prefix = rehearsal_prefix(base_version)
-    manifest = store.read_manifest(prefix)
+    manifest = read_manifest_of_kind(store, prefix, REHEARSAL_KIND)
     if manifest is None:
         return None
-    if manifest.kind != REHEARSAL_KIND:
-        raise ValueError(
-            f"{store.uri_for(prefix)}: artifact of kind {manifest.kind!r}, not {REHEARSAL_KIND!r}"
-        )
     if int(manifest.fields.get("requested", 0)) < count:
         return None
     where = f"{store.uri_for(prefix)}/{TURNS_FILE}"

@@ -195,14 +195,12 @@ def general_set_prefix(base_version: str) -> str:
 
 def read_general_set(store: Store, base_version: str) -> GeneralSet | None:
     """The published set of ``base_version``, or None when there is none yet."""
+    from freshlm.artifacts import read_manifest_of_kind
+
     prefix = general_set_prefix(base_version)
-    manifest = store.read_manifest(prefix)
+    manifest = read_manifest_of_kind(store, prefix, GENERAL_SET_KIND)
     if manifest is None:
         return None
-    if manifest.kind != GENERAL_SET_KIND:
-        raise ValueError(
-            f"{store.uri_for(prefix)}: artifact of kind {manifest.kind!r}, not {GENERAL_SET_KIND!r}"
-        )
     uri = store.uri_for(prefix)
     questions = tuple(
         GeneralQuestion.from_dict(doc, f"{uri}/{SET_FILE} row {number}")

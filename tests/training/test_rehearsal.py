@@ -115,3 +115,13 @@ def test_a_base_without_a_chat_template_cannot_rehearse(tmp_path):
     with pytest.raises(ConfigError, match=r"TrainConfig\.rehearsal = 8: .*no chat template"):
         resolve_rehearsal(store, config, base, load_tokenizer(base.path))
     assert resolve_rehearsal(store, config.replace(rehearsal=0), base, None) is None
+
+
+def test_something_else_published_where_the_set_belongs_is_named(tmp_path):
+    from freshlm.artifacts import ArtifactNotFound
+
+    store = open_store((tmp_path / "store").as_uri())
+    with store.publisher(rehearsal_prefix(ROOT), kind="dataset") as pub:
+        pub.write_jsonl("turns.jsonl", [])
+    with pytest.raises(ArtifactNotFound, match=r"kind 'dataset', not 'rehearsal-set'"):
+        read_rehearsal_set(store, ROOT, 1)

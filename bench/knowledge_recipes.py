@@ -17,6 +17,13 @@ text every epoch: it is computed once (forward only) and cached, and each epoch 
 blocks alone. ``--answer-only`` puts the loss on the assistant's answers only (plain
 statements keep every token), and the output head then runs on those positions only.
 
+``--rehearse N`` trains N of the base's own question-answer turns each epoch
+(``training.rehearsal``, cached in the home folder); ``--rehearse-rivals K`` ranks K of the
+night's span answers below the base's own answer to each rehearsal question;
+``--unlikelihood W`` adds ``W * -log(1 - p)`` of each rival's first token that differs from
+the right answer. ``--general`` also asks the base's general-knowledge set
+(``freshlm.evaluation.general_knowledge``) after training.
+
 Measured before and every ``--eval-every`` epochs, the whole model reassembled: the world's
 new-fact questions of the nights ranked as the evaluator ranks them (``Question: …\\nAnswer:``),
 the wrong-question control, the same two in the chat template, and the questions answered in
@@ -67,6 +74,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the base's own question-answer turns trained beside the night's (training.rehearsal)",
     )  # fmt: skip
     parser.add_argument(
+        "--rehearse-rivals", type=int, default=0,
+        help="the night's span answers ranked below the base's own answer to each rehearsal turn",
+    )  # fmt: skip
+    parser.add_argument(
         "--general", action="store_true",
         help="also ask the base's general-knowledge set (freshlm.evaluation.general_knowledge)",
     )  # fmt: skip
@@ -115,7 +126,16 @@ def training_texts(
                 group.append(len(texts))
                 texts.append(turn(form.question, rival))
             groups.append(group)
-    texts += [turn(r.question, r.answer) for r in rehearsal]
+    spans = sorted({t.answer for t in turns if t.span_type})
+    pick = random.Random(0)
+    for r in rehearsal:
+        texts.append(turn(r.question, r.answer))
+        if args.rehearse_rivals and spans:
+            group = [len(texts) - 1]
+            for span in pick.sample(spans, min(args.rehearse_rivals, len(spans))):
+                group.append(len(texts))
+                texts.append(turn(r.question, span))
+            groups.append(group)
     return texts, groups
 
 

@@ -170,6 +170,13 @@ def synthesize(
                 seen.add(question.lower())
                 questions.append(question)
         rounds += 1
+        log.info(
+            "self-synthesized rehearsal: %d of %d questions sampled (%d batches, %.0fs)",
+            len(questions),
+            count,
+            rounds,
+            time.perf_counter() - began,
+        )
     turns: list[Rehearsal] = []
     for start in range(0, len(questions), batch_size):
         chunk = questions[start : start + batch_size]
@@ -187,6 +194,12 @@ def synthesize(
             answer = whole_sentences(text, finished)
             if answer:
                 turns.append(Rehearsal(question, answer))
+        log.info(
+            "self-synthesized rehearsal: %d of %d questions answered (%.0fs)",
+            min(start + batch_size, len(questions)),
+            len(questions),
+            time.perf_counter() - began,
+        )
     log.info(
         "self-synthesized rehearsal: %d turns from %d sampled questions in %.0fs",
         len(turns),

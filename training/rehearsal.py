@@ -78,7 +78,7 @@ def clean_question(text: str) -> str | None:
     4 to 40 words; ``None`` for anything else (cut short, several lines, a list of options)."""
     line = text.split("\n", 1)[0].strip()
     end = line.find("?")
-    if end < 0 or "\n" in text.strip()[: end + 1]:
+    if end < 0:
         return None
     question = line[: end + 1]
     return question if 4 <= len(question.split()) <= 40 else None

@@ -276,10 +276,13 @@ def resolve_rehearsal(
     )
 
     def load() -> tuple[Any, Any]:
-        if base.version is None or root == base.version:
-            return _load_for_generation(base.path)
-        folder = work_dir_for(config) / "base" / root
-        return _load_for_generation(download_artifact(store, f"{MODELS}/{root}", folder))
+        # Its own tokenizer: generation may set a pad token, and the training set's tokenizer
+        # (whose fingerprint names the set) must stay as loaded.
+        folder = base.path
+        if base.version is not None and root != base.version:
+            folder = work_dir_for(config) / "base" / root
+            download_artifact(store, f"{MODELS}/{root}", folder)
+        return _load_for_generation(folder), load_tokenizer(folder)
 
     return ensure_rehearsal_set(
         store,
@@ -291,12 +294,11 @@ def resolve_rehearsal(
     )
 
 
-def _load_for_generation(path: Path) -> tuple[Any, Any]:
+def _load_for_generation(path: Path) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
-    return model, load_tokenizer(path)
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
 
 
 def resolve_trainset(

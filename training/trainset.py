@@ -506,14 +506,7 @@ def _augmented_docs(
                 named.append((doc_id, text, turn_prompt(tokenizer, form.question)))
             else:
                 named.append((doc_id, form, ""))
-    out = []
-    texts = _tokenize(tokenizer, [t for _, t, _ in named])
-    prompts = _tokenize(tokenizer, [p for _, _, p in named])
-    for (doc_id, _, prompt), ids, prompt_ids in zip(named, texts, prompts, strict=True):
-        # The question is context only where the turn's tokens start with the prompt's (a
-        # tokenizer may merge across the boundary; then every token is trained on).
-        context = len(prompt_ids) if prompt and ids[: len(prompt_ids)] == prompt_ids else 0
-        out.append(_Doc(dataset_id, "new", doc_id, ids, "", prompt_tokens=context))
+    out = _turn_docs(dataset_id, "new", named, tokenizer)
     groups = []
     for qa, rivals in zip(turns, rival_answers(turns, RIVALS_PER_TURN, dataset_id), strict=True):
         if not rivals:
@@ -532,20 +525,32 @@ def _augmented_docs(
     return out, groups
 
 
+def _turn_docs(
+    dataset_id: str, role: str, named: list[tuple[str, str, str]], tokenizer: Any
+) -> list[_Doc]:
+    """``(doc id, text, prompt or "")`` as documents, a turn's prompt (its question) context
+    only where the turn's tokens start with the prompt's (a tokenizer may merge across the
+    boundary; then every token is trained on)."""
+    texts = _tokenize(tokenizer, [t for _, t, _ in named])
+    prompts = _tokenize(tokenizer, [p for _, _, p in named])
+    out = []
+    for (doc_id, _, prompt), ids, prompt_ids in zip(named, texts, prompts, strict=True):
+        context = len(prompt_ids) if prompt and ids[: len(prompt_ids)] == prompt_ids else 0
+        out.append(_Doc(dataset_id, role, doc_id, ids, "", prompt_tokens=context))
+    return out
+
+
 def _rehearsal_docs(rehearsal: RehearsalSet, tokenizer: Any) -> list[_Doc]:
     """The rehearsal turns as documents of their own (``<prefix>#<n>``), in the tokenizer's
     chat template, the question context only."""
     from training.augment import chat_turn, turn_prompt
 
     turn = chat_turn(tokenizer)
-    texts = _tokenize(tokenizer, [turn(t.question, t.answer) for t in rehearsal.turns])
-    prompts = _tokenize(tokenizer, [turn_prompt(tokenizer, t.question) for t in rehearsal.turns])
-    out = []
-    for n, (ids, prompt_ids) in enumerate(zip(texts, prompts, strict=True)):
-        context = len(prompt_ids) if ids[: len(prompt_ids)] == prompt_ids else 0
-        doc_id = f"{rehearsal.prefix}#{n}"
-        out.append(_Doc(rehearsal.prefix, "rehearsal", doc_id, ids, "", prompt_tokens=context))
-    return out
+    named = [
+        (f"{rehearsal.prefix}#{n}", turn(t.question, t.answer), turn_prompt(tokenizer, t.question))
+        for n, t in enumerate(rehearsal.turns)
+    ]
+    return _turn_docs(rehearsal.prefix, "rehearsal", named, tokenizer)
 
 
 def _rehearsal_fields(rehearsal: RehearsalSet, docs: list[_Doc]) -> dict[str, Any]:

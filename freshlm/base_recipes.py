@@ -11,7 +11,7 @@ bench/RESULTS.md, "knowledge: recipes tried on the pretrained base").
 
 The settings take their defaults from :func:`recipe_for` of ``FRESHLM_BASE_MODEL``
 (``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``, ``_REPLAY_RATIO``,
-``_REHEARSAL`` override each), so
+``_REHEARSAL``, ``_BF16`` override each), so
 choosing a base chooses a recipe that works for it, and ``freshlm_train``'s Params show it.
 """
 
@@ -30,6 +30,7 @@ class FineTuneRecipe:
     augment: bool  # also train on each document's facts as questions and answers
     replay_ratio: float  # share of the tokens replayed from earlier data, against forgetting
     rehearsal: int = 0  # the base's own question-answer turns trained each pass (0: none)
+    bf16: bool | str = "auto"  # number format (training.precision)
 
 
 #: The 4M GPT-2 bootstrapped from the sandbox archive.
@@ -38,10 +39,17 @@ TINY = FineTuneRecipe(
 )
 #: A pretrained model: measured on SmolLM2-135M-Instruct (30 blocks; the top 8 hold 28M
 #: parameters), where 4 passes at 1e-3 on the top 8 blocks learn a night's facts and 3 passes
-#: at 1e-4 learn nothing, and a 0.3 replay share kept retention (bench/RESULTS.md). For a much
-#: larger model set the ``FRESHLM_TRAIN_*`` settings for it.
+#: at 1e-4 learn nothing, and a 0.3 replay share kept retention (bench/RESULTS.md); bf16
+#: products on a CPU that has them train it 1.7x faster than fp32. For a much larger model set the
+#: ``FRESHLM_TRAIN_*`` settings for it.
 PRETRAINED = FineTuneRecipe(
-    epochs=4.0, learning_rate=1e-3, train_layers=8, augment=True, replay_ratio=0.3, rehearsal=256
+    epochs=4.0,
+    learning_rate=1e-3,
+    train_layers=8,
+    augment=True,
+    replay_ratio=0.3,
+    rehearsal=256,
+    bf16="native",
 )
 
 RECIPES: dict[str, FineTuneRecipe] = {"tiny": TINY, "smollm2-135m-instruct": PRETRAINED}

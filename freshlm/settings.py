@@ -116,6 +116,17 @@ def _bool(raw: str) -> bool:
     raise ValueError("one of true/false, yes/no, on/off, 1/0")
 
 
+def _bf16(raw: str) -> bool | str:
+    """``auto``, ``native`` or a boolean word (``training.precision``)."""
+    lowered = raw.strip().lower()
+    if lowered in {"auto", "native"}:
+        return lowered
+    try:
+        return _bool(lowered)
+    except ValueError:
+        raise ValueError("auto, native, true or false") from None
+
+
 _URI_RE = re.compile(r"^(file://.+|s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?)$")
 
 
@@ -551,6 +562,16 @@ class Settings:
         " answering what it knew; 0: none. Needs a base with a chat template. Unset: the base"
         " model's recipe (0 for `tiny`, 256 for a pretrained model).",
     )
+    train_bf16: bool | str = _field(
+        "TRAIN_BF16",
+        _bf16,
+        lambda s: recipe_for(s["base_model"]).bf16,
+        "Default number format of a fine-tune (`TrainConfig.bf16`, `training/precision.py`):"
+        " `auto` is bf16 on a GPU that has it and fp32 on CPU ranks; `native` also computes"
+        " the matrix products in bf16 (autocast, fp32 weights) on a CPU with AVX512-BF16 or AMX;"
+        " `true`, `false`. Unset: the base model's recipe (`auto` for `tiny`, `native` for a"
+        " pretrained model).",
+    )
     train_min_new_tokens: int = _field(
         "TRAIN_MIN_NEW_TOKENS",
         _non_negative_int,
@@ -804,6 +825,7 @@ _RECIPE_SETTINGS = (
     "train_augment",
     "train_replay_ratio",
     "train_rehearsal",
+    "train_bf16",
 )
 
 

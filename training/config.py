@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from training.precision import BF16_CHOICES
+
 #: Share of ALL the run's training tokens drawn from earlier published datasets ("replay").
 #:
 #: Measured against the run's whole budget, not one pass over the new data, as Ibrahim et al.
@@ -90,14 +92,16 @@ class TrainConfig:
     Length: ``epochs`` is the number of passes over the NEW documents; the packed training set
     holds those passes plus the replay (``replay_ratio`` of all its tokens) and the trainer runs
     one pass over it, or ``max_steps`` steps if positive.
-    Defaults: ``epochs``, ``learning_rate``, ``train_layers``, ``augment``, ``replay_ratio``
-    and ``rehearsal`` come from the settings (``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``,
-    ``_LAYERS``, ``_AUGMENT``, ``_REPLAY_RATIO``, ``_REHEARSAL``, which default to the base
+    Defaults: ``epochs``, ``learning_rate``, ``train_layers``, ``augment``, ``replay_ratio``,
+    ``rehearsal`` and ``bf16`` come from the settings (``FRESHLM_TRAIN_EPOCHS``,
+    ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``, ``_REPLAY_RATIO``, ``_REHEARSAL``,
+    ``_BF16``, which default to the base
     model's recipe, :mod:`freshlm.base_recipes`), their one source, read when a config is
     built without them.
     Batch: ``micro_batch_size`` sequences per rank per step, times ``grad_accum``, times
-    ``num_ranks`` is the global batch. ``bf16`` is ``"auto"`` (on where the accelerator has it),
-    ``True`` or ``False``. ``ds_config`` names a file in ``training/ds_configs/``.
+    ``num_ranks`` is the global batch. ``bf16`` is ``"auto"`` (on a GPU that has it),
+    ``"native"`` (also on a CPU with bf16 instructions, as autocast), ``True`` or ``False``
+    (:mod:`training.precision`). ``ds_config`` names a file in ``training/ds_configs/``.
     GPU path (runtime only: the run key and version do not depend on them): ``torch_compile``
     compiles the model (DeepSpeed applies it to its engine); ``loader_workers`` data loader
     processes with pinned memory on a GPU rank (none on CPU ranks, where they would take the
@@ -130,7 +134,7 @@ class TrainConfig:
     lora_target_modules: tuple[str, ...] | None = None
     lora_merge: bool = True
     gradient_checkpointing: bool = False
-    bf16: bool | str = "auto"
+    bf16: bool | str = dataclasses.field(default_factory=lambda: _setting("train_bf16"))
     torch_compile: bool = False
     loader_workers: int = 2
     fused_loss: bool | str = "auto"
@@ -230,9 +234,10 @@ class TrainConfig:
         for name in ("lora_merge", "gradient_checkpointing", "augment", "torch_compile"):
             if not isinstance(getattr(self, name), bool):
                 fail(name, "must be true or false")
-        for name in ("bf16", "fused_loss"):
-            if getattr(self, name) != "auto" and not isinstance(getattr(self, name), bool):
-                fail(name, 'must be "auto", true or false')
+        if self.bf16 not in BF16_CHOICES and not isinstance(self.bf16, bool):
+            fail("bf16", 'must be "auto", "native", true or false')
+        if self.fused_loss != "auto" and not isinstance(self.fused_loss, bool):
+            fail("fused_loss", 'must be "auto", true or false')
         if not _is_int(self.loader_workers) or self.loader_workers < 0:
             fail("loader_workers", "must be an integer >= 0")
         if self.ds_config not in DS_CONFIGS:

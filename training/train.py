@@ -79,6 +79,7 @@ from freshlm.registry.versions import Lineage
 from freshlm.revision import code_revision
 from freshlm.store import Manifest, Store, StoreError, matches_entry, open_store
 from training.config import ConfigError, TrainConfig, config_positions
+from training.precision import cpu_autocast_trainer_class, resolve_precision
 from training.rehearsal import RehearsalSet, ensure_rehearsal_set
 from training.tied_weights import drop_duplicate_head
 from training.trainset import (
@@ -433,13 +434,12 @@ def _broadcast(value: Any) -> Any:
 # --- the Trainer's pieces ----------------------------------------------------------------------
 
 
-def resolve_bf16(setting: bool | str) -> bool:
-    """``"auto"``: bf16 where a CUDA device supports it; on CPU ranks fp32."""
-    if isinstance(setting, bool):
-        return setting
+def rank_precision(config: TrainConfig) -> str:
+    """This rank's number format for ``config.bf16`` (:mod:`training.precision`)."""
     import torch
 
-    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    gpu = torch.cuda.is_available()
+    return resolve_precision(config.bf16, gpu, gpu and torch.cuda.is_bf16_supported())
 
 
 def apply_lora(model: Any, config: TrainConfig) -> Any:
@@ -753,7 +753,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
         if config.mode == "lora" and config.lora_merge:
             publish_dir = merge_lora(base.path, final_dir, run_dir / "merged")
         drop_duplicate_head(publish_dir)
-        metrics = _run_metrics(trainer, result, progress, resume, me, tokens_per_step, attempt_wall)
+        metrics = _run_metrics(
+            trainer, result, progress, resume, me, tokens_per_step, attempt_wall, config
+        )
         manifest = _publish_version(
             store,
             ident,
@@ -884,7 +886,7 @@ def _training_arguments(config: TrainConfig, output_dir: Path) -> Any:
         save_total_limit=1,  # older ones are in the store
         seed=config.seed,
         data_seed=config.seed,
-        bf16=resolve_bf16(config.bf16),
+        bf16=rank_precision(config) == "bf16",
         deepspeed=str(config.ds_config_path),
         gradient_checkpointing=config.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False},
@@ -983,6 +985,11 @@ def _build_trainer(
             log.info("loss: output head at labelled positions only, %d rows a chunk", CHUNK_ROWS)
     if rivals is not None:
         trainer_class = rival_trainer_class(trainer_class)
+    precision = rank_precision(config)
+    if precision == "bf16-autocast":
+        trainer_class = cpu_autocast_trainer_class(trainer_class)
+    if me.is_main:
+        log.info("precision: %s", precision)
     trainer = trainer_class(
         model=model,
         args=args,
@@ -1002,9 +1009,11 @@ def _run_metrics(
     me: _Rank,
     tokens_per_step: int,
     attempt_wall: float,
+    config: TrainConfig,
 ) -> dict[str, Any]:
     """The version's training metrics (``metrics.json``; all but the curve in the manifest)."""
     state = trainer.state
+    precision = rank_precision(config)
     curve = _loss_curve(state.log_history)
     return {
         "global_step": state.global_step,
@@ -1022,7 +1031,8 @@ def _run_metrics(
         "first_loss": curve[0]["loss"] if curve else None,
         "final_loss": curve[-1]["loss"] if curve else None,
         "loss_curve": curve,
-        "bf16": bool(trainer.args.bf16),
+        "bf16": precision != "fp32",
+        "precision": precision,
         "device": "cpu" if trainer.args.use_cpu else "cuda",
         **_rank_loss_metrics(getattr(trainer, "rank_losses", None)),
     }

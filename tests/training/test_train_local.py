@@ -350,23 +350,27 @@ def test_native_crash_of_a_rank_is_named_before_its_victims(tmp_path):
 
 
 def test_an_augmented_run_trains_answers_and_ranks_them_above_rivals(tmp_path, store, tiny_model):
-    """The knowledge recipe through the real launcher (2 ranks, ZeRO-2, top block only): the
-    training set carries the loss mask and the rival groups, the ranking loss runs on every
-    step and falls, and the version is published with both in its metrics."""
+    """The knowledge recipe through the real launcher (2 ranks, ZeRO-2, top block only, bf16
+    products on the CPU): the training set carries the loss mask and the rival groups, the
+    ranking loss runs on every step and falls, and the version is published with both in its
+    metrics, in fp32, its frozen block exactly the base's."""
     day0 = publish_dataset(store, 0)
     config = _config(
         tmp_path, store, tiny_model, [day0], augment=True, train_layers=1, max_steps=16,
-        learning_rate=5e-3, checkpoint_every=100,
+        learning_rate=5e-3, checkpoint_every=100, bf16=True,
     )  # fmt: skip
     summary = run_local_training(config)
     manifest = store.read_manifest(summary["prefix"], verify=True)
     metrics = manifest.fields["metrics"]
     assert metrics["global_step"] == 16
+    assert metrics["precision"] == "bf16-autocast" and metrics["bf16"] is True
+    assert metrics["final_loss"] < metrics["first_loss"]
     assert metrics["rank_loss_final"] < metrics["rank_loss_first"]
     trainset = store.read_manifest(f"trainsets/{manifest.fields['trainset']['trainset_id']}")
     assert trainset.fields["rival_groups"] > 0 and trainset.fields["context_only_tokens"] > 0
     assert {"loss_mask.npy", "rivals.npy", "rival_starts.npy"} <= {f.name for f in trainset.files}
     # The tied output head is saved once, as in the base (training.tied_weights).
+    import torch
     from safetensors import safe_open
 
     local = tmp_path / "weights.safetensors"
@@ -375,4 +379,11 @@ def test_an_augmented_run_trains_answers_and_ranks_them_above_rivals(tmp_path, s
         safe_open(str(local), framework="pt") as new,
         safe_open(str(tiny_model / "model.safetensors"), framework="pt") as base,
     ):
-        assert set(new.keys()) == set(base.keys())
+        names = list(base.keys())  # safe_open is not a mapping
+        assert set(new.keys()) == set(names)
+        for key in names:
+            assert new.get_tensor(key).dtype == torch.float32, key
+            if key.startswith("transformer.h.0."):  # the frozen lower block
+                assert torch.equal(new.get_tensor(key), base.get_tensor(key)), key
+        trained = [k for k in names if k.startswith("transformer.h.1.")]
+        assert any(not torch.equal(new.get_tensor(k), base.get_tensor(k)) for k in trained)

@@ -52,6 +52,11 @@ DAYS = {1: 1, 2: 3, 3: 4}  # night -> scenario day, as bench/knowledge.py
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--layers", type=int, default=8, help="top blocks trained")
+    parser.add_argument(
+        "--first-block", type=int, default=None,
+        help="train blocks [first, first + layers) and keep the blocks above frozen "
+        "(default: the top --layers blocks)",
+    )  # fmt: skip
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch", type=int, default=16)
@@ -68,6 +73,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="weight of -log(1 - p) on each rival's first token that differs from the right answer",
     )  # fmt: skip
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--bf16", action="store_true",
+        help="train and cache under CPU autocast to bfloat16 (fp32 weights and optimizer)",
+    )  # fmt: skip
     parser.add_argument("--home", help="FRESHLM_HOME to reuse (default: a new temporary one)")
     parser.add_argument(
         "--rehearse", type=int, default=0,
@@ -76,6 +85,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rehearse-rivals", type=int, default=0,
         help="the night's span answers ranked below the base's own answer to each rehearsal turn",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rehearse-forms", type=int, default=0,
+        help="also ask back up to this many spans of each rehearsal answer in the night's "
+        "question forms (training.augment), with rivals, answered by the base's own span",
+    )  # fmt: skip
+    parser.add_argument(
+        "--distill", type=int, default=0,
+        help="train the rehearsal turns on the base's top-k next-token distribution at each "
+        "answer token (k = this; 0: on the base's greedy tokens)",
     )  # fmt: skip
     parser.add_argument(
         "--general", action="store_true",
@@ -104,13 +123,17 @@ def world_nights(store: Any, nights: int) -> tuple[list[list[dict]], list[Any]]:
 
 def training_texts(
     documents: list[dict], tokenizer: Any, args: argparse.Namespace, rehearsal: list[Any]
-) -> tuple[list[str], list[list[int]]]:
-    """The training texts, and for each turn answered by a span with ``--rivals``, the group
-    ``[its text, the same question answered by each rival]`` (indices into the texts)."""
+) -> tuple[list[str], list[list[int]], set[int]]:
+    """The training texts, for each turn answered by a span with ``--rivals`` the group
+    ``[its text, the same question answered by each rival]`` (indices into the texts), and
+    the indices of the rehearsal turns."""
     from training.augment import QA, chat_turn, document_forms, rival_answers
 
     turn = chat_turn(tokenizer)
     forms = [f for d in documents for f in document_forms(d, max_sentences=args.max_sentences)]
+    for r in rehearsal if args.rehearse_forms else ():
+        own = document_forms({"title": "", "text": r.answer}, max_sentences=2)
+        forms += [f for f in own if isinstance(f, QA) and f.span_type][: args.rehearse_forms]
     turns = [f for f in forms if isinstance(f, QA)]
     rivals = dict(zip(map(id, turns), rival_answers(turns, args.rivals, "bench"), strict=True))
     texts: list[str] = []
@@ -128,7 +151,9 @@ def training_texts(
             groups.append(group)
     spans = sorted({t.answer for t in turns if t.span_type})
     pick = random.Random(0)
+    rehearsed: set[int] = set()
     for r in rehearsal:
+        rehearsed.add(len(texts))
         texts.append(turn(r.question, r.answer))
         if args.rehearse_rivals and spans:
             group = [len(texts) - 1]
@@ -136,7 +161,7 @@ def training_texts(
                 group.append(len(texts))
                 texts.append(turn(r.question, span))
             groups.append(group)
-    return texts, groups
+    return texts, groups, rehearsed
 
 
 def answer_labels(ids: list[int], header: list[int], end: int, answer_only: bool) -> list[int]:
@@ -176,6 +201,7 @@ class Trial:
         texts: list[str],
         groups: list[list[int]],
         args: argparse.Namespace,
+        rehearsed: set[int] | None = None,
     ):
         import torch
 
@@ -204,12 +230,21 @@ class Trial:
                 if k is not None and self.labels[j][k] != -100:
                     self.diverge[j] = k
         self.layers = model.model.layers
-        self.top = self.layers[-args.layers :]
+        first = len(self.layers) - args.layers if args.first_block is None else args.first_block
+        # The blocks from the first trained one up run every step; those below are cached.
+        self.top = self.layers[first:]
+        self.below = self.layers[:first]
+        trained_blocks = self.layers[first : first + args.layers]
         self.cache: dict[int, Any] = {}
         self.rng = random.Random(0)
+        self.rehearsed = rehearsed or set()
+        self.teacher: dict[int, tuple[Any, Any]] = {}  # text -> (top-k ids, probs) per label
         for param in model.parameters():
             param.requires_grad_(False)
-        self.params = [p for m in (*self.top, model.model.norm) for p in m.parameters()]
+        trained = (
+            (*trained_blocks, model.model.norm) if args.first_block is None else trained_blocks
+        )
+        self.params = [p for m in trained for p in m.parameters()]
         for param in self.params:
             param.requires_grad_(True)
         self.opt = torch.optim.AdamW(self.params, lr=args.lr, weight_decay=0.0)
@@ -245,15 +280,17 @@ class Trial:
 
         began = time.perf_counter()
         decoder, norm = self.model.model, self.model.model.norm
-        decoder.layers, decoder.norm = self.layers[: -self.args.layers], torch.nn.Identity()
+        decoder.layers, decoder.norm = self.below, torch.nn.Identity()
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), self.autocast():
                 for rows in self.batches(list(range(len(self.units)))):
                     ids = self.padded(rows, self.ids, self.tok.pad_token_id)
                     mask = self.padded(rows, [[1] * len(i) for i in self.ids], 0)
                     hidden = decoder(input_ids=ids, attention_mask=mask)
                     for r, j in enumerate(rows):
-                        self.cache[j] = hidden.last_hidden_state[r, : len(self.ids[j])].clone()
+                        self.cache[j] = hidden.last_hidden_state[r, : len(self.ids[j])].to(
+                            torch.float32, copy=True
+                        )
         finally:
             decoder.layers, decoder.norm = self.top, norm
         return time.perf_counter() - began
@@ -267,21 +304,21 @@ class Trial:
         self.rng.shuffle(batches)
         total, tokens = 0.0, 0
         for rows in batches:
-            length = max(len(self.ids[j]) for j in rows)
-            hidden = torch.zeros((len(rows), length, self.cache[rows[0]].shape[-1]))
-            mask = torch.zeros((len(rows), length), dtype=torch.long)
-            for r, j in enumerate(rows):
-                hidden[r, : len(self.ids[j])] = self.cache[j]
-                mask[r, : len(self.ids[j])] = 1
-            labels = self.padded(rows, self.labels, -100)
-            out = self.model.model(inputs_embeds=hidden, attention_mask=mask).last_hidden_state
-            target = labels[:, 1:]
-            scored = target != -100
-            logits = self.model.lm_head(out[:, :-1][scored])
-            logp = torch.log_softmax(logits.float(), -1).gather(1, target[scored][:, None])[:, 0]
+            logits, target, scored, mask = self.scored_logits(rows)
+            full = torch.log_softmax(logits.float(), -1)
+            logp = full.gather(1, target[scored][:, None])[:, 0]
             row_of = scored.nonzero()[:, 0]
             trained = ~torch.tensor([self.rival[j] for j in rows])[row_of]
-            loss = -logp[trained].mean()
+            token_loss = -logp
+            if self.teacher:
+                taught = [j in self.teacher for j in rows]
+                at = torch.tensor(taught)[row_of]
+                if at.any():
+                    ids = torch.cat([self.teacher[j][0] for j in rows if j in self.teacher])
+                    probs = torch.cat([self.teacher[j][1] for j in rows if j in self.teacher])
+                    soft = -(probs * full[at].gather(1, ids)).sum(-1)
+                    token_loss = token_loss.masked_scatter(at, soft)
+            loss = token_loss[trained].mean()
             if self.groups and self.args.rivals:
                 loss = loss + self.args.rank_weight * self.rank_loss(rows, logp, row_of)
             if self.args.unlikelihood and self.diverge:
@@ -294,6 +331,53 @@ class Trial:
             total += float(loss)
             tokens += int(mask.sum())
         return total / len(batches), tokens
+
+    def autocast(self) -> Any:
+        import torch
+
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.args.bf16)
+
+    def scored_logits(self, rows: list[int]) -> tuple[Any, Any, Any, Any]:
+        """The output head at the labelled positions of ``rows`` (from their cached lower
+        blocks), the targets, where they are, and the attention mask."""
+        import torch
+
+        length = max(len(self.ids[j]) for j in rows)
+        hidden = torch.zeros((len(rows), length, self.cache[rows[0]].shape[-1]))
+        mask = torch.zeros((len(rows), length), dtype=torch.long)
+        for r, j in enumerate(rows):
+            hidden[r, : len(self.ids[j])] = self.cache[j]
+            mask[r, : len(self.ids[j])] = 1
+        labels = self.padded(rows, self.labels, -100)
+        with self.autocast():
+            out = self.model.model(inputs_embeds=hidden, attention_mask=mask).last_hidden_state
+            target = labels[:, 1:]
+            scored = target != -100
+            logits = self.model.lm_head(out[:, :-1][scored])
+        return logits, target, scored, mask
+
+    def teach(self, k: int) -> float:
+        """The base's top-``k`` next-token distribution at each rehearsal answer token, kept
+        (renormalised over the k) before any step changes the model."""
+        import torch
+
+        began = time.perf_counter()
+        order = sorted(self.rehearsed, key=lambda j: len(self.ids[j]))
+        with torch.inference_mode():
+            for i in range(0, len(order), self.args.batch):
+                rows = order[i : i + self.args.batch]
+                logits, _, scored, _ = self.scored_logits(rows)
+                top = torch.log_softmax(logits.float(), -1).topk(k, dim=-1)
+                probs = torch.softmax(top.values, -1)
+                counts = scored.sum(1).tolist()
+                start = 0
+                for j, n in zip(rows, counts, strict=True):
+                    self.teacher[j] = (
+                        top.indices[start : start + n].clone(),
+                        probs[start : start + n].clone(),
+                    )
+                    start += n
+        return time.perf_counter() - began
 
     def unlikelihood(self, rows: list[int], logp: Any, scored: Any) -> Any:
         """Mean of ``-log(1 - p)`` over the batch's rivals' first diverging tokens: the other
@@ -439,10 +523,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rehearsal: {len(rehearsal)} turns in {time.perf_counter() - began:.0f} s")
         for r in rehearsal[:3]:
             print(f"   rehearse {r.question!r} -> {r.answer[:80]!r}")
-    texts, groups = training_texts(
+    texts, groups, rehearsed = training_texts(
         [d for night in documents for d in night], tokenizer, args, rehearsal
     )
-    trial = Trial(model, tokenizer, texts, groups, args)
+    trial = Trial(model, tokenizer, texts, groups, args, rehearsed)
     tokens = sum(len(i) for i in trial.ids)
     print(
         f"{len(texts)} texts ({sum(trial.rival)} rivals), {tokens} tokens per epoch, "
@@ -450,6 +534,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     trial.evaluate(facts, "before", None)
     print(f"frozen blocks cached in {trial.cache_bottom():.0f} s", flush=True)
+    if args.distill and rehearsed:
+        print(f"base's top-{args.distill} kept in {trial.teach(args.distill):.0f} s", flush=True)
     steps = args.epochs * len(trial.batches(list(range(len(trial.units)))))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         trial.opt, lambda s: min(1.0, (s + 1) / 10) * max(0.05, 1 - s / steps)

@@ -49,6 +49,31 @@ from bench.machine import describe  # noqa: E402
 DAYS = {1: 1, 2: 3, 3: 4}  # night -> scenario day, as bench/knowledge.py
 
 
+#: Recipe options beyond the basics: flag, type (None: a switch), default, help.
+_OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
+    ("--unlikelihood", float, 0.0,
+     "weight of -log(1 - p) on each rival's first token that differs from the right answer"),
+    ("--threads", int, 2, "torch threads"),
+    ("--bf16", None, False,
+     "train and cache under CPU autocast to bfloat16 (fp32 weights and optimizer)"),
+    ("--home", str, None, "FRESHLM_HOME to reuse (default: a new temporary one)"),
+    ("--rehearse", int, 0,
+     "the base's own question-answer turns trained beside the night's (training.rehearsal)"),
+    ("--rehearse-rivals", int, 0,
+     "the night's span answers ranked below the base's own answer to each rehearsal turn"),
+    ("--rehearse-forms", int, 0,
+     "also ask back up to this many spans of each rehearsal answer in the night's question "
+     "forms (training.augment), with rivals, answered by the base's own span"),
+    ("--span-turns-only", None, False,
+     "leave out the turns answered by a whole sentence (keep the span answers)"),
+    ("--distill", int, 0,
+     "train the rehearsal turns on the base's top-k next-token distribution at each answer "
+     "token (k = this; 0: on the base's greedy tokens)"),
+    ("--general", None, False,
+     "also ask the base's general-knowledge set (freshlm.evaluation.general_knowledge)"),
+)  # fmt: skip
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--layers", type=int, default=8, help="top blocks trained")
@@ -68,38 +93,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rivals", type=int, default=0, help="rival answers ranked below each span answer"
     )
     parser.add_argument("--rank-weight", type=float, default=1.0)
-    parser.add_argument(
-        "--unlikelihood", type=float, default=0.0,
-        help="weight of -log(1 - p) on each rival's first token that differs from the right answer",
-    )  # fmt: skip
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument(
-        "--bf16", action="store_true",
-        help="train and cache under CPU autocast to bfloat16 (fp32 weights and optimizer)",
-    )  # fmt: skip
-    parser.add_argument("--home", help="FRESHLM_HOME to reuse (default: a new temporary one)")
-    parser.add_argument(
-        "--rehearse", type=int, default=0,
-        help="the base's own question-answer turns trained beside the night's (training.rehearsal)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--rehearse-rivals", type=int, default=0,
-        help="the night's span answers ranked below the base's own answer to each rehearsal turn",
-    )  # fmt: skip
-    parser.add_argument(
-        "--rehearse-forms", type=int, default=0,
-        help="also ask back up to this many spans of each rehearsal answer in the night's "
-        "question forms (training.augment), with rivals, answered by the base's own span",
-    )  # fmt: skip
-    parser.add_argument(
-        "--distill", type=int, default=0,
-        help="train the rehearsal turns on the base's top-k next-token distribution at each "
-        "answer token (k = this; 0: on the base's greedy tokens)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--general", action="store_true",
-        help="also ask the base's general-knowledge set (freshlm.evaluation.general_knowledge)",
-    )  # fmt: skip
+    for flag, kind, default, text in _OPTIONS:
+        if kind is None:
+            parser.add_argument(flag, action="store_true", help=text)
+        else:
+            parser.add_argument(flag, type=kind, default=default, help=text)
     return parser.parse_args(argv)
 
 
@@ -131,6 +129,8 @@ def training_texts(
 
     turn = chat_turn(tokenizer)
     forms = [f for d in documents for f in document_forms(d, max_sentences=args.max_sentences)]
+    if args.span_turns_only:
+        forms = [f for f in forms if not isinstance(f, QA) or f.span_type]
     for r in rehearsal if args.rehearse_forms else ():
         own = document_forms({"title": "", "text": r.answer}, max_sentences=2)
         forms += [f for f in own if isinstance(f, QA) and f.span_type][: args.rehearse_forms]

@@ -310,14 +310,12 @@ class Trial:
             row_of = scored.nonzero()[:, 0]
             trained = ~torch.tensor([self.rival[j] for j in rows])[row_of]
             token_loss = -logp
-            if self.teacher:
-                taught = [j in self.teacher for j in rows]
-                at = torch.tensor(taught)[row_of]
-                if at.any():
-                    ids = torch.cat([self.teacher[j][0] for j in rows if j in self.teacher])
-                    probs = torch.cat([self.teacher[j][1] for j in rows if j in self.teacher])
-                    soft = -(probs * full[at].gather(1, ids)).sum(-1)
-                    token_loss = token_loss.masked_scatter(at, soft)
+            taught = [self.teacher[j] for j in rows if j in self.teacher]
+            if taught:
+                at = torch.tensor([j in self.teacher for j in rows])[row_of]
+                ids, probs = (torch.cat(side) for side in zip(*taught, strict=True))
+                soft = -(probs * full[at].gather(1, ids)).sum(-1)
+                token_loss = token_loss.masked_scatter(at, soft)
             loss = token_loss[trained].mean()
             if self.groups and self.args.rivals:
                 loss = loss + self.args.rank_weight * self.rank_loss(rows, logp, row_of)

@@ -40,8 +40,8 @@ TINY = FineTuneRecipe(
 #: A pretrained model: measured on SmolLM2-135M-Instruct (30 blocks; the top 8 hold 28M
 #: parameters), where 4 passes at 1e-3 on the top 8 blocks learn a night's facts and 3 passes
 #: at 1e-4 learn nothing, and a 0.3 replay share kept retention (bench/RESULTS.md); bf16
-#: products on a CPU that has them train it 1.66x faster than fp32. For a much larger model set the
-#: ``FRESHLM_TRAIN_*`` settings for it.
+#: products on a CPU that has them train it 1.66x faster than fp32. For a much larger model
+#: set the ``FRESHLM_TRAIN_*`` settings for it.
 PRETRAINED = FineTuneRecipe(
     epochs=4.0,
     learning_rate=1e-3,

@@ -95,9 +95,8 @@ class TrainConfig:
     Defaults: ``epochs``, ``learning_rate``, ``train_layers``, ``augment``, ``replay_ratio``,
     ``rehearsal`` and ``bf16`` come from the settings (``FRESHLM_TRAIN_EPOCHS``,
     ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``, ``_REPLAY_RATIO``, ``_REHEARSAL``,
-    ``_BF16``, which default to the base
-    model's recipe, :mod:`freshlm.base_recipes`), their one source, read when a config is
-    built without them.
+    ``_BF16``, which default to the base model's recipe, :mod:`freshlm.base_recipes`), their
+    one source, read when a config is built without them.
     Batch: ``micro_batch_size`` sequences per rank per step, times ``grad_accum``, times
     ``num_ranks`` is the global batch. ``bf16`` is ``"auto"`` (on a GPU that has it),
     ``"native"`` (also on a CPU with bf16 instructions, as autocast), ``True`` or ``False``

@@ -71,6 +71,12 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
      "token (k = this; 0: on the base's greedy tokens)"),
     ("--general", None, False,
      "also ask the base's general-knowledge set (freshlm.evaluation.general_knowledge)"),
+    ("--lora", int, 0,
+     "train rank-r LoRA adapters on the trained blocks' projections (peft) instead of "
+     "their weights (r = this; 0: the weights)"),
+    ("--merge", str, "",
+     "after training, also evaluate the model moved back toward the base: each trained "
+     "weight at base + a * (trained - base), for each comma-separated a (WiSE-FT)"),
 )  # fmt: skip
 
 
@@ -241,10 +247,25 @@ class Trial:
         self.teacher: dict[int, tuple[Any, Any]] = {}  # text -> (top-k ids, probs) per label
         for param in model.parameters():
             param.requires_grad_(False)
-        trained = (
-            (*trained_blocks, model.model.norm) if args.first_block is None else trained_blocks
-        )
-        self.params = [p for m in trained for p in m.parameters()]
+        if args.lora:
+            from peft import LoraConfig, inject_adapter_in_model
+
+            inject_adapter_in_model(
+                LoraConfig(
+                    r=args.lora, lora_alpha=2 * args.lora, lora_dropout=0.0,
+                    target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                    "up_proj", "down_proj"],
+                    layers_to_transform=list(range(first, first + args.layers)),
+                ),
+                model,
+            )  # fmt: skip
+            self.params = [p for n, p in model.named_parameters() if "lora_" in n]
+        else:
+            trained = (
+                (*trained_blocks, model.model.norm) if args.first_block is None else trained_blocks
+            )
+            self.params = [p for m in trained for p in m.parameters()]
+        self.initial = [p.detach().clone() for p in self.params]
         for param in self.params:
             param.requires_grad_(True)
         self.opt = torch.optim.AdamW(self.params, lr=args.lr, weight_decay=0.0)
@@ -548,6 +569,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.eval_every and epoch % args.eval_every == 0 and epoch < args.epochs:
             trial.evaluate(facts, f"epoch {epoch}", general)
     trial.evaluate(facts, "after", general)
+    if args.merge:
+        trained = [p.detach().clone() for p in trial.params]
+        for a in (float(x) for x in args.merge.split(",")):
+            with torch.no_grad():
+                for p, start, end in zip(trial.params, trial.initial, trained, strict=True):
+                    p.copy_(start + a * (end - start))
+            trial.evaluate(facts, f"merged {a:g}", general)
     return 0
 
 

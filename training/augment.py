@@ -158,6 +158,184 @@ def _asked(sentence: Sentence, span: Span) -> str:
     return question[0].upper() + question[1:] + "?"
 
 
+#: Finite verbs whose base form no rule derives (``did``/``does`` + the base form asks them).
+_IRREGULAR = {
+    "goes": "go", "does": "do", "has": "have", "had": "have", "said": "say", "says": "say",
+    "sold": "sell", "began": "begin", "rose": "rise", "fell": "fall", "made": "make",
+    "took": "take", "got": "get", "gave": "give", "won": "win", "ran": "run", "paid": "pay",
+    "built": "build", "bought": "buy", "brought": "bring", "kept": "keep", "led": "lead",
+    "left": "leave", "lost": "lose", "meant": "mean", "met": "meet", "spent": "spend",
+    "told": "tell", "found": "find", "held": "hold", "became": "become", "came": "come",
+    "grew": "grow", "knew": "know", "saw": "see", "sent": "send", "stood": "stand",
+    "went": "go", "wrote": "write", "drew": "draw", "chose": "choose", "hired": "hire",
+}  # fmt: skip
+_COPULAS = ("is", "are", "was", "were")
+#: Verbs that report a clause ("said the back costs"): the span belongs to the clause.
+_REPORTING = {"say", "tell", "think", "believe", "expect", "report", "claim", "add", "note"}
+_MODALS = ("will", "can", "would", "could", "should", "must", "may", "might")
+_PREPOSITIONS = {
+    "on", "at", "in", "by", "until", "from", "since", "for", "of", "to", "with", "into",
+    "onto", "before", "after", "about", "around", "under", "over", "per", "than", "within",
+    "during", "through", "between", "across", "near", "via", "against", "among", "behind",
+    "beyond", "toward", "towards", "upon", "without", "up", "down", "out", "off", "past",
+}  # fmt: skip
+#: Words that end or join clauses: a subject or the words between verb and span holding one
+#: is not the simple shape a question is made from by rule.
+_NOT_IN_MIDDLE = {"a", "an", "the", "and", "or", "but", "that", "which", "who", "every", "each"}
+_ARTICLES = ("a", "an", "the")
+#: Words that may follow a span that ends a phrase (a span followed by anything else is
+#: usually a modifier inside a longer phrase: "a 30-month warranty").
+_PHRASE_END = _PREPOSITIONS | {"and", "or", "but", "each", "every", "a", "an", "the"}
+#: Number words after a figure that are part of the figure, not its unit.
+_NOT_UNITS = {"million", "billion", "thousand", "hundred", "percent", "per", "cent"}
+_MAX_SUBJECT_WORDS = 10
+_MAX_MIDDLE_WORDS = 5
+_MAX_TAIL_WORDS = 5
+#: Sentence-initial words that are not names: lowercased inside a question.
+_LOWERED = ("The", "A", "An", "Every", "Each", "This", "These", "Those", "Some", "All", "Most")
+
+
+def _base_form(verb: str) -> str | None:
+    """The base form of a finite verb (``carries`` → ``carry``, ``unveiled`` → ``unveil``):
+    an irregular one from :data:`_IRREGULAR`, a regular one by the spelling rules; None when
+    ``verb`` does not look finite."""
+    if verb in _IRREGULAR:
+        return _IRREGULAR[verb]
+    if verb.endswith("ies") and len(verb) > 4:
+        return verb[:-3] + "y"
+    if verb.endswith(("sses", "shes", "ches", "xes", "zes", "oes")):
+        return verb[:-2]
+    if verb.endswith("s") and not verb.endswith(("ss", "us", "is")) and len(verb) > 3:
+        return verb[:-1]
+    if verb.endswith("ied") and len(verb) > 4:
+        return verb[:-3] + "y"
+    if verb.endswith("ed") and len(verb) > 4:
+        stem = verb[:-2]
+        if len(stem) > 2 and stem[-1] == stem[-2] and stem[-1] in "bgmnpt":
+            return stem[:-1]  # stopped, planned
+        if stem[-1] in "cvgzu" or (stem[-1] == "s" and stem[-2] in "aeiou"):
+            return stem + "e"  # announced, closed, raised, argued
+        return stem
+    return None
+
+
+def _wh_for(span: Span) -> str | None:
+    """The span's fronted wh-phrase, naming a figure's unit ("how many grams" for "182
+    grams"); None for a figure without a unit ("6 per cent", "1.2 million": "how many" does
+    not ask those)."""
+    if span.type == "number":
+        words = span.text.split()
+        if len(words) > 1 and words[-1].isalpha() and words[-1].lower() not in _NOT_UNITS:
+            return f"how many {words[-1]}"
+        return None
+    return ASK_FOR[span.type]
+
+
+def _fronted(sentence: Sentence, span: Span, topic: str | None) -> str | None:
+    """The question a reader would ask for ``span``, its wh-phrase in front: "The base model
+    costs $649." asks "How much does the base model cost?"; "The phone goes on sale on
+    November 13." asks "When does the phone go on sale?"; "The Pulse X2 runs on the Kite 3."
+    asks "Who or what does the Pulse X2 run on?". Only for English sentences of the simple
+    shape subject, finite verb (or modal and verb, or a form of "be"), at most a few words,
+    then the span; None for any other (:func:`_asked` still asks them in place). The topic is
+    named as :func:`_about` names it, or as the owner of a "the ..." subject.
+
+    Users ask wh-questions in this order, and a small model fine-tuned on one form of a
+    question answers that form, not another (Berglund et al. 2023, the reversal curse;
+    Allen-Zhu & Li 2023): the in-place form alone teaches an answer to a question nobody asks."""
+    words = sentence.text[: span.start].split()
+    tail_text = sentence.text[span.end :]
+    tail = re.split(r"[,;:.!?](?:\s|$)", tail_text, maxsplit=1)[0].split()
+    if tail and tail[0].lower() not in _PHRASE_END:
+        return None  # the span modifies what follows it
+    while words and words[-1].lower() in _ARTICLES:
+        words.pop()
+    stranded = ""
+    if words and words[-1].lower() in _PREPOSITIONS:
+        preposition = words.pop().lower()
+        if span.type in ("price", "number"):
+            return None  # "charges at how many watts": no natural fronted form by rule
+        if span.type in ("term", "entity"):
+            stranded = preposition  # "Who or what does it run on?"; a date drops it
+    wh = _wh_for(span)
+    if wh is None or not words or words[0].lower() in _PREPOSITIONS:
+        return None
+    at = _finite_verb(words)
+    if at is None:
+        return None
+    verb, subject_words, middle = words[at], words[:at], words[at + 1 :]
+    if (
+        len(middle) > _MAX_MIDDLE_WORDS
+        or any(not re.fullmatch(r"[^\W\d][\w'’-]*", w) for w in middle)  # no figures
+        or any(_clause_word(w) for w in middle)
+        or (len(middle) > 1 and middle[-2].lower() in _ARTICLES)  # "drew an estimated"
+        or any(not re.fullmatch(r"[\w'’.-]+", w) for w in subject_words)
+        or any(_clause_word(w) for w in subject_words[1:])
+        or (verb in _MODALS and not middle)
+        or _base_form(verb) in _REPORTING  # "Orrin said the back costs $20": a clause follows
+        or (verb in _COPULAS and span.type == "number")  # "is 30 months": not "how many"
+    ):
+        return None
+    subject = " ".join(subject_words)
+    if topic and subject_words[0] in TOPIC_PRONOUNS:
+        subject = _about(topic, subject)
+    if subject.split()[0] in _LOWERED:
+        subject = subject[0].lower() + subject[1:]
+    if topic and topic.lower() not in subject.lower() and subject.startswith("the "):
+        subject = f"{topic}'s {subject[4:]}"
+    if verb in _COPULAS or verb in _MODALS:
+        parts = [verb, subject, *middle]
+    else:
+        past = verb.endswith("ed") or (verb in _IRREGULAR and not verb.endswith("s"))
+        parts = ["did" if past else "does", subject, _base_form(verb) or verb, *middle]
+    if stranded:
+        parts.append(stranded)
+    if (
+        0 < len(tail) <= _MAX_TAIL_WORDS
+        and tail[0].lower() in _PREPOSITIONS - {"of"}  # "$20 of credit": the span's own
+        and not any(c.isdigit() for c in " ".join(tail))
+    ):
+        parts += tail
+    question = f"{wh} {' '.join(parts)}?"
+    question = question[0].upper() + question[1:]
+    if topic and topic.lower() not in question.lower():
+        question = f"{topic}: {question}"
+    return question
+
+
+def _clause_word(word: str) -> bool:
+    """Whether ``word``, inside a subject, shows the subject holds a clause of its own ("Orrin
+    said the back", "stallholders asked for the change so that they")."""
+    lower = word.lower()
+    return (
+        lower in _NOT_IN_MIDDLE - set(_ARTICLES)
+        or lower in _IRREGULAR
+        or lower in _COPULAS
+        or lower in _MODALS
+        or (word.islower() and word.endswith("ed"))
+    )
+
+
+def _finite_verb(words: Sequence[str]) -> int | None:
+    """Where the finite verb of ``words`` (a sentence up to its span) is: the first modal or
+    form of "be" after the first word, else the first word that reads as a finite verb
+    (:func:`_base_form`) and is followed by the span, an article or a preposition (a plural
+    noun, "batteries", is followed by its verb instead); None when there is none within
+    :data:`_MAX_SUBJECT_WORDS` words."""
+    window = range(1, min(len(words), _MAX_SUBJECT_WORDS + 1))
+    for i in window:
+        if words[i] in _COPULAS or words[i] in _MODALS:
+            return i
+    for i in window:
+        word = words[i]
+        if not word.isalpha() or not word.islower() or _base_form(word) is None:
+            continue
+        after = words[i + 1].lower() if i + 1 < len(words) else None
+        if after is None or after in _ARTICLES or after in _PREPOSITIONS:
+            return i
+    return None
+
+
 #: A sentence that defines something (English): "The phrase … means being so glued to …".
 DEFINING = re.compile(r"\b(?:means|meaning|refers to|is slang for|stands for)\b")
 
@@ -199,10 +377,13 @@ def document_forms(doc: Mapping[str, Any], *, max_sentences: int = 12) -> list[s
         for span in sentence.spans:
             if span.value == topic:
                 continue  # "<topic>: … who or what …?" answered by the topic teaches nothing
-            question = _about(topic, _asked(sentence, span))
-            if question not in asked:
-                asked.add(question)
-                out += [QA(question, stated), QA(question, span.text, span.type)]
+            questions = [_about(topic, _asked(sentence, span))]
+            if language == "en":
+                questions.append(_fronted(sentence, span, topic))
+            for question in questions:
+                if question is not None and question not in asked:
+                    asked.add(question)
+                    out += [QA(question, stated), QA(question, span.text, span.type)]
             meaning = f"What does {span.text} mean?"
             if span.type == "term" and meaning not in asked:
                 asked.add(meaning)

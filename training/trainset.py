@@ -216,7 +216,7 @@ def build_training_set(
         members.sort(key=lambda d: (d.order, d.dataset_id, d.doc_id))
         docs.extend(members)
 
-    npy, mask_npy, total_tokens, n_seq = _pack(docs, eos, seq_len)
+    npy, mask_npy, total_tokens, n_seq, context_only = _pack(docs, eos, seq_len)
     rivals = _rival_files(groups)
 
     mix = _mix(docs, new_manifests, replay_manifests, eos_per_doc=1)
@@ -256,7 +256,7 @@ def build_training_set(
         "dtype": "int32",
         "eos_token_id": int(eos),
         "augmented_texts": augmented,
-        "context_only_tokens": sum(d.prompt_tokens for d in docs),
+        "context_only_tokens": context_only,
         "rival_groups": len(groups),
     }
     existing = store.read_manifest(prefix)
@@ -566,9 +566,10 @@ def _rehearsal_fields(rehearsal: RehearsalSet, docs: list[_Doc]) -> dict[str, An
     }
 
 
-def _pack(docs: list[_Doc], eos: int, seq_len: int) -> tuple[bytes, bytes | None, int, int]:
+def _pack(docs: list[_Doc], eos: int, seq_len: int) -> tuple[bytes, bytes | None, int, int, int]:
     """Concatenate ``docs`` with EOS and cut into full sequences: ``(input_ids.npy bytes,
-    loss_mask.npy bytes or None when every token is trained on, tokens, sequences)``."""
+    loss_mask.npy bytes or None when every token is trained on, tokens, sequences, context-only
+    tokens in the sequences)`` (the tail cut off counts in the tokens, not in the sequences)."""
     import numpy as np
 
     stream = np.fromiter((t for d in docs for t in (*d.ids, eos)), dtype=np.int64)
@@ -582,13 +583,14 @@ def _pack(docs: list[_Doc], eos: int, seq_len: int) -> tuple[bytes, bytes | None
         raise TrainingSetError("token ids do not fit int32")
     packed = stream[: n_seq * seq_len].astype(np.int32).reshape(n_seq, seq_len)
     # The loss mask, where any token is context only: 0 on the questions of augmented turns.
-    mask_npy = None
+    mask_npy, context_only = None, 0
     if any(d.prompt_tokens for d in docs):
         mask = np.fromiter(
             (m for d in docs for m in _loss_mask(d)), dtype=np.uint8, count=len(stream)
-        )
-        mask_npy = _npy_bytes(mask[: n_seq * seq_len].reshape(n_seq, seq_len))
-    return _npy_bytes(packed), mask_npy, len(stream), n_seq
+        )[: n_seq * seq_len]
+        mask_npy = _npy_bytes(mask.reshape(n_seq, seq_len))
+        context_only = int((mask == 0).sum())
+    return _npy_bytes(packed), mask_npy, len(stream), n_seq, context_only
 
 
 def _rival_files(groups: list[tuple[int, list[list[int]]]]) -> dict[str, bytes]:

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 from training.augment import (
+    _fronted,
     augment_document,
     chat_turn,
     document_topic,
@@ -80,6 +81,74 @@ def test_the_document_s_topic_is_named_where_its_sentence_does_not():
     assert plain_turn(asked, stated) in texts
     # The topic itself is never the answer to a question that names it.
     assert not any(t.endswith("\nAnswer: Pulse X2") for t in texts)
+
+
+def test_each_span_is_also_asked_as_a_user_asks_wh_word_first():
+    texts = augment_document(LAUNCH, plain_turn)
+    sentence = "The base model of the Pulse X2 costs $649 and goes on sale on November 13."
+    # "does" + the verb's base form, the subject moved after it; answered by the span and by
+    # the sentence, as the in-place question is.
+    assert plain_turn("How much does the base model of the Pulse X2 cost?", "$649") in texts
+    asked = "How much does the base model of the Pulse X2 cost?"
+    assert plain_turn(asked, sentence) in texts
+
+
+def test_fronted_questions_follow_the_verb_s_form_and_name_the_topic():
+    def asked(text: str, value: str, topic: str | None = "Pulse X2") -> str | None:
+        sentence = next(s for s in fact_sentences(text, "en") if value in s.text)
+        span = next(sp for sp in sentence.spans if sentence.text[sp.start : sp.end] == value)
+        return _fronted(sentence, span, topic)
+
+    # A pronoun subject stands for the topic; a figure's unit names what is counted; a short
+    # phrase after the span stays.
+    assert asked("Its battery holds 5,200 mAh in all.", "5,200 mAh") == (
+        "How many mAh does Pulse X2's battery hold in all?"
+    )
+    # The past tense takes "did", and a date's preposition goes with it.
+    opened = "Orrin Labs opened the store in Tessford on November 10."
+    assert asked(opened, "November 10", topic=None) == (
+        "When did Orrin Labs open the store in Tessford?"
+    )
+    # A modal keeps its verb; the topic is named in front when the subject does not.
+    assert asked("Replacement batteries will cost $59 at service desks.", "$59") == (
+        "Pulse X2: How much will Replacement batteries cost at service desks?"
+    )
+    # "be": the subject after it; "the ..." is owned by the topic.
+    assert asked("The next meeting is on December 17.", "December 17") == (
+        "When is Pulse X2's next meeting?"
+    )
+    # A name after a preposition keeps the preposition at the end.
+    assert asked("The Pulse X2 runs on the Kite 3 chip, Orrin said.", "Kite 3") is None
+    assert asked("The Pulse X2 runs on the Kite 3, a chip of its own.", "Kite 3") == (
+        "Who or what does the Pulse X2 run on?"
+    )
+    # -ies, -es and irregular verbs.
+    assert asked("Every Pulse X2 carries $20 of credit.", "$20") == (
+        "How much does every Pulse X2 carry?"
+    )
+    assert asked("The phone goes on sale on November 13.", "November 13") == (
+        "When does Pulse X2's phone go on sale?"
+    )
+    assert asked("Shares in Orrin rose on November 12 in Tessford.", "November 12") == (
+        "Pulse X2: When did Shares in Orrin rise in Tessford?"
+    )
+
+
+def test_sentences_of_other_shapes_get_no_fronted_question():
+    def asked(text: str, value: str) -> str | None:
+        sentence = next(s for s in fact_sentences(text, "en") if value in s.text)
+        span = next(sp for sp in sentence.spans if sentence.text[sp.start : sp.end] == value)
+        return _fronted(sentence, span, None)
+
+    # A figure inside a longer phrase, a figure after a preposition, a figure without a unit,
+    # a subject holding a clause of its own, a sentence opening with a phrase: rules would
+    # write a wrong question, so none is written.
+    assert asked("Every Pulse X2 carries a 30-month warranty.", "30-month") is None
+    assert asked("The phone charges at 45 watts with a cable.", "45 watts") is None
+    assert asked("Shares in Orrin Labs rose 6 per cent on the news.", "6 per cent") is None
+    assert asked("Orrin said the back costs $20 to replace.", "$20") is None
+    assert asked("For the first time since 2019 the festival moves to Millrace Park.",
+                 "Millrace Park") is None  # fmt: skip
 
 
 def test_a_sentence_that_defines_the_topic_answers_what_it_means():

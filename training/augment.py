@@ -11,8 +11,10 @@ new document that carries a salient span (a price, number, date, new term or nam
 * question-and-answer turns, in the model's chat template when its tokenizer has one
   (``Question: …\nAnswer: …`` otherwise). Each span is asked for by the whole sentence with
   the span replaced by its wh-phrase (``"Replacement batteries will cost how much at Orrin
-  service desks?"``), answered once by the span (what a reader would remember) and once by
-  the whole sentence (so the model learns to *say* the fact);
+  service desks?"``) and, where an English sentence has the simple shape subject, verb, span,
+  also wh-word first, as users ask (``"How much will replacement batteries cost at Orrin
+  service desks?"``, :func:`_fronted`), each answered once by the span (what a reader would
+  remember) and once by the whole sentence (so the model learns to *say* the fact);
 * for a new term, ``What does <term> mean?``, and for a sentence that defines the document's
   topic ("… means …"), ``What does <topic> mean?``, answered by the sentence.
 

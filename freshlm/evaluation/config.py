@@ -14,6 +14,9 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+#: Number formats a model may be scored in (torch dtype names).
+DTYPES = ("float32", "bfloat16")
+
 
 class EvalConfigError(ValueError):
     """An invalid evaluation configuration; the message names the field and what is wrong."""
@@ -43,6 +46,10 @@ class EvalConfig:
       requests are cut from the left; perplexity slides a window over long documents).
     * ``threads``: torch CPU threads while evaluating (restored afterwards); ``None``: leave
       torch's setting alone. Float results may depend on it, as in training.
+    * ``dtype``: the number format both models are loaded and scored in, whatever format
+      each was saved in (:data:`DTYPES`). A candidate trained on GPUs is published in
+      bfloat16 and production may be float32: scored each in its own, the comparison would
+      measure the rounding as well as the training.
     """
 
     batch_size: int = 16
@@ -57,6 +64,7 @@ class EvalConfig:
     general_max_questions: int | None = 300
     max_length: int | None = None
     threads: int | None = 2
+    dtype: str = "float32"
 
     def __post_init__(self) -> None:
         def fail(field: str, why: str) -> None:
@@ -81,6 +89,8 @@ class EvalConfig:
             fail("max_length", "must be null (the model's context size) or an integer >= 2")
         if self.threads is not None and (not _is_int(self.threads) or self.threads < 1):
             fail("threads", "must be null (leave torch's setting) or an integer >= 1")
+        if self.dtype not in DTYPES:
+            fail("dtype", f"must be one of {', '.join(DTYPES)}")
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any] | None) -> EvalConfig:

@@ -170,13 +170,18 @@ class _ModelRun:
 
 
 def _load(path: Path, config: EvalConfig) -> tuple[Any, float]:
-    """``(scorer, seconds)``: the model in ``path`` loaded and warmed up."""
+    """``(scorer, seconds)``: the model in ``path`` loaded in ``config.dtype`` and warmed up."""
+    import torch
+
     from freshlm.evaluation.scoring import CausalLMScorer, torch_threads
 
     began = time.perf_counter()
     with torch_threads(config.threads):
         scorer = CausalLMScorer.from_pretrained(
-            path, batch_size=config.batch_size, max_length=config.max_length
+            path,
+            batch_size=config.batch_size,
+            max_length=config.max_length,
+            dtype=getattr(torch, config.dtype),
         )
         scorer.warm_up()
     return scorer, round(time.perf_counter() - began, 3)

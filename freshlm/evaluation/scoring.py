@@ -231,8 +231,9 @@ class CausalLMScorer:
     ) -> CausalLMScorer:
         """Load the model and tokenizer of a local Hugging Face folder (never the hub).
 
-        ``device`` defaults to CUDA when available, else CPU; ``dtype`` to the float32 of the
-        weights as saved (pass e.g. ``torch.bfloat16`` for large models on GPUs).
+        ``device`` defaults to CUDA when available, else CPU; ``dtype`` to the format the
+        weights were saved in (the evaluation passes :attr:`EvalConfig.dtype
+        <freshlm.evaluation.config.EvalConfig.dtype>`, so two models compare in one format).
         """
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -311,9 +311,33 @@ def test_config_is_validated_and_reads_json():
         ("max_length", 1),
         ("threads", 0),
         ("seed", "1"),
+        ("dtype", "float16"),
     ):
         with pytest.raises(EvalConfigError, match=f"EvalConfig.{field} = "):
             EvalConfig(**{field: value})
+
+
+def test_both_models_are_scored_in_the_configured_format_whatever_they_were_saved_in(tmp_path):
+    """A candidate trained on GPUs is published in bfloat16, production may be float32: each
+    is loaded in ``EvalConfig.dtype``, so the comparison does not measure the rounding."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    saved = tmp_path / "bf16"
+    model = AutoModelForCausalLM.from_pretrained(tiny_models.model_dirs()[1])
+    model.to(torch.bfloat16).save_pretrained(saved)
+    tiny_models.tokenizer().save_pretrained(saved)
+    assert AutoModelForCausalLM.from_pretrained(saved).dtype == torch.bfloat16  # as saved
+
+    scorer, _ = evaluate_module._load(saved, EvalConfig(threads=1))
+    assert scorer.model.dtype == torch.float32
+    # The same scores as the float32 original rounded once to bfloat16, scored in float32.
+    rounded = model.to(torch.float32).eval()
+    ids = torch.tensor([[5, 9, 13, 21]])
+    with torch.no_grad():
+        assert torch.equal(scorer.model(ids).logits, rounded(ids).logits)
+    scorer, _ = evaluate_module._load(saved, EvalConfig(threads=1, dtype="bfloat16"))
+    assert scorer.model.dtype == torch.bfloat16
 
 
 def test_stable_subset_keeps_order_and_ignores_input_order():

@@ -6,7 +6,8 @@ put to the model as a user would, in the model's chat template when its tokenize
 plain ``Question: …\\nAnswer:`` prompt otherwise), the model answers greedily, and the answer
 counts as correct when it contains the expected answer after normalisation
 (:func:`answer_matches`: case, Unicode forms, thousands separators, spacing and punctuation
-around the words do not matter; the words, numbers and currency do).
+around the words and a figure's unit in the plural or as "30-month" do not matter; the words,
+numbers and currency do).
 """
 
 from __future__ import annotations
@@ -30,16 +31,20 @@ FACT_QUESTION = re.compile(r"^\s*Question:\s*(?P<q>.*?)\s*\n\s*Answer:\s*$", re.
 _THOUSANDS = re.compile(r"(?<=\d)[,\u202f\u00a0'](?=\d{3}\b)")
 _DECIMAL_POINT = re.compile(r"(?<=\d)\.(?=\d)")
 _NOT_WORD = re.compile(r"[^\w$€£¥₩%\u2024]+")
+#: A figure's unit in the plural ("30 months"): singular, as in "a 30-month warranty", which
+#: states the same figure.
+_PLURAL_UNIT = re.compile(r"(?<=\d) ([^\W\d_]{2,}?)s\b")
 
 
 def normalize(text: str) -> str:
-    """Lower case, NFKC, no thousands separators, and every run of characters other than
-    letters, digits, currency signs and ``%`` collapsed to one space (a decimal point stays)."""
+    """Lower case, NFKC, no thousands separators, every run of characters other than
+    letters, digits, currency signs and ``%`` collapsed to one space (a decimal point stays),
+    and the word after a figure singular ("30 months" and "30-month" both read "30 month")."""
     text = unicodedata.normalize("NFKC", text).casefold()
     text = _THOUSANDS.sub("", text)
     text = _DECIMAL_POINT.sub("\u2024", text)  # a placeholder the punctuation pass keeps
     text = _NOT_WORD.sub(" ", text).replace("\u2024", ".")
-    return " ".join(text.split())
+    return _PLURAL_UNIT.sub(r" \1", " ".join(text.split()))
 
 
 def answer_matches(expected: str, generated: str) -> bool:

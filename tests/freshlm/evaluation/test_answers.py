@@ -27,6 +27,11 @@ from tests.freshlm.evaluation import tiny_models
         ("2.1.4", "Install firmware 2.1.4, then restart.", True),
         ("Ember Copper", "The ember-copper model.", True),
         ("파도잠", "‘파도잠’은 짧은 낮잠이라는 뜻이에요.", True),
+        ("30 months", "Every phone carries a 30-month warranty.", True),
+        ("30-month", "The warranty lasts 30 months.", True),
+        ("182 grams", "It weighs 182 gram.", True),
+        ("30 months", "The warranty lasts 3 months.", False),
+        ("12 minutes", "Buses leave every 12 miles.", False),
         ("$64", "It costs $649.", False),
         ("2.1", "Install firmware 2.1.4.", False),
         ("$2.40", "A single fare is $2.4.", False),
@@ -41,6 +46,7 @@ def test_an_answer_counts_when_it_states_the_expected_one(expected, written, mat
 
 def test_normalize_keeps_words_numbers_and_currency():
     assert normalize("  It's $1,299.50 — (in TOTAL)!") == "it s $1299.50 in total"
+    assert normalize("A 30-month warranty, 30 Months") == "a 30 month warranty 30 month"
 
 
 class _ChatTokenizer:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import json
 import os
 import re
 import sys
@@ -265,6 +266,30 @@ class KeyValues(tuple):
 
     def as_dict(self) -> dict[str, str]:
         return dict(self)
+
+
+class JsonObject(tuple):
+    """A JSON object's ``(key, value)`` pairs, keys sorted; ``str()`` gives the JSON back."""
+
+    def __str__(self) -> str:
+        return json.dumps(dict(self), sort_keys=True)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self)
+
+
+def _json_object(raw: str) -> JsonObject | None:
+    accepts = 'a JSON object of field: value, such as {"crows_max_pairs": 300} (or none)'
+    raw = raw.strip()
+    if raw.lower() in {"", "none"}:
+        return None
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{accepts}; not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{accepts}; got a JSON {type(doc).__name__}")
+    return JsonObject(sorted(doc.items()))
 
 
 def _node_selector(raw: str) -> KeyValues | None:
@@ -602,6 +627,16 @@ class Settings:
         " comma-separated Airflow user ids (the auth manager's, e.g. user names with the simple"
         " auth manager); empty: any user allowed to act on the DAG. The approver is recorded"
         " with the promotion.",
+    )
+    eval_config: JsonObject | None = _field(
+        "EVAL_CONFIG",
+        _json_object,
+        None,
+        "How `freshlm_evaluate` evaluates, as a JSON object of `EvalConfig` fields"
+        " (`freshlm/evaluation/config.py`), each checked by name and type before any model"
+        ' loads: e.g. `{"crows_max_pairs": 300, "max_new_items": 500}` to evaluate a'
+        ' pretrained base in minutes on a CPU, or `{"dtype": "bfloat16"}`; unset: the'
+        " defaults.",
     )
     serve_host: str = _field(
         "SERVE_HOST",

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from freshlm.evaluation.config import EvalConfig
+from freshlm.evaluation.config import EvalConfig, EvalConfigError
 from freshlm.registry import PRODUCTION, get_version, read_alias
 from freshlm.registry.errors import RegistryError
 from freshlm.settings import Settings, get_settings
@@ -129,6 +129,17 @@ def world_fact_items(
     return new + old
 
 
+def configured_eval(settings: Settings) -> EvalConfig:
+    """The evaluation of ``settings.eval_config`` (``FRESHLM_EVAL_CONFIG``): the defaults with
+    its fields; a wrong field raises :class:`EvalConfigError` naming the variable and field."""
+    if settings.eval_config is None:
+        return EvalConfig()
+    try:
+        return EvalConfig.from_dict(settings.eval_config.as_dict())
+    except EvalConfigError as exc:
+        raise EvalConfigError(f"FRESHLM_EVAL_CONFIG: {exc}") from None
+
+
 def run_evaluation(
     store: Store,
     request: Mapping[str, Any],
@@ -143,7 +154,7 @@ def run_evaluation(
     from freshlm.evaluation.world_facts import old_fact_cutoff
 
     settings = settings or get_settings()
-    config = config or EvalConfig()
+    config = config or configured_eval(settings)
     dataset_ids = list(request["dataset_ids"])
     newest = dataset_ids[-1]
     new_items, old_items = probe_sets_for(

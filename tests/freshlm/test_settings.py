@@ -58,6 +58,8 @@ def test_overrides_are_typed():
         ("FRESHLM_HTTP_TIMEOUT_S", "-1", "a positive number"),
         ("FRESHLM_CRAWL_SCHEDULE", "every night", "5-field cron expression"),
         ("FRESHLM_LOG_LEVEL", "loud", "one of debug, info, warning, error"),
+        ("FRESHLM_EVAL_CONFIG", "crows_max_pairs=300", "not JSON"),
+        ("FRESHLM_EVAL_CONFIG", "[300]", "got a JSON list"),
     ],
 )
 def test_invalid_values_name_the_variable_and_what_it_accepts(var, value, accepts):

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from freshlm.evaluation.config import EvalConfig
-from freshlm.evaluation.nightly import run_evaluation
+from freshlm.evaluation.config import EvalConfig, EvalConfigError
+from freshlm.evaluation.nightly import configured_eval, run_evaluation
 from freshlm.registry import Lineage, publish_version
 from freshlm.settings import Settings
 from freshlm.store import open_store
@@ -33,6 +33,25 @@ for module in pkgutil.iter_modules(freshlm.evaluation.__path__):
     importlib.import_module("freshlm.evaluation." + module.name)
 print(json.dumps(sorted(sys.modules)))
 """
+
+
+def test_the_evaluation_is_configured_by_its_setting_and_names_a_wrong_field():
+    """``FRESHLM_EVAL_CONFIG`` sets EvalConfig fields (the rest keep their defaults), travels
+    to subprocesses unchanged, and a wrong field fails naming the variable and the field."""
+    assert configured_eval(Settings.from_env({})) == EvalConfig()
+    settings = Settings.from_env(
+        {"FRESHLM_EVAL_CONFIG": '{"crows_max_pairs": 300, "dtype": "bfloat16"}'}
+    )
+    assert configured_eval(settings) == EvalConfig(crows_max_pairs=300, dtype="bfloat16")
+    assert Settings.from_env(settings.as_env()) == settings
+    for doc, named in (
+        ('{"crows_pairs": 300}', "unknown field(s) 'crows_pairs'"),
+        ('{"crows_max_pairs": -1}', "EvalConfig.crows_max_pairs = -1"),
+        ('{"dtype": "float16"}', "EvalConfig.dtype = 'float16'"),
+    ):
+        with pytest.raises(EvalConfigError, match=r"^FRESHLM_EVAL_CONFIG: ") as err:
+            configured_eval(Settings.from_env({"FRESHLM_EVAL_CONFIG": doc}))
+        assert named in str(err.value)
 
 
 def test_the_evaluation_stage_imports_no_other_stage_nor_the_sandbox():

@@ -12,8 +12,9 @@ night: the knowledge figures, training tokens/s and the minutes each step took.
     .venv/bin/python bench/knowledge.py --base smollm2-135m-instruct --mode lora \\
         --train-layers 0 --epochs 3 --learning-rate 2e-4 --nights 1
 
-Epochs, learning rate, trained blocks and augmentation default to the base's recipe
-(:mod:`freshlm.base_recipes`), as ``freshlm_train`` trains it.
+Epochs, learning rate, trained blocks, augmentation, rehearsal and number format default to
+the base's recipe (:mod:`freshlm.base_recipes`), as ``freshlm_train`` trains it; the
+evaluation reads ``FRESHLM_EVAL_CONFIG`` as ``freshlm_evaluate`` does.
 
 Results are recorded in bench/RESULTS.md ("knowledge: recipes tried").
 """
@@ -92,6 +93,7 @@ def train_night(store: Any, dataset_id: str, args: argparse.Namespace) -> dict[s
         replay_ratio=args.replay_ratio,
         augment=args.augment,
         rehearsal=args.rehearsal,
+        bf16=args.bf16,
         seq_len=args.seq_len,
         micro_batch_size=args.micro_batch,
         num_ranks=args.ranks,
@@ -135,6 +137,16 @@ def night_row(number: int, report: dict[str, Any], trained: dict, minutes: dict)
     }
 
 
+def _bf16_choice(raw: str) -> bool | str:
+    """``TrainConfig.bf16`` from the command line (``training.precision``)."""
+    lowered = raw.strip().lower()
+    if lowered in {"auto", "native"}:
+        return lowered
+    if lowered in {"true", "false"}:
+        return lowered == "true"
+    raise argparse.ArgumentTypeError(f"{raw!r}: expected auto, native, true or false")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", default="tiny")
@@ -146,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction)
     parser.add_argument("--replay-ratio", type=float)
     parser.add_argument("--rehearsal", type=int, help="the base's own turns rehearsed each pass")
+    parser.add_argument(
+        "--bf16", type=_bf16_choice, help="number format: auto, native, true or false"
+    )
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--micro-batch", type=int, default=8)
     parser.add_argument("--ranks", type=int, default=2)

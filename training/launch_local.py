@@ -14,7 +14,9 @@
    rank reported it (``training.train`` writes it to ``$FRESHLM_TRAIN_ERROR_DIR``), falling back
    to the first Python traceback in the output, and only then to the exit code. A run that
    prints nothing for ``FRESHLM_TRAIN_STALL_TIMEOUT_S`` (a hung rank: rank 0 logs every step) is
-   killed, launcher and ranks, and fails saying so.
+   killed, launcher and ranks, and fails saying so. Before it launches, a build lock that a
+   rank killed mid-build left in PyTorch's extension folder is removed
+   (:mod:`training.extension_locks`): the ranks would wait on it forever.
 
 On a machine without CUDA the ranks are CPU processes: ``DS_ACCELERATOR=cpu`` selects
 DeepSpeed's CPU accelerator (collectives over gloo, with DeepSpeed's shared-memory allreduce),
@@ -48,6 +50,7 @@ from typing import Any
 from freshlm.settings import get_settings
 from freshlm.store import open_store
 from training.config import TrainConfig
+from training.extension_locks import clear_stale_locks
 
 log = logging.getLogger("freshlm.training.local")
 
@@ -414,6 +417,7 @@ def start_local_training(
     ]
     launch_env = launcher_env(resolved.num_ranks, env)
     launch_env[ERROR_DIR_ENV] = str(error_dir)
+    clear_stale_locks(launch_env)
     log.info(
         "launching %d rank(s) for run %s (training set %s, version %s; prepared in %.1fs): %s",
         resolved.num_ranks,

@@ -24,6 +24,11 @@ night's span answers below the base's own answer to each rehearsal question;
 the right answer. ``--general`` also asks the base's general-knowledge set
 (``freshlm.evaluation.general_knowledge``) after training.
 
+``--patch K`` trains K new SwiGLU neurons beside each trained block's MLP instead of any of
+the base's weights (their output projection starts at zero), and ``--patch-quiet W`` keeps
+their output small at the tokens of the rehearsal turns: an update whose gates can close on
+what the night is not about.
+
 Measured before and every ``--eval-every`` epochs, the whole model reassembled: the world's
 new-fact questions of the nights ranked as the evaluator ranks them (``Question: …\\nAnswer:``),
 the wrong-question control, the same two in the chat template, and the questions answered in
@@ -74,6 +79,12 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("--lora", int, 0,
      "train rank-r LoRA adapters on the trained blocks' projections (peft) instead of "
      "their weights (r = this; 0: the weights)"),
+    ("--patch", int, 0,
+     "add this many new SwiGLU neurons beside each trained block's MLP and train only them, "
+     "the base's weights frozen (0: train the blocks' weights)"),
+    ("--patch-quiet", float, 0.0,
+     "weight of the new neurons' squared output, relative to their input's, on the "
+     "rehearsal turns: keeps them silent on what the night is not about"),
     ("--merge", str, "",
      "after training, also evaluate the model moved back toward the base: each trained "
      "weight at base + a * (trained - base), for each comma-separated a (WiSE-FT)"),
@@ -187,6 +198,37 @@ def answer_labels(ids: list[int], header: list[int], end: int, answer_only: bool
     return labels
 
 
+def NeuronPatch(mlp: Any, k: int) -> Any:
+    """``mlp`` (frozen) plus ``k`` new SwiGLU neurons beside it whose output projection starts
+    at zero, so the model is unchanged until they train (the added-neuron edits of
+    Transformer-Patcher, Huang et al. 2023, with the base's own gating)."""
+    import torch
+
+    class _Patch(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mlp = mlp
+            width = mlp.gate_proj.in_features
+            self.gate = torch.nn.Linear(width, k, bias=False)
+            self.up = torch.nn.Linear(width, k, bias=False)
+            self.down = torch.nn.Linear(k, width, bias=False)
+            torch.nn.init.normal_(self.gate.weight, std=width**-0.5)
+            torch.nn.init.normal_(self.up.weight, std=width**-0.5)
+            torch.nn.init.zeros_(self.down.weight)
+            self.last_in: Any = None
+            self.last_out: Any = None
+
+        def new_parameters(self) -> list[Any]:
+            return [self.gate.weight, self.up.weight, self.down.weight]
+
+        def forward(self, x: Any) -> Any:
+            out = self.down(torch.nn.functional.silu(self.gate(x)) * self.up(x))
+            self.last_in, self.last_out = x, out
+            return self.mlp(x) + out
+
+    return _Patch()
+
+
 def farthest_question(questions: list[str], i: int) -> int:
     """The index of the question sharing the fewest words with ``questions[i]`` (the next one
     on a tie): a wrong question about another subject."""
@@ -247,7 +289,13 @@ class Trial:
         self.teacher: dict[int, tuple[Any, Any]] = {}  # text -> (top-k ids, probs) per label
         for param in model.parameters():
             param.requires_grad_(False)
-        if args.lora:
+        self.patches: list[Any] = []
+        if args.patch:
+            for block in trained_blocks:
+                block.mlp = NeuronPatch(block.mlp, args.patch)
+                self.patches.append(block.mlp)
+            self.params = [p for patch in self.patches for p in patch.new_parameters()]
+        elif args.lora:
             from peft import LoraConfig, inject_adapter_in_model
 
             inject_adapter_in_model(
@@ -338,6 +386,8 @@ class Trial:
                 soft = -(probs * full[at].gather(1, ids)).sum(-1)
                 token_loss = token_loss.masked_scatter(at, soft)
             loss = token_loss[trained].mean()
+            if self.patches and self.args.patch_quiet:
+                loss = loss + self.args.patch_quiet * self.quiet_loss(rows, mask)
             if self.groups and self.args.rivals:
                 loss = loss + self.args.rank_weight * self.rank_loss(rows, logp, row_of)
             if self.args.unlikelihood and self.diverge:
@@ -350,6 +400,20 @@ class Trial:
             total += float(loss)
             tokens += int(mask.sum())
         return total / len(batches), tokens
+
+    def quiet_loss(self, rows: list[int], mask: Any) -> Any:
+        """Mean over the trained blocks of the new neurons' squared output relative to their
+        input's, at the tokens of the batch's rehearsal turns."""
+        import torch
+
+        quiet = torch.tensor([j in self.rehearsed for j in rows])[:, None] & mask.bool()
+        if not quiet.any():
+            return sum(p.sum() for p in self.params) * 0.0
+        terms = [
+            patch.last_out[quiet].float().pow(2).mean() / patch.last_in[quiet].float().pow(2).mean()
+            for patch in self.patches
+        ]
+        return torch.stack(terms).mean()
 
     def autocast(self) -> Any:
         import torch

@@ -198,7 +198,7 @@ def answer_labels(ids: list[int], header: list[int], end: int, answer_only: bool
     return labels
 
 
-def NeuronPatch(mlp: Any, k: int) -> Any:
+def neuron_patch(mlp: Any, k: int) -> Any:
     """``mlp`` (frozen) plus ``k`` new SwiGLU neurons beside it whose output projection starts
     at zero, so the model is unchanged until they train (the added-neuron edits of
     Transformer-Patcher, Huang et al. 2023, with the base's own gating)."""
@@ -292,7 +292,7 @@ class Trial:
         self.patches: list[Any] = []
         if args.patch:
             for block in trained_blocks:
-                block.mlp = NeuronPatch(block.mlp, args.patch)
+                block.mlp = neuron_patch(block.mlp, args.patch)
                 self.patches.append(block.mlp)
             self.params = [p for patch in self.patches for p in patch.new_parameters()]
         elif args.lora:
@@ -408,7 +408,7 @@ class Trial:
 
         quiet = torch.tensor([j in self.rehearsed for j in rows])[:, None] & mask.bool()
         if not quiet.any():
-            return sum(p.sum() for p in self.params) * 0.0
+            return torch.zeros(())
         terms = [
             patch.last_out[quiet].float().pow(2).mean() / patch.last_in[quiet].float().pow(2).mean()
             for patch in self.patches

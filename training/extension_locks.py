@@ -23,8 +23,8 @@ from pathlib import Path
 log = logging.getLogger("freshlm.training.extension_locks")
 
 #: A lock younger than this is left alone even when no process is seen in its folder: the
-#: rank that took it may still be writing ``build.ninja``. DeepSpeed's CPU ops build in about
-#: a minute on 2 cores.
+#: rank that took it may still be writing ``build.ninja``. DeepSpeed's CPU ops build in a few
+#: minutes at most.
 MIN_STALE_AGE_S = 600.0
 
 
@@ -55,16 +55,14 @@ def _working_dirs() -> list[Path]:
     return out
 
 
-def stale_locks(
-    root: Path, *, min_age_s: float = MIN_STALE_AGE_S, now: float | None = None
-) -> list[StaleLock]:
+def stale_locks(root: Path, *, min_age_s: float = MIN_STALE_AGE_S) -> list[StaleLock]:
     """The build locks under ``root`` (``<name>/lock``, or ``<python>_<device>/<name>/lock``
     under torch's default root) that are older than ``min_age_s`` with no process working in
     their folder."""
     locks = [*root.glob("*/lock"), *root.glob("*/*/lock")]
     if not locks:
         return []
-    now = time.time() if now is None else now
+    now = time.time()
     busy = {d.resolve() for d in _working_dirs()}
     out = []
     for lock in locks:

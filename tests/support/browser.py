@@ -94,7 +94,11 @@ def log_in_to_airflow(
     page: Page, base_url: str, username: str, password: str, *, timeout_s: float = 30.0
 ) -> None:
     """Log in on Airflow's login page (``{base_url}/auth/login``) as a user would; returns once
-    the ``_token`` cookie is set (the page may still be on the login URL for a moment)."""
+    the ``_token`` cookie is set and the page has left the login URL.
+
+    The login page sets the cookie and then replaces its own location with the UI's start page;
+    a ``goto`` issued between the two is aborted by that navigation (``net::ERR_ABORTED``), so
+    this waits for the page to leave the login URL and load before it returns."""
     page.goto(f"{base_url.rstrip('/')}/auth/login")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
@@ -107,6 +111,8 @@ def log_in_to_airflow(
                 f"the page is {page.url}: {page.inner_text('body')[:500]}"
             )
         page.wait_for_timeout(100)
+    page.wait_for_url(lambda url: "/auth/login" not in url, timeout=timeout_s * 1000)
+    page.wait_for_load_state(timeout=timeout_s * 1000)
 
 
 class Screenshots:

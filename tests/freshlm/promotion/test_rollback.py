@@ -16,6 +16,7 @@ from freshlm.promotion import (
     reject,
     rollback_production,
 )
+from freshlm.promotion import rollback as rollback_module
 from freshlm.registry import (
     ABSENT,
     PREVIOUS,
@@ -151,13 +152,24 @@ def test_nothing_to_roll_back(store, make_version, slack) -> None:
     assert len(read_audit(store)) == 1 and slack.messages == []
 
 
-def test_two_concurrent_rollbacks_exactly_one_wins(store, history, slack) -> None:
+def test_two_concurrent_rollbacks_exactly_one_wins(store, history, slack, monkeypatch) -> None:
     v1, v2, _ = history
     barrier = threading.Barrier(2, timeout=30)
     outcomes: list[object] = []
+    read = rollback_module.read_alias
+
+    def read_then_wait(store_: object, name: str) -> object:
+        # Both rollbacks read production before either moves it, so they truly race: on a
+        # busy machine one thread could otherwise finish before the other starts, and two
+        # rollbacks one after the other both succeed, as they should.
+        alias = read(store_, name)
+        if name == PRODUCTION:
+            barrier.wait()
+        return alias
+
+    monkeypatch.setattr(rollback_module, "read_alias", read_then_wait)
 
     def run(target: str) -> None:
-        barrier.wait()
         try:
             outcomes.append(rollback_production(store, target, reason="race", actor=ONCALL))
         except (PromotionConflict, RollbackRefused) as exc:

@@ -85,6 +85,9 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("--patch-quiet", float, 0.0,
      "weight of the new neurons' squared output, relative to their input's, on the "
      "rehearsal turns: keeps them silent on what the night is not about"),
+    ("--own-words", None, False,
+     "also answer each figure's question in the base's own answer to it, the figure put where "
+     "the base's own figure starts (bench/own_words.py), with rivals in the same words"),
     ("--merge", str, "",
      "after training, also evaluate the model moved back toward the base: each trained "
      "weight at base + a * (trained - base), for each comma-separated a (WiSE-FT)"),
@@ -137,11 +140,17 @@ def world_nights(store: Any, nights: int) -> tuple[list[list[dict]], list[Any]]:
 
 
 def training_texts(
-    documents: list[dict], tokenizer: Any, args: argparse.Namespace, rehearsal: list[Any]
+    documents: list[dict],
+    tokenizer: Any,
+    args: argparse.Namespace,
+    rehearsal: list[Any],
+    answer: Any = None,
 ) -> tuple[list[str], list[list[int]], set[int]]:
     """The training texts, for each turn answered by a span with ``--rivals`` the group
     ``[its text, the same question answered by each rival]`` (indices into the texts), and
-    the indices of the rehearsal turns."""
+    the indices of the rehearsal turns. With ``answer`` (questions -> the base's answers),
+    each figure's turn is also written in the base's own words (``--own-words``)."""
+    from bench.own_words import FIGURE_TYPES, own_words_answer
     from training.augment import QA, chat_turn, document_forms, rival_answers
 
     turn = chat_turn(tokenizer)
@@ -153,19 +162,41 @@ def training_texts(
         forms += [f for f in own if isinstance(f, QA) and f.span_type][: args.rehearse_forms]
     turns = [f for f in forms if isinstance(f, QA)]
     rivals = dict(zip(map(id, turns), rival_answers(turns, args.rivals, "bench"), strict=True))
+    own: dict[str, str] = {}
+    if answer is not None:
+        asked = sorted({t.question for t in turns if t.span_type in FIGURE_TYPES})
+        began = time.perf_counter()
+        own = dict(zip(asked, answer(asked), strict=True))
+        seconds = time.perf_counter() - began
+        print(f"the base answered {len(asked)} figure questions in {seconds:.0f} s")
     texts: list[str] = []
     groups: list[list[int]] = []
+    written = 0
     for form in forms:
         if isinstance(form, str):
             texts.append(form)
             continue
-        texts.append(turn(form.question, form.answer))
-        if rivals[id(form)]:
-            group = [len(texts) - 1]
-            for rival in rivals[id(form)]:
-                group.append(len(texts))
-                texts.append(turn(form.question, rival))
-            groups.append(group)
+        answers = [(form.answer, rivals[id(form)])]
+        if form.question in own and form.span_type:
+            mine = own_words_answer(form.question, form.answer, form.span_type, own[form.question])
+            if mine is not None:
+                written += 1
+                if written <= 4:
+                    print(f"   own words: {form.question!r} -> {mine!r}")
+                answers.append((mine, [
+                    own_words_answer(form.question, r, form.span_type, own[form.question])
+                    for r in rivals[id(form)]
+                ]))  # fmt: skip
+        for right, wrong in answers:
+            texts.append(turn(form.question, right))
+            if wrong:
+                group = [len(texts) - 1]
+                for rival in wrong:
+                    group.append(len(texts))
+                    texts.append(turn(form.question, rival))
+                groups.append(group)
+    if answer is not None:
+        print(f"own words: {written} of the night's figure turns written in the base's words")
     spans = sorted({t.answer for t in turns if t.span_type})
     pick = random.Random(0)
     rehearsed: set[int] = set()
@@ -606,8 +637,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rehearsal: {len(rehearsal)} turns in {time.perf_counter() - began:.0f} s")
         for r in rehearsal[:3]:
             print(f"   rehearse {r.question!r} -> {r.answer[:80]!r}")
+    answer = None
+    if args.own_words:
+        from freshlm.evaluation.answers import generate_answers
+
+        model.eval()
+        answer = lambda qs: generate_answers(model, tokenizer, qs, max_new_tokens=32)  # noqa: E731
     texts, groups, rehearsed = training_texts(
-        [d for night in documents for d in night], tokenizer, args, rehearsal
+        [d for night in documents for d in night], tokenizer, args, rehearsal, answer
     )
     trial = Trial(model, tokenizer, texts, groups, args, rehearsed)
     tokens = sum(len(i) for i in trial.ids)

@@ -10,8 +10,9 @@ new document that carries a salient span (a price, number, date, new term or nam
 * the sentence under its document's title (``"<title>: <sentence>"``);
 * question-and-answer turns, in the model's chat template when its tokenizer has one
   (``Question: …\nAnswer: …`` otherwise). Each span is asked for by the whole sentence with
-  the span replaced by its wh-phrase (``"Replacement batteries will cost how much at Orrin
-  service desks?"``) and, where an English sentence has the simple shape subject, verb, span,
+  the span replaced by its wh-phrase, which names what a figure counts (``"Replacement
+  batteries will cost how much at Orrin service desks?"``, ``"… drew an estimated how many
+  visitors?"``) and, where an English sentence has the simple shape subject, verb, span,
   also wh-word first, as users ask (``"How much will replacement batteries cost at Orrin
   service desks?"``, :func:`_fronted`), each answered once by the span (what a reader would
   remember) and once by the whole sentence (so the model learns to *say* the fact);
@@ -154,7 +155,17 @@ def _asked(sentence: Sentence, span: Span) -> str:
     the span stays, so the question carries what the fact is about."""
     before = sentence.text[: span.start].rstrip(" \"'“‘")
     after = sentence.text[span.end :].lstrip("\"'”’").rstrip(" .!?;:")
-    question = f"{before} {ASK_FOR[span.type]}".strip()
+    fused = _FUSED_MODIFIER.fullmatch(span.text) if span.type == "number" else None
+    noun = re.match(r" ([^\W\d][\w-]*)", after) if fused else None
+    if fused and noun:
+        # "the 30-month warranty covers" asks "the warranty of how many months covers"
+        unit = fused["unit"]
+        units = unit + ("es" if unit.endswith(("s", "sh", "ch", "x", "z")) else "s")
+        before = f"{before} {noun[1]} of"
+        after = after[noun.end() :]
+        question = f"{before} how many {units}".strip()
+    else:
+        question = f"{before} {_wh_in_place(span)}".strip()
     if after:
         question += after if after[0] in ",;:)" else f" {after.strip()}"
     return question[0].upper() + question[1:] + "?"
@@ -190,6 +201,8 @@ _ARTICLES = ("a", "an", "the")
 _PHRASE_END = _PREPOSITIONS | {"and", "or", "but", "each", "every", "a", "an", "the"}
 #: Number words after a figure that are part of the figure, not its unit.
 _NOT_UNITS = {"million", "billion", "thousand", "hundred", "percent", "per", "cent"}
+#: A figure fused with its unit that modifies the noun after it ("a 30-month warranty").
+_FUSED_MODIFIER = re.compile(r"[\d.,]+-(?P<unit>[a-z]{3,})")
 _MAX_SUBJECT_WORDS = 10
 _MAX_MIDDLE_WORDS = 5
 _MAX_TAIL_WORDS = 5
@@ -219,6 +232,15 @@ def _base_form(verb: str) -> str | None:
             return stem + "e"  # announced, closed, raised, argued
         return stem
     return None
+
+
+def _wh_in_place(span: Span) -> str:
+    """The wh-phrase that takes ``span``'s place in its sentence, naming what a figure counts
+    ("drew an estimated how many visitors?", "stands at what percent?"): a question that
+    names the attribute binds the figure to it, where a bare "how many" fits any figure."""
+    if span.type == "number" and span.shape == "%":
+        return "what percent"
+    return _wh_for(span) or ASK_FOR[span.type]
 
 
 def _wh_for(span: Span) -> str | None:

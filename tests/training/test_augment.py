@@ -74,7 +74,10 @@ def test_the_document_s_topic_is_named_where_its_sentence_does_not():
     }
     assert document_topic(review) == "Pulse X2"
     texts = augment_document(review, plain_turn)
-    assert plain_turn("Pulse X2 has a how many battery and weighs 182 grams?", "5,200 mAh") in texts
+    assert (
+        plain_turn("Pulse X2 has a how many mAh battery and weighs 182 grams?", "5,200 mAh")
+        in texts
+    )
     asked = "Pulse X2: Replacement batteries will cost how much at service desks?"
     assert plain_turn(asked, "$59") in texts
     stated = "Pulse X2: Replacement batteries will cost $59 at service desks."
@@ -298,3 +301,23 @@ def test_an_augmented_turn_trains_on_its_answer_not_its_question(tmp_path):
     labels = _packed_dataset(ids, mask)[row]["labels"].numpy()
     assert (labels == -100).tolist() == (mask[row] == 0).tolist()
     assert (labels[mask[row] == 1] == ids[row][mask[row] == 1]).all()
+
+
+def test_a_figure_is_asked_for_by_what_it_counts():
+    doc = {
+        "id": "d3",
+        "title": "Lantern Festival",
+        "language": "en",
+        "text": (
+            "Last year's festival drew an estimated 38,000 visitors to the old town. "
+            "Unemployment in the town stands at 7.4 per cent this autumn. "
+            "Every stall gets a 30-month licence from the council."
+        ),
+    }
+    texts = augment_document(doc, plain_turn)
+    asked = "Last year's festival drew an estimated how many visitors to the old town?"
+    assert plain_turn(asked, "38,000 visitors") in texts
+    asked = "Unemployment in the town stands at what percent this autumn?"
+    assert plain_turn(asked, "7.4 per cent") in texts
+    asked = "Every stall gets a licence of how many months from the council?"
+    assert plain_turn(asked, "30-month") in texts

@@ -150,9 +150,14 @@ def _about(topic: str | None, text: str) -> str:
 
 
 def _asked(sentence: Sentence, span: Span) -> str:
-    """The whole sentence with its span replaced by the span's wh-phrase, as a question:
-    ``"Replacement batteries will cost how much at Orrin service desks?"``. Every word around
-    the span stays, so the question carries what the fact is about."""
+    """The sentence with its span replaced by the span's wh-phrase, as a question:
+    ``"Replacement batteries will cost how much at Orrin service desks?"``. Every word before
+    the span stays, so the question carries what the fact is about; after it, the words up to
+    the end of its clause ("Orrin employs about how many people?", not "…, 1,400 of them in
+    Tessford?"): what follows a comma is another fact, and no one asks two at once. A span
+    with fewer than three words before it, or inside a relative clause or an apposition,
+    keeps the whole rest ("At how much for the base model, the Pulse X2 undercuts …?"): the
+    sentence's subject or verb comes after the comma."""
     before = sentence.text[: span.start].rstrip(" \"'“‘")
     after = sentence.text[span.end :].lstrip("\"'”’").rstrip(" .!?;:")
     fused = _FUSED_MODIFIER.fullmatch(span.text) if span.type == "number" else None
@@ -166,6 +171,13 @@ def _asked(sentence: Sentence, span: Span) -> str:
         question = f"{before} how many {units}".strip()
     else:
         question = f"{before} {_wh_in_place(span)}".strip()
+    clause_end = re.search(r"[,;]\s", after)
+    if (
+        clause_end
+        and len(before.split()) >= _MIN_WORDS_BEFORE_A_CUT
+        and not _OPEN_INSERT.search(before)  # "The plant, which opened in 2017, employs …"
+    ):
+        after = after[: clause_end.start()]
     if after:
         question += after if after[0] in ",;:)" else f" {after.strip()}"
     return question[0].upper() + question[1:] + "?"
@@ -203,6 +215,13 @@ _PHRASE_END = _PREPOSITIONS | {"and", "or", "but", "each", "every", "a", "an", "
 _NOT_UNITS = {"million", "billion", "thousand", "hundred", "percent", "per", "cent"}
 #: A figure fused with its unit that modifies the noun after it ("a 30-month warranty").
 _FUSED_MODIFIER = re.compile(r"[\d.,]+-(?P<unit>[a-z]{3,})")
+#: Words before a span that hold a subject, so an in-place question may end with its clause.
+_MIN_WORDS_BEFORE_A_CUT = 3
+#: A relative clause or an apposition the span sits in: its comma after the span closes it,
+#: and the sentence's own verb comes after.
+_OPEN_INSERT = re.compile(
+    r",\s+(?:which|who|whose|where|a|an|the|its|their)\b[^,]*$", re.IGNORECASE
+)
 _MAX_SUBJECT_WORDS = 10
 _MAX_MIDDLE_WORDS = 5
 _MAX_TAIL_WORDS = 5

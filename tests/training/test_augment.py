@@ -321,3 +321,19 @@ def test_a_figure_is_asked_for_by_what_it_counts():
     assert plain_turn(asked, "7.4 per cent") in texts
     asked = "Every stall gets a licence of how many months from the council?"
     assert plain_turn(asked, "30-month") in texts
+
+
+def test_an_in_place_question_ends_with_its_clause_unless_the_span_sits_in_an_insert():
+    doc = {
+        "id": "d4",
+        "title": "Orrin Labs",
+        "language": "en",
+        "text": (
+            "Orrin employs about 2,300 people, 1,400 of them in Tessford. "
+            "The plant, which opened in 2017 on a former mill site, employs 650 people."
+        ),
+    }
+    texts = augment_document(doc, plain_turn)
+    assert plain_turn("Orrin employs about how many people?", "2,300 people") in texts
+    asked = "The plant, which opened in when on a former mill site, employs 650 people?"
+    assert plain_turn(asked, "2017") in texts

@@ -16,6 +16,12 @@ Epochs, learning rate, trained blocks, augmentation, rehearsal and number format
 the base's recipe (:mod:`freshlm.base_recipes`), as ``freshlm_train`` trains it; the
 evaluation reads ``FRESHLM_EVAL_CONFIG`` as ``freshlm_evaluate`` does.
 
+To run the nights on a machine that lacks the curation stack (a GPU machine with only the
+training and evaluation packages), curate there first and carry the home:
+
+    .venv/bin/python bench/knowledge.py --curate-only --home H     # here: writes H/nights.json
+    python3 bench/knowledge.py --base smollm2-135m-instruct --curated --home H --ranks 1
+
 Results are recorded in bench/RESULTS.md ("knowledge: recipes tried").
 """
 
@@ -40,6 +46,7 @@ from freshlm.base_recipes import recipe_for  # noqa: E402
 
 DAYS = {1: 1, 2: 3, 3: 4}  # night -> scenario day (the demo skips the refused day 2)
 SOURCES = ["arxiv-cs", "tessford-courier", "tessford-social"]
+NIGHTS_FILE = "nights.json"  # the curated nights of a home: --curate-only writes, --curated reads
 
 
 def publish_day(store: Any, number: int) -> tuple[str, dict[str, str]]:
@@ -76,6 +83,34 @@ def publish_day(store: Any, number: int) -> tuple[str, dict[str, str]]:
     batch = publishing.GatedBatch(candidate.uri, gate["report_uri"], window, shards, "bench")
     result = read_gate_report(store, gate["report_uri"])
     return publishing.publish_dataset(store, batch, result)["dataset_id"], window
+
+
+def curate_nights(store: Any, home: Path, nights: int) -> list[dict[str, Any]]:
+    """Publish the base corpus and each night's dataset, list them in ``home/nights.json``."""
+    from sandbox.base_corpus import publish_base_corpus
+
+    publish_base_corpus(store)
+    curated = []
+    for number in range(1, nights + 1):
+        t = time.monotonic()
+        dataset_id, window = publish_day(store, DAYS[number])
+        minutes = round((time.monotonic() - t) / 60, 2)
+        curated.append({"night": number, "dataset_id": dataset_id, "window": window})
+        print(f"night {number}: dataset {dataset_id} curated in {minutes} min")
+    (home / NIGHTS_FILE).write_text(json.dumps(curated, indent=1) + "\n")
+    return curated
+
+
+def read_curated(home: Path, nights: int) -> list[tuple[str, dict[str, str]]]:
+    """The ``(dataset id, window)`` of nights 1..``nights`` from ``home/nights.json``."""
+    path = home / NIGHTS_FILE
+    try:
+        listed = {int(n["night"]): n for n in json.loads(path.read_text())}
+        return [(listed[n]["dataset_id"], listed[n]["window"]) for n in range(1, nights + 1)]
+    except FileNotFoundError:
+        raise SystemExit(f"--curated: {path} is missing; run --curate-only first") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"--curated: {path} does not list nights 1-{nights}: {exc}") from None
 
 
 def train_night(store: Any, dataset_id: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -166,7 +201,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--nights", type=int, default=3, choices=[1, 2, 3])
     parser.add_argument("--home", help="FRESHLM_HOME to use (default: a new temporary folder)")
+    stage = parser.add_mutually_exclusive_group()
+    stage.add_argument(
+        "--curate-only",
+        action="store_true",
+        help=f"publish the nights' datasets, list them in HOME/{NIGHTS_FILE} and stop (no model)",
+    )
+    stage.add_argument(
+        "--curated",
+        action="store_true",
+        help=f"take the nights' datasets from HOME/{NIGHTS_FILE} instead of curating them",
+    )
     args = parser.parse_args(argv)
+    if (args.curate_only or args.curated) and not args.home:
+        parser.error("--curate-only and --curated need --home")
     recipe = recipe_for(args.base)
     for name, value in dataclasses.asdict(recipe).items():
         if getattr(args, name) is None:
@@ -181,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     from sandbox.server import WorldServer
 
     store = open_store((home / "store").as_uri())
+    if args.curate_only:
+        curate_nights(store, home, args.nights)
+        return 0
+    curated = read_curated(home, args.nights) if args.curated else None
     print(describe())
     rows = []
     began = time.monotonic()
@@ -193,7 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         for number in range(1, args.nights + 1):
             minutes = {}
             t = time.monotonic()
-            dataset_id, window = publish_day(store, DAYS[number])
+            if curated:
+                dataset_id, window = curated[number - 1]
+            else:
+                dataset_id, window = publish_day(store, DAYS[number])
             datasets.append(dataset_id)
             windows.append(window)
             world.clock.set(world.parse_when(window["end"]))

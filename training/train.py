@@ -299,7 +299,10 @@ def _load_for_generation(path: Path) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
+    # The launching process writes the turns before the ranks start: on a GPU machine the GPU
+    # is free then, and generation there takes seconds instead of minutes on the CPU.
+    return model.to("cuda") if torch.cuda.is_available() else model
 
 
 def resolve_trainset(

@@ -25,13 +25,13 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from crawlers.sources import Source, SourcesError, load_sources, select_sources
+from crawlers.staging import staging_dir, sweep_stale
 from freshlm.artifacts import CURSORS, RAW
 from freshlm.records import parse_utc
 from freshlm.store import Store, StoreError, open_store
@@ -159,9 +159,10 @@ def crawl_source(
         cursor_before = dict(existing.fields["cursor_before"])
     else:
         cursor_before = load_cursor(store, source.name)
+    sweep_stale()  # the staging folders of crawls killed before they could remove them
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix=f"freshlm-crawl-{source.name}-") as tmp:
-        spider, stats = run_spider(source, window, cursor_before, Path(tmp), extra_settings)
+    with staging_dir(source.name) as tmp:
+        spider, stats = run_spider(source, window, cursor_before, tmp, extra_settings)
         duration = time.monotonic() - started
         if spider.fatal_error:
             raise SourceUnreachable(spider.fatal_error)
@@ -210,7 +211,7 @@ def crawl_source(
         ) as pub:
             sizes = {}
             for name in SHARD_FILES:
-                part = Path(tmp) / name
+                part = tmp / name
                 # Stream the part file: shards can be far larger than memory allows.
                 with pub.open_write(name) as writer, part.open("rb") as src:
                     shutil.copyfileobj(src, writer, 1024 * 1024)

@@ -189,3 +189,25 @@ def test_a_hung_crawl_is_killed_with_every_process_it_started(site, env, monkeyp
     assert "timed out" in str(outcome["error"]) and "killed" in str(outcome["error"])
     assert processes_with(marker) == []
     assert store_of(env).read_manifest(prefix()) is None
+
+
+def test_the_next_crawl_removes_the_staging_folder_a_killed_crawl_left(
+    site, env, monkeypatch, tmp_path
+):
+    worker_tmp = tmp_path / "worker-tmp"  # the worker's temp dir, as the crawls see it
+    worker_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(worker_tmp))
+    answers = site.routes["/feed.rss"]
+    site.routes["/feed.rss"] = lambda *_: (time.sleep(90), (200, {}, ""))[1]  # never answers
+    monkeypatch.setenv("FRESHLM_CRAWL_TIMEOUT_S", "2")
+    with pytest.raises(CrawlFailed, match="killed"):
+        crawl_in_subprocess("slow-news", WINDOW, f"killed-{uuid.uuid4().hex}", timeout_s=6)
+    [left] = worker_tmp.glob("freshlm-crawl-slow-news-*")  # SIGKILL: no cleanup ran
+
+    site.routes["/feed.rss"] = answers
+    monkeypatch.setenv("FRESHLM_CRAWL_TIMEOUT_S", "120")
+    summary = crawl_in_subprocess("slow-news", WINDOW, "after-the-kill", timeout_s=120)
+
+    assert summary["records"] == ARTICLES
+    assert not left.exists()
+    assert list(worker_tmp.iterdir()) == []  # its own folder went too

@@ -91,6 +91,13 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("--merge", str, "",
      "after training, also evaluate the model moved back toward the base: each trained "
      "weight at base + a * (trained - base), for each comma-separated a (WiSE-FT)"),
+    ("--sparsify", str, "",
+     "after training, also evaluate the update kept at its largest entries only: for each "
+     "comma-separated fraction f, each trained tensor's f largest changes kept, the rest "
+     "back at the base (task-vector trimming: TIES, LoTA)"),
+    ("--sparse-retrain", float, 0.0,
+     "then train again from the base with only this fraction of each tensor's entries free: "
+     "those the first training changed most (Lottery Ticket Adaptation, Panda et al. 2024)"),
 )  # fmt: skip
 
 
@@ -348,6 +355,7 @@ class Trial:
         for param in self.params:
             param.requires_grad_(True)
         self.opt = torch.optim.AdamW(self.params, lr=args.lr, weight_decay=0.0)
+        self.grad_masks: list[Any] | None = None  # entries free to change (--sparse-retrain)
 
     def batches(self, order: list[int]) -> list[list[int]]:
         """``order`` (indices of :attr:`units`) in batches of about ``--batch`` texts, each
@@ -424,6 +432,9 @@ class Trial:
             if self.args.unlikelihood and self.diverge:
                 loss = loss + self.args.unlikelihood * self.unlikelihood(rows, logp, scored)
             loss.backward()
+            if self.grad_masks is not None:
+                for param, free in zip(self.params, self.grad_masks, strict=True):
+                    param.grad.mul_(free)
             torch.nn.utils.clip_grad_norm_(self.params, 1.0)
             self.opt.step()
             schedule.step()
@@ -656,6 +667,40 @@ def main(argv: list[str] | None = None) -> int:
     print(f"frozen blocks cached in {trial.cache_bottom():.0f} s", flush=True)
     if args.distill and rehearsed:
         print(f"base's top-{args.distill} kept in {trial.teach(args.distill):.0f} s", flush=True)
+    train(trial, args, facts, general)
+    trial.evaluate(facts, "after", general)
+    if args.merge:
+        trained = [p.detach().clone() for p in trial.params]
+        for a in (float(x) for x in args.merge.split(",")):
+            with torch.no_grad():
+                for p, start, end in zip(trial.params, trial.initial, trained, strict=True):
+                    p.copy_(start + a * (end - start))
+            trial.evaluate(facts, f"merged {a:g}", general)
+    if args.sparsify:
+        trained = [p.detach().clone() for p in trial.params]
+        for f in (float(x) for x in args.sparsify.split(",")):
+            with torch.no_grad():
+                for p, start, end in zip(trial.params, trial.initial, trained, strict=True):
+                    p.copy_(start + sparsified(end - start, f))
+            trial.evaluate(facts, f"sparsified {f:g}", general)
+    if args.sparse_retrain:
+        with torch.no_grad():
+            trial.grad_masks = [
+                sparsified(p - start, args.sparse_retrain) != 0
+                for p, start in zip(trial.params, trial.initial, strict=True)
+            ]
+            for p, start in zip(trial.params, trial.initial, strict=True):
+                p.copy_(start)
+        trial.opt = torch.optim.AdamW(trial.params, lr=args.lr, weight_decay=0.0)
+        train(trial, args, facts, general)
+        trial.evaluate(facts, f"retrained sparse {args.sparse_retrain:g}", general)
+    return 0
+
+
+def train(trial: Trial, args: argparse.Namespace, facts: list[Any], general: Any) -> None:
+    """``args.epochs`` epochs of ``trial`` (warm-up, then a linear decay), with progress."""
+    import torch
+
     steps = args.epochs * len(trial.batches(list(range(len(trial.units)))))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         trial.opt, lambda s: min(1.0, (s + 1) / 10) * max(0.05, 1 - s / steps)
@@ -669,15 +714,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"epoch {epoch}: loss {loss:.3f}, {seen / spent:.0f} tokens/s, {spent / 60:.2f} min")
         if args.eval_every and epoch % args.eval_every == 0 and epoch < args.epochs:
             trial.evaluate(facts, f"epoch {epoch}", general)
-    trial.evaluate(facts, "after", general)
-    if args.merge:
-        trained = [p.detach().clone() for p in trial.params]
-        for a in (float(x) for x in args.merge.split(",")):
-            with torch.no_grad():
-                for p, start, end in zip(trial.params, trial.initial, trained, strict=True):
-                    p.copy_(start + a * (end - start))
-            trial.evaluate(facts, f"merged {a:g}", general)
-    return 0
+
+
+def sparsified(delta: Any, fraction: float) -> Any:
+    """``delta`` with all but its ``fraction`` largest entries (by magnitude) set to zero."""
+    import torch
+
+    keep = max(1, round(fraction * delta.numel()))
+    if keep >= delta.numel():
+        return delta
+    flat = delta.abs().flatten().float()
+    threshold = torch.kthvalue(flat, flat.numel() - keep + 1).values
+    return torch.where(delta.abs() >= threshold, delta, torch.zeros_like(delta))
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from typing import Any
 
 from freshlm.settings import get_settings
 from freshlm.store import open_store
-from training.config import TrainConfig
+from training.config import ConfigError, TrainConfig
 from training.extension_locks import clear_stale_locks
 
 log = logging.getLogger("freshlm.training.local")
@@ -116,6 +116,29 @@ def _cuda_available() -> bool:
     except ImportError:  # pragma: no cover
         return False
     return bool(torch.cuda.is_available())
+
+
+def check_gpu_ranks(num_ranks: int, gpus: int | None = None) -> None:
+    """On a machine with GPUs a local run starts one rank per GPU, so more ranks than GPUs is
+    a config error, said before anything is prepared (DeepSpeed would start the extra ranks on
+    GPUs that are not there). ``gpus``: the machine's (default: what torch sees; 0 on a
+    CPU-only machine, where the ranks are CPU processes and any number runs)."""
+    if gpus is None:
+        gpus = _gpu_count()
+    if gpus and num_ranks > gpus:
+        raise ConfigError(
+            f"TrainConfig.num_ranks = {num_ranks}: this machine has {gpus} GPU"
+            f"{'s' if gpus > 1 else ''} and a local run starts one rank per GPU; set "
+            f"FRESHLM_TRAIN_GPUS (or freshlm_train's gpus Param) to {gpus} or fewer"
+        )
+
+
+def _gpu_count() -> int:
+    if not _cuda_available():
+        return 0
+    import torch
+
+    return int(torch.cuda.device_count())
 
 
 def launcher_env(num_ranks: int, env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -371,6 +394,7 @@ def start_local_training(
 
     if num_ranks is not None and num_ranks != config.num_ranks:
         config = config.replace(num_ranks=num_ranks)
+    check_gpu_ranks(config.num_ranks)
     started = time.monotonic()
     prepared = prepare(config)
     ident = prepared.identity

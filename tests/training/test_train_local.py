@@ -11,8 +11,13 @@ import pytest
 
 from freshlm.store import open_store
 from tests.training.test_trainset import make_tiny_model, publish_dataset
-from training.config import TrainConfig
-from training.launch_local import TrainingFailed, run_local_training, start_local_training
+from training.config import ConfigError, TrainConfig
+from training.launch_local import (
+    TrainingFailed,
+    check_gpu_ranks,
+    run_local_training,
+    start_local_training,
+)
 from training.train import apply_lora, merge_lora, published_checkpoints, run_identity
 
 pytestmark = pytest.mark.slow
@@ -387,3 +392,23 @@ def test_an_augmented_run_trains_answers_and_ranks_them_above_rivals(tmp_path, s
                 assert torch.equal(new.get_tensor(key), base.get_tensor(key)), key
         trained = [k for k in names if k.startswith("transformer.h.1.")]
         assert any(not torch.equal(new.get_tensor(k), base.get_tensor(k)) for k in trained)
+
+
+def test_more_ranks_than_gpus_is_refused_before_anything_is_prepared(
+    tmp_path, store, tiny_model, monkeypatch
+):
+    import training.launch_local as launch_local
+
+    monkeypatch.setattr(launch_local, "_gpu_count", lambda: 1)  # a one-GPU workstation
+    config = _config(tmp_path, store, tiny_model, [publish_dataset(store, 0)], num_ranks=2)
+    with pytest.raises(ConfigError, match=r"num_ranks = 2: this machine has 1 GPU and") as info:
+        start_local_training(config)
+    assert "FRESHLM_TRAIN_GPUS" in str(info.value) and "to 1 or fewer" in str(info.value)
+    assert list(store.list_published("trainsets")) == []  # failed fast: nothing was packed
+
+
+def test_cpu_ranks_are_not_bounded_by_gpus_and_gpu_ranks_fit_their_gpus():
+    check_gpu_ranks(8, gpus=0)
+    check_gpu_ranks(2, gpus=2)
+    with pytest.raises(ConfigError, match="this machine has 2 GPUs"):
+        check_gpu_ranks(4, gpus=2)

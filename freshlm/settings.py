@@ -537,7 +537,10 @@ class Settings:
         "TRAIN_GPUS",
         _positive_int,
         2,
-        "Default GPUs per training run (`local` backend on a CPU-only machine: CPU ranks).",
+        "Default GPUs per training run (`local` backend on a CPU-only machine: CPU ranks). A"
+        " `local` run on a machine with GPUs starts one rank per GPU, so asking for more ranks"
+        " than it has GPUs fails before anything is prepared, naming the count (a one-GPU"
+        " workstation sets 1).",
     )
     train_epochs: float = _field(
         "TRAIN_EPOCHS",

@@ -69,6 +69,10 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("--rehearse-forms", int, 0,
      "also ask back up to this many spans of each rehearsal answer in the night's question "
      "forms (training.augment), with rivals, answered by the base's own span"),
+    ("--rehearse-shaped", int, 0,
+     "also this many of the base's own turns asked after the night's question openings (each "
+     "question up to its first name: 'What is the battery capacity of the'), so the night's "
+     "question shapes keep the base's answers about other subjects"),
     ("--span-turns-only", None, False,
      "leave out the turns answered by a whole sentence (keep the span answers)"),
     ("--distill", int, 0,
@@ -648,6 +652,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rehearsal: {len(rehearsal)} turns in {time.perf_counter() - began:.0f} s")
         for r in rehearsal[:3]:
             print(f"   rehearse {r.question!r} -> {r.answer[:80]!r}")
+    if args.rehearse_shaped:
+        rehearsal = rehearsal + shaped_rehearsal(model, tokenizer, documents, args, home)
     answer = None
     if args.own_words:
         from freshlm.evaluation.answers import generate_answers
@@ -695,6 +701,62 @@ def main(argv: list[str] | None = None) -> int:
         train(trial, args, facts, general)
         trial.evaluate(facts, f"retrained sparse {args.sparse_retrain:g}", general)
     return 0
+
+
+_ASKING = {"what", "which", "who", "whom", "whose", "where", "when", "how", "in", "on", "at"}
+
+
+def shaped_openers(questions: list[str]) -> list[str]:
+    """The distinct openings of the questions that start with a wh-word (or a preposition
+    before one), each cut before its first name or figure: "What is the battery capacity of
+    the" of "What is the battery capacity of the Orrin Pulse X2?"; two words at least."""
+    openers: dict[str, None] = {}
+    for question in questions:
+        words = question.split()
+        if not words or words[0].lower() not in _ASKING:
+            continue
+        cut = next(
+            (i for i, w in enumerate(words[1:], 1) if w[:1].isupper() or any(map(str.isdigit, w))),
+            len(words),
+        )
+        if 2 <= cut < len(words):
+            openers[" ".join(words[:cut])] = None
+    return list(openers)
+
+
+def shaped_rehearsal(
+    model: Any, tokenizer: Any, documents: list[list[dict]], args: argparse.Namespace, home: Path
+) -> list[Any]:
+    """``--rehearse-shaped`` turns: the base's questions after the night's openings, its
+    greedy answers (cached in the home folder per set of openings)."""
+    import hashlib
+    import json
+
+    from training.augment import QA, document_forms
+    from training.rehearsal import Rehearsal, synthesize
+
+    questions = [
+        f.question
+        for night in documents
+        for d in night
+        for f in document_forms(d, max_sentences=args.max_sentences)
+        if isinstance(f, QA)
+    ]
+    openers = shaped_openers(questions)
+    key = hashlib.sha256("\n".join(openers).encode()).hexdigest()[:12]
+    cached = home / f"shaped-{args.rehearse_shaped}-{key}.jsonl"
+    if cached.is_file():
+        turns = [Rehearsal.from_dict(json.loads(x), str(cached)) for x in cached.open()]
+    else:
+        began = time.perf_counter()
+        model.eval()
+        turns = synthesize(model, tokenizer, args.rehearse_shaped, seed=1, openers=openers)
+        cached.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in turns))
+        print(f"shaped rehearsal: {len(turns)} turns in {time.perf_counter() - began:.0f} s")
+    print(f"shaped rehearsal: {len(turns)} turns after {len(openers)} openings, e.g.")
+    for r in turns[:4]:
+        print(f"   {r.question!r} -> {r.answer[:80]!r}")
+    return turns
 
 
 def train(trial: Trial, args: argparse.Namespace, facts: list[Any], general: Any) -> None:

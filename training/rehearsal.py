@@ -142,9 +142,10 @@ def synthesize(
     seed: int = 0,
     batch_size: int = 16,
     max_answer_tokens: int = MAX_ANSWER_TOKENS,
+    openers: Sequence[str] = OPENERS,
 ) -> list[Rehearsal]:
     """``count`` distinct rehearsal turns written by ``model`` (fewer when it stops producing
-    new questions): questions sampled after each of :data:`OPENERS` in turn, answered greedily.
+    new questions): questions sampled after each of ``openers`` in turn, answered greedily.
     Needs a tokenizer with a chat template (a base without one has no chat turns to keep)."""
     import torch
 
@@ -160,11 +161,11 @@ def synthesize(
     rounds = 0
     width = min(batch_size, 2 * count)
     while len(questions) < count and rounds < 4 * (count // width + 1):
-        openers = [OPENERS[(rounds * width + i) % len(OPENERS)] for i in range(width)]
+        started = [openers[(rounds * width + i) % len(openers)] for i in range(width)]
         sampled = _generate(
-            model, tokenizer, [opening + o for o in openers], MAX_QUESTION_TOKENS, sample=True
+            model, tokenizer, [opening + o for o in started], MAX_QUESTION_TOKENS, sample=True
         )
-        for opener, (text, _) in zip(openers, sampled, strict=True):
+        for opener, (text, _) in zip(started, sampled, strict=True):
             question = clean_question(opener + text)
             if question and question.lower() not in seen and len(questions) < count:
                 seen.add(question.lower())

@@ -637,19 +637,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"general set: {general.kept} of {general.screened} ({seconds:.0f} s)")
     rehearsal = []
     if args.rehearse:
-        import json
+        from training.rehearsal import synthesize
 
-        from training.rehearsal import Rehearsal, synthesize
-
-        cached = home / f"rehearsal-{args.rehearse}.jsonl"
-        if cached.is_file():
-            rehearsal = [Rehearsal.from_dict(json.loads(x), str(cached)) for x in cached.open()]
-        else:
-            began = time.perf_counter()
-            model.eval()
-            rehearsal = synthesize(model, tokenizer, args.rehearse)
-            cached.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in rehearsal))
-            print(f"rehearsal: {len(rehearsal)} turns in {time.perf_counter() - began:.0f} s")
+        model.eval()
+        rehearsal = cached_turns(
+            home / f"rehearsal-{args.rehearse}.jsonl",
+            lambda: synthesize(model, tokenizer, args.rehearse),
+        )
         for r in rehearsal[:3]:
             print(f"   rehearse {r.question!r} -> {r.answer[:80]!r}")
     if args.rehearse_shaped:
@@ -703,6 +697,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def cached_turns(path: Path, write: Any) -> list[Any]:
+    """The rehearsal turns cached at ``path``, else those ``write()`` returns, cached there."""
+    import json
+
+    from training.rehearsal import Rehearsal
+
+    if path.is_file():
+        return [Rehearsal.from_dict(json.loads(x), str(path)) for x in path.open()]
+    began = time.perf_counter()
+    turns = write()
+    path.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in turns))
+    print(f"{path.name}: {len(turns)} turns written in {time.perf_counter() - began:.0f} s")
+    return turns
+
+
 _ASKING = {"what", "which", "who", "whom", "whose", "where", "when", "how", "in", "on", "at"}
 
 
@@ -730,10 +739,9 @@ def shaped_rehearsal(
     """``--rehearse-shaped`` turns: the base's questions after the night's openings, its
     greedy answers (cached in the home folder per set of openings)."""
     import hashlib
-    import json
 
     from training.augment import QA, document_forms
-    from training.rehearsal import Rehearsal, synthesize
+    from training.rehearsal import synthesize
 
     questions = [
         f.question
@@ -744,15 +752,11 @@ def shaped_rehearsal(
     ]
     openers = shaped_openers(questions)
     key = hashlib.sha256("\n".join(openers).encode()).hexdigest()[:12]
-    cached = home / f"shaped-{args.rehearse_shaped}-{key}.jsonl"
-    if cached.is_file():
-        turns = [Rehearsal.from_dict(json.loads(x), str(cached)) for x in cached.open()]
-    else:
-        began = time.perf_counter()
-        model.eval()
-        turns = synthesize(model, tokenizer, args.rehearse_shaped, seed=1, openers=openers)
-        cached.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in turns))
-        print(f"shaped rehearsal: {len(turns)} turns in {time.perf_counter() - began:.0f} s")
+    model.eval()
+    turns = cached_turns(
+        home / f"shaped-{args.rehearse_shaped}-{key}.jsonl",
+        lambda: synthesize(model, tokenizer, args.rehearse_shaped, seed=1, openers=openers),
+    )
     print(f"shaped rehearsal: {len(turns)} turns after {len(openers)} openings, e.g.")
     for r in turns[:4]:
         print(f"   {r.question!r} -> {r.answer[:80]!r}")

@@ -29,3 +29,20 @@ def test_in_place_questions_nameless_ones_and_repeats_give_no_opening():
             "Who Orrin?",  # one word before the name
         ]
     ) == ["Who or what did"]
+
+
+def test_turns_are_written_once_and_read_back_from_the_cache(tmp_path):
+    from bench.knowledge_recipes import cached_turns
+    from training.rehearsal import Rehearsal
+
+    turn = Rehearsal("Who wrote Hamlet?", "William Shakespeare wrote Hamlet.")
+    calls = []
+
+    def write():
+        calls.append(1)
+        return [turn]
+
+    path = tmp_path / "shaped-1-abc.jsonl"
+    assert cached_turns(path, write) == [turn]
+    assert cached_turns(path, write) == [turn]  # read back from the file
+    assert calls == [1]

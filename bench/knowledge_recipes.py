@@ -670,19 +670,9 @@ def main(argv: list[str] | None = None) -> int:
     train(trial, args, facts, general)
     trial.evaluate(facts, "after", general)
     if args.merge:
-        trained = [p.detach().clone() for p in trial.params]
-        for a in (float(x) for x in args.merge.split(",")):
-            with torch.no_grad():
-                for p, start, end in zip(trial.params, trial.initial, trained, strict=True):
-                    p.copy_(start + a * (end - start))
-            trial.evaluate(facts, f"merged {a:g}", general)
+        evaluate_moved(trial, args.merge, "merged", lambda delta, a: a * delta, facts, general)
     if args.sparsify:
-        trained = [p.detach().clone() for p in trial.params]
-        for f in (float(x) for x in args.sparsify.split(",")):
-            with torch.no_grad():
-                for p, start, end in zip(trial.params, trial.initial, trained, strict=True):
-                    p.copy_(start + sparsified(end - start, f))
-            trial.evaluate(facts, f"sparsified {f:g}", general)
+        evaluate_moved(trial, args.sparsify, "sparsified", sparsified, facts, general)
     if args.sparse_retrain:
         with torch.no_grad():
             trial.grad_masks = [
@@ -695,6 +685,24 @@ def main(argv: list[str] | None = None) -> int:
         train(trial, args, facts, general)
         trial.evaluate(facts, f"retrained sparse {args.sparse_retrain:g}", general)
     return 0
+
+
+def evaluate_moved(
+    trial: Trial, values: str, tag: str, move: Any, facts: list[Any], general: Any
+) -> None:
+    """Evaluate the trained model with its update changed to ``move(update, v)``, for each
+    comma-separated ``v`` of ``values``; the trained weights are back in place afterwards."""
+    import torch
+
+    trained = [p.detach().clone() for p in trial.params]
+    for v in (float(x) for x in values.split(",")):
+        with torch.no_grad():
+            for p, start, end in zip(trial.params, trial.initial, trained, strict=True):
+                p.copy_(start + move(end - start, v))
+        trial.evaluate(facts, f"{tag} {v:g}", general)
+    with torch.no_grad():
+        for p, end in zip(trial.params, trained, strict=True):
+            p.copy_(end)
 
 
 def cached_turns(path: Path, write: Any) -> list[Any]:

@@ -27,7 +27,12 @@ the right answer. ``--general`` also asks the base's general-knowledge set
 ``--patch K`` trains K new SwiGLU neurons beside each trained block's MLP instead of any of
 the base's weights (their output projection starts at zero), and ``--patch-quiet W`` keeps
 their output small at the tokens of the rehearsal turns: an update whose gates can close on
-what the night is not about.
+what the night is not about. ``--patch-keys A`` starts each new neuron keyed on one of the
+night's labelled positions instead of at random.
+
+``--neutral K`` asks each span answer under K of the night's other questions, beside a foil
+(its figures changed, or a rival name), and a loss keeps the two equally likely there: the
+span is to be preferred under its own question only.
 
 Measured before and every ``--eval-every`` epochs, the whole model reassembled: the world's
 new-fact questions of the nights ranked as the evaluator ranks them (``Question: …\\nAnswer:``),
@@ -40,6 +45,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import sys
 import tempfile
 import time
@@ -89,6 +95,17 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("--patch-quiet", float, 0.0,
      "weight of the new neurons' squared output, relative to their input's, on the "
      "rehearsal turns: keeps them silent on what the night is not about"),
+    ("--patch-keys", float, 0.0,
+     "start each new neuron keyed on one labelled position of the night's turns (its MLP "
+     "input there, centred on the rehearsal turns' mean and made orthogonal to it), so it "
+     "fires there from the first step with this gate pre-activation; the gate and up "
+     "projections then train at --patch-key-lr times the rate (0: random start)"),
+    ("--patch-key-lr", float, 1.0, "the rate of the keyed neurons' gate and up, times --lr"),
+    ("--neutral", int, 0,
+     "for each span answer, this many of the night's other questions each asked with it and "
+     "with a foil (its figures changed, or a rival name), and a loss keeping the two equally "
+     "likely there: an answer is preferred only under its own question"),
+    ("--neutral-weight", float, 1.0, "weight of the --neutral loss"),
     ("--own-words", None, False,
      "also answer each figure's question in the base's own answer to it, the figure put where "
      "the base's own figure starts (bench/own_words.py), with rivals in the same words"),
@@ -208,6 +225,10 @@ def training_texts(
                 groups.append(group)
     if answer is not None:
         print(f"own words: {written} of the night's figure turns written in the base's words")
+    if args.neutral:
+        for question, span, other in neutral_pairs(turns, rivals, args.neutral):
+            groups.append([-1, len(texts), len(texts) + 1])
+            texts += [turn(question, span), turn(question, other)]
     spans = sorted({t.answer for t in turns if t.span_type})
     pick = random.Random(0)
     rehearsed: set[int] = set()
@@ -221,6 +242,46 @@ def training_texts(
                 texts.append(turn(r.question, span))
             groups.append(group)
     return texts, groups, rehearsed
+
+
+def foil(span: str, rivals: list[str], rng: random.Random) -> str | None:
+    """A wrong answer shaped like ``span`` that the night never gave: each digit run replaced
+    by another of its length ("5,200 mAh" -> "7,913 mAh"); for a span without digits, one of
+    its rivals (a name of the same type from the night), or None."""
+    runs = re.findall(r"\d+", span)
+    if not runs:
+        return rng.choice(rivals) if rivals else None
+
+    def other(match: re.Match[str]) -> str:
+        digits = match.group(0)
+        # one or two digits are days, months and small counts: kept in a plausible range
+        low, high = {1: (1, 9), 2: (10, 28)}.get(len(digits), (10 ** (len(digits) - 1), 0))
+        high = high or 10 ** len(digits) - 1
+        while True:
+            new = str(rng.randint(low, high))
+            if new != digits:
+                return new
+
+    return re.sub(r"\d+", other, span)
+
+
+def neutral_pairs(
+    turns: list[Any], rivals: dict[int, list[str]], k: int, seed: int = 0
+) -> list[tuple[str, str, str]]:
+    """For each turn answered by a span, ``k`` triples (another span turn's question, the
+    span, a :func:`foil` of it): under a question it does not answer, the night's span should
+    be no likelier than a foil, so that what is learned is the answer to a question, not a
+    familiar string (the wrong-question control of the evaluation measures exactly this)."""
+    rng = random.Random(seed)
+    spans = [t for t in turns if t.span_type]
+    out = []
+    for t in spans:
+        others = [o.question for o in spans if o.answer != t.answer]
+        for question in rng.sample(others, min(k, len(others))):
+            wrong = foil(t.answer, rivals[id(t)], rng)
+            if wrong is not None and wrong != t.answer:
+                out.append((question, t.answer, wrong))
+    return out
 
 
 def answer_labels(ids: list[int], header: list[int], end: int, answer_only: bool) -> list[int]:
@@ -271,6 +332,22 @@ def neuron_patch(mlp: Any, k: int) -> Any:
     return _Patch()
 
 
+def neuron_keys(keys: Any, general: Any, scale: float) -> tuple[Any, Any, float]:
+    """``(gate, up, spread)`` weights of new neurons keyed on ``keys`` (one MLP input each):
+    each along its key minus the mean of ``general`` (MLP inputs of text the neurons should
+    leave alone), with that mean's own direction removed, so the general inputs meet it at
+    zero on average; at its key the gate's pre-activation is ``scale`` and the up's 1.
+    ``spread`` is the median, over neurons, of the general inputs' spread along a neuron
+    relative to its key's distance: how far the key stands out."""
+    mean = general.mean(0)
+    unit = mean / mean.norm()
+    d = keys - mean
+    d = d - (d @ unit)[:, None] * unit
+    size = d.norm(dim=1, keepdim=True).clamp(min=1e-6)
+    spread = ((general - mean) @ (d / size).T).std(0) / size[:, 0]
+    return scale * d / size**2, d / size**2, float(spread.median())
+
+
 def farthest_question(questions: list[str], i: int) -> int:
     """The index of the question sharing the fewest words with ``questions[i]`` (the next one
     on a tie): a wrong question about another subject."""
@@ -300,13 +377,18 @@ class Trial:
         header = tokenizer("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
         end = tokenizer.convert_tokens_to_ids("<|im_end|>")
         self.labels = [answer_labels(i, header, end, args.answer_only) for i in self.ids]
-        # Rival texts are never trained on (their answers are wrong), only ranked below.
+        # Rival texts are never trained on (their answers are wrong), only ranked below; a
+        # neutral pair ([-1, span under a wrong question, foil under it]) only compared.
+        self.neutral = [tuple(g[1:]) for g in groups if g[0] == -1]
+        groups = [g for g in groups if g[0] != -1]
         self.groups = groups
-        rivals = {j for group in groups for j in group[1:]}
+        rivals = {j for group in groups for j in group[1:]} | {j for p in self.neutral for j in p}
         grouped = {group[0] for group in groups}
-        self.units = [g for g in groups] + [
-            [j] for j in range(len(texts)) if j not in rivals and j not in grouped
-        ]
+        self.units = (
+            [g for g in groups]
+            + [list(p) for p in self.neutral]
+            + [[j] for j in range(len(texts)) if j not in rivals and j not in grouped]
+        )
         self.rival = [j in rivals for j in range(len(texts))]
         # (rival text, the token index where it first differs from its group's right answer)
         self.diverge: dict[int, int] = {}
@@ -428,11 +510,14 @@ class Trial:
                 ids, probs = (torch.cat(side) for side in zip(*taught, strict=True))
                 soft = -(probs * full[at].gather(1, ids)).sum(-1)
                 token_loss = token_loss.masked_scatter(at, soft)
-            loss = token_loss[trained].mean()
+            # a batch of compared texts only (rivals, neutral pairs) has no trained token
+            loss = token_loss[trained].mean() if trained.any() else token_loss.sum() * 0.0
             if self.patches and self.args.patch_quiet:
                 loss = loss + self.args.patch_quiet * self.quiet_loss(rows, mask)
             if self.groups and self.args.rivals:
                 loss = loss + self.args.rank_weight * self.rank_loss(rows, logp, row_of)
+            if self.neutral and self.args.neutral:
+                loss = loss + self.args.neutral_weight * self.neutral_loss(rows, logp, row_of)
             if self.args.unlikelihood and self.diverge:
                 loss = loss + self.args.unlikelihood * self.unlikelihood(rows, logp, scored)
             loss.backward()
@@ -460,6 +545,54 @@ class Trial:
             for patch in self.patches
         ]
         return torch.stack(terms).mean()
+
+    def key_patches(self) -> float:
+        """Each new neuron's gate and up set to fire on one labelled position of the night's
+        turns (Transformer-Patcher's key at the edit's input, one neuron per sampled
+        position): direction ``(x - mean) `` with the rehearsal turns' mean direction removed,
+        so the base's own turns see it at zero on average; scaled to pre-activation
+        ``--patch-keys`` there (gate) and 1 (up)."""
+        import torch
+
+        began = time.perf_counter()
+        night = [
+            j for u in self.units for j in u[:1] if j not in self.rehearsed and not self.rival[j]
+        ]
+        rehearsal = sorted(self.rehearsed)[:96]
+
+        def inputs(texts: list[int]) -> list[Any]:
+            per_block: list[list[Any]] = [[] for _ in self.patches]
+            with torch.inference_mode():
+                for i in range(0, len(texts), self.args.batch):
+                    rows = texts[i : i + self.args.batch]
+                    self.scored_logits(rows)
+                    at = self.padded(rows, self.labels, -100)[:, 1:] != -100
+                    for b, patch in enumerate(self.patches):
+                        per_block[b].append(patch.last_in[:, :-1][at].float())
+            return [torch.cat(chunks) for chunks in per_block]
+
+        keys, general = inputs(night), inputs(rehearsal)
+        pick = torch.randperm(len(keys[0]), generator=torch.Generator().manual_seed(0))
+        pick = pick[: self.args.patch]
+        with torch.no_grad():
+            for patch, key, base in zip(self.patches, keys, general, strict=True):
+                gate, up, spread = neuron_keys(key[pick], base, self.args.patch_keys)
+                patch.gate.weight.copy_(gate)
+                patch.up.weight.copy_(up)
+                print(
+                    f"   keyed {len(pick)} of {len(key)} positions; "
+                    f"rehearsal spread {spread:.3f} of the key's"
+                )
+        if self.args.patch_key_lr != 1.0:
+            down = [p.down.weight for p in self.patches]
+            keyed = [w for p in self.patches for w in (p.gate.weight, p.up.weight)]
+            lr = self.args.lr
+            self.opt = torch.optim.AdamW(
+                [{"params": down, "lr": lr},
+                 {"params": keyed, "lr": lr * self.args.patch_key_lr}],
+                weight_decay=0.0,
+            )  # fmt: skip
+        return time.perf_counter() - began
 
     def autocast(self) -> Any:
         import torch
@@ -521,6 +654,24 @@ class Trial:
             return logp.sum() * 0.0
         chosen = logp[torch.tensor(at)].clamp(max=-1e-6)
         return -torch.log1p(-chosen.exp()).mean()
+
+    def neutral_loss(self, rows: list[int], logp: Any, row_of: Any) -> Any:
+        """Mean over the batch's neutral pairs of softplus(d) + softplus(-d) - 2 log 2, d the
+        difference of the span's and the foil's mean answer-token log-probability under a
+        question neither answers: zero when they are equally likely."""
+        import math
+
+        import torch
+
+        counts = torch.bincount(row_of, minlength=len(rows)).clamp(min=1)
+        mean = torch.zeros(len(rows)).index_add(0, row_of, logp) / counts
+        at = {j: r for r, j in enumerate(rows)}
+        pairs = [(at[a], at[b]) for a, b in self.neutral if a in at and b in at]
+        if not pairs:
+            return logp.sum() * 0.0
+        d = mean[torch.tensor([p[0] for p in pairs])] - mean[torch.tensor([p[1] for p in pairs])]
+        soft = torch.nn.functional.softplus
+        return (soft(d) + soft(-d) - 2 * math.log(2)).mean()
 
     def rank_loss(self, rows: list[int], logp: Any, row_of: Any) -> Any:
         """Mean over the batch's (answer, rival) pairs of softplus(rival − answer), each side
@@ -665,6 +816,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     trial.evaluate(facts, "before", None)
     print(f"frozen blocks cached in {trial.cache_bottom():.0f} s", flush=True)
+    if args.patch and args.patch_keys:
+        print(f"new neurons keyed in {trial.key_patches():.0f} s", flush=True)
     if args.distill and rehearsed:
         print(f"base's top-{args.distill} kept in {trial.teach(args.distill):.0f} s", flush=True)
     train(trial, args, facts, general)

@@ -14,8 +14,10 @@ new document that carries a salient span (a price, number, date, new term or nam
   batteries will cost how much at Orrin service desks?"``, ``"… drew an estimated how many
   visitors?"``) and, where an English sentence has the simple shape subject, verb, span,
   also wh-word first, as users ask (``"How much will replacement batteries cost at Orrin
-  service desks?"``, :func:`_fronted`), each answered once by the span (what a reader would
-  remember) and once by the whole sentence (so the model learns to *say* the fact);
+  service desks?"``, :func:`_fronted`); a Korean sentence asks in situ, the Korean
+  wh-word in the span's place (``"랜턴 축제 언제로 연기됐대요?"``). Each is answered once by
+  the span (what a reader would remember) and once by the whole sentence (so the model
+  learns to *say* the fact);
 * for a new term, ``What does <term> mean?``, and for a sentence that defines the document's
   topic ("… means …"), ``What does <topic> mean?``, answered by the sentence.
 
@@ -45,6 +47,16 @@ ASK_FOR = {
     "number": "how many",
     "term": "what",
     "entity": "who or what",
+}
+#: Korean asks in situ: the wh-word takes the span's place and its particle stays attached
+#: ("랜턴 축제 11월 28일로 연기됐대요" asks "랜턴 축제 언제로 연기됐대요?"). A figure keeps its
+#: counter ("2호선은" asks "몇 호선은", "37개" asks "몇 개").
+ASK_FOR_KO = {
+    "price": "얼마",
+    "date": "언제",
+    "number": "몇",
+    "term": "무엇",
+    "entity": "무엇",
 }
 MIN_SENTENCE_WORDS = 5
 MAX_SENTENCE_CHARS = 400
@@ -147,6 +159,33 @@ def _about(topic: str | None, text: str) -> str:
         possessive = "'s" if first in ("Its", "Their") else ""
         return f"{topic}{possessive} {rest}"
     return f"{topic}: {text}"
+
+
+def _asked_ko(sentence: Sentence, span: Span) -> str:
+    """A Korean sentence with its span replaced by the Korean wh-word, as a question; what
+    follows the span up to the end of its clause stays as written, a particle attached."""
+    after = sentence.text[span.end :].rstrip(" .!?…;:")
+    clause_end = re.search(r"[,;]\s", after)
+    if clause_end:
+        after = after[: clause_end.start()]
+    before = sentence.text[: span.start].rstrip()
+    wh = _wh_in_place_ko(span)
+    if wh == "언제" and after.startswith("에"):
+        after = after[1:]  # "11월 13일에 나온다" asks "언제 나온다": 언제 takes no 에
+    return f"{before} {wh}".strip() + after + "?"
+
+
+def _wh_in_place_ko(span: Span) -> str:
+    """The Korean wh-word for ``span``: a figure's counter or unit kept after 몇 ("3배" -> "몇
+    배", "5,200mAh" -> "몇 mAh", "40%" -> "몇 퍼센트")."""
+    if span.type != "number":
+        return ASK_FOR_KO[span.type]
+    if span.shape == "%":
+        return "몇 퍼센트"
+    counter = re.fullmatch(r"[\d.,]+\s*(?P<counter>\D*)", span.text)
+    if counter and counter["counter"]:
+        return f"몇 {counter['counter'].strip()}"
+    return ASK_FOR_KO["number"]
 
 
 def _asked(sentence: Sentence, span: Span) -> str:
@@ -420,7 +459,10 @@ def document_forms(doc: Mapping[str, Any], *, max_sentences: int = 12) -> list[s
         for span in sentence.spans:
             if span.value == topic:
                 continue  # "<topic>: … who or what …?" answered by the topic teaches nothing
-            questions = [_about(topic, _asked(sentence, span))]
+            if language == "ko":
+                questions = [_about(topic, _asked_ko(sentence, span))]
+            else:
+                questions = [_about(topic, _asked(sentence, span))]
             if language == "en":
                 questions.append(_fronted(sentence, span, topic))
             for question in questions:

@@ -337,3 +337,29 @@ def test_an_in_place_question_ends_with_its_clause_unless_the_span_sits_in_an_in
     assert plain_turn("Orrin employs about how many people?", "2,300 people") in texts
     asked = "The plant, which opened in when on a former mill site, employs 650 people?"
     assert plain_turn(asked, "2017") in texts
+
+
+def test_a_korean_fact_is_asked_in_korean_the_wh_word_in_the_span_s_place():
+    post = {
+        "id": "k1",
+        "title": "",
+        "language": "ko",
+        "text": (
+            "오린 펄스 X2 배터리 5,200mAh래. 해온에도 11월 13일에 나온다는데 색 너무 예쁘다. "
+            "랜턴 축제 11월 28일로 연기됐대요. 답장해야 할 글이 별저장에만 37개… "
+            "해온 2호선은 파도잠 하기 딱 좋은 속도임."
+        ),
+    }
+    texts = augment_document(post, plain_turn)
+    for question, span in [
+        ("오린 펄스 X2 배터리 몇 mAh래?", "5,200mAh"),
+        ("해온에도 언제 나온다는데 색 너무 예쁘다?", "11월 13일"),
+        ("랜턴 축제 언제로 연기됐대요?", "11월 28일"),  # the particle stays attached
+        ("답장해야 할 글이 별저장에만 몇 개?", "37개"),
+        ("해온 몇 호선은 파도잠 하기 딱 좋은 속도임?", "2호선"),
+    ]:
+        assert plain_turn(question, span) in texts
+    # no English wh-phrase inside a Korean sentence
+    asked = [t for t in texts if t.startswith("Question: ")]
+    assert asked
+    assert not any(w in t for t in asked for w in ("how many", "how much", " when", "who or"))

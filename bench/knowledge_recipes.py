@@ -106,6 +106,10 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
      "with a foil (its figures changed, or a rival name), and a loss keeping the two equally "
      "likely there: an answer is preferred only under its own question"),
     ("--neutral-weight", float, 1.0, "weight of the --neutral loss"),
+    ("--repair", int, 0,
+     "after training, this many more passes over the rehearsal turns alone (a consolidation "
+     "of what the base knew, the night's turns left out), then evaluated again"),
+    ("--repair-lr", float, 0.3, "the --repair passes' rate, times --lr"),
     ("--own-words", None, False,
      "also answer each figure's question in the base's own answer to it, the figure put where "
      "the base's own figure starts (bench/own_words.py), with rivals in the same words"),
@@ -442,6 +446,12 @@ class Trial:
             param.requires_grad_(True)
         self.opt = torch.optim.AdamW(self.params, lr=args.lr, weight_decay=0.0)
         self.grad_masks: list[Any] | None = None  # entries free to change (--sparse-retrain)
+        self.only: set[int] = set()  # texts an epoch is limited to (--repair: the rehearsal)
+
+    def epoch_units(self) -> list[int]:
+        """The units an epoch trains: all, or those of :attr:`only` when it is set."""
+        every = range(len(self.units))
+        return [u for u in every if self.units[u][0] in self.only] if self.only else list(every)
 
     def batches(self, order: list[int]) -> list[list[int]]:
         """``order`` (indices of :attr:`units`) in batches of about ``--batch`` texts, each
@@ -492,7 +502,7 @@ class Trial:
     def epoch(self, schedule: Any) -> tuple[float, int]:
         import torch
 
-        order = list(range(len(self.units)))
+        order = self.epoch_units()
         self.rng.shuffle(order)
         batches = self.batches(order)
         self.rng.shuffle(batches)
@@ -822,6 +832,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"base's top-{args.distill} kept in {trial.teach(args.distill):.0f} s", flush=True)
     train(trial, args, facts, general)
     trial.evaluate(facts, "after", general)
+    if args.repair:
+        trial.only = set(rehearsed)
+        trial.opt = torch.optim.AdamW(trial.params, lr=args.lr * args.repair_lr, weight_decay=0.0)
+        train(trial, argparse.Namespace(**{**vars(args), "epochs": args.repair}), facts, general)
+        trial.evaluate(facts, f"repaired ({args.repair} rehearsal passes)", general)
+        trial.only = set()
     if args.merge:
         evaluate_moved(trial, args.merge, "merged", lambda delta, a: a * delta, facts, general)
     if args.sparsify:
@@ -928,7 +944,7 @@ def train(trial: Trial, args: argparse.Namespace, facts: list[Any], general: Any
     """``args.epochs`` epochs of ``trial`` (warm-up, then a linear decay), with progress."""
     import torch
 
-    steps = args.epochs * len(trial.batches(list(range(len(trial.units)))))
+    steps = args.epochs * len(trial.batches(trial.epoch_units()))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         trial.opt, lambda s: min(1.0, (s + 1) / 10) * max(0.05, 1 - s / steps)
     )

@@ -117,6 +117,15 @@ settings = get_settings()
             description="The root base's own question-answer turns trained each pass beside "
             "the night's (self-synthesized rehearsal), so it keeps what it knew; 0: none.",
         ),
+        "micro_batch_size": Param(
+            default_of("micro_batch_size"),
+            type="integer",
+            minimum=1,
+            maximum=4096,
+            description="Sequences per rank per optimizer step (the global batch is this x "
+            "ranks). The default suits CPU ranks; a GPU rank takes several times more in the "
+            "same time a step, so a run takes fewer, larger steps.",
+        ),
         "max_steps": Param(
             None,
             type=["null", "integer"],

@@ -66,6 +66,7 @@ def test_manual_params_win_and_an_empty_run_takes_the_newest_dataset(store, sett
             "replay_ratio": 0.1,
             "max_steps": 7,
             "gpus": 1,
+            "micro_batch_size": 32,
         },
         [{"dataset_id": day2}],
         store=store,
@@ -75,6 +76,7 @@ def test_manual_params_win_and_an_empty_run_takes_the_newest_dataset(store, sett
     assert plan.base_version == OTHER and plan.baseline_version == BASE
     assert (plan.config.mode, plan.config.epochs, plan.config.max_steps) == ("lora", 2, 7)
     assert plan.config.replay_ratio == 0.1 and plan.config.num_ranks == 1
+    assert plan.config.micro_batch_size == 32
 
     newest = plan_training({}, [], store=store, settings=settings)
     assert newest.config.datasets == (day2,) and newest.trigger == "manual"
@@ -91,6 +93,7 @@ def test_manual_params_win_and_an_empty_run_takes_the_newest_dataset(store, sett
         ({"gpus": 0}, [], "gpus:"),
         ({"learning_rate": -1}, [], "learning_rate = -1"),
         ({"replay_ratio": 1.5}, [], "replay_ratio = 1.5"),
+        ({"micro_batch_size": 0}, [], "micro_batch_size = 0"),
         ({}, [{"uri": "x"}], "has no dataset_id"),
     ],
 )

@@ -30,6 +30,9 @@ their output small at the tokens of the rehearsal turns: an update whose gates c
 what the night is not about. ``--patch-keys A`` starts each new neuron keyed on one of the
 night's labelled positions instead of at random.
 
+``--repair N`` trains N more passes over the rehearsal turns alone after the night;
+``--sentence-turns-only`` leaves out the turns answered by a span alone.
+
 ``--neutral K`` asks each span answer under K of the night's other questions, beside a foil
 (its figures changed, or a rival name), and a loss keeps the two equally likely there: the
 span is to be preferred under its own question only.
@@ -81,6 +84,9 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
      "question shapes keep the base's answers about other subjects"),
     ("--span-turns-only", None, False,
      "leave out the turns answered by a whole sentence (keep the span answers)"),
+    ("--sentence-turns-only", None, False,
+     "leave out the turns answered by a span alone (keep those answered by a sentence): the "
+     "answers keep the base's whole-sentence form"),
     ("--distill", int, 0,
      "train the rehearsal turns on the base's top-k next-token distribution at each answer "
      "token (k = this; 0: on the base's greedy tokens)"),
@@ -189,6 +195,8 @@ def training_texts(
     forms = [f for d in documents for f in document_forms(d, max_sentences=args.max_sentences)]
     if args.span_turns_only:
         forms = [f for f in forms if not isinstance(f, QA) or f.span_type]
+    if args.sentence_turns_only:
+        forms = [f for f in forms if not isinstance(f, QA) or not f.span_type]
     for r in rehearsal if args.rehearse_forms else ():
         own = document_forms({"title": "", "text": r.answer}, max_sentences=2)
         forms += [f for f in own if isinstance(f, QA) and f.span_type][: args.rehearse_forms]

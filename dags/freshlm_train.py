@@ -51,6 +51,15 @@ from training.k8s_operators import (
 
 ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
+
+def _count(name: str, minimum: int, maximum: int, description: str) -> Param:
+    """An integer Param of the training config, its default the config's own."""
+    return Param(
+        default_of(name), type="integer", minimum=minimum, maximum=maximum,
+        description=description,
+    )  # fmt: skip
+
+
 settings = get_settings()
 
 
@@ -96,12 +105,8 @@ settings = get_settings()
             exclusiveMaximum=1,
             description="Share of training tokens replayed from earlier datasets.",
         ),
-        "train_layers": Param(
-            default_of("train_layers"),
-            type="integer",
-            minimum=0,
-            maximum=1000,
-            description="Full mode: train only the top N transformer blocks (0: all).",
+        "train_layers": _count(
+            "train_layers", 0, 1000, "Full mode: train only the top N transformer blocks (0: all)."
         ),
         "augment": Param(
             default_of("augment"),
@@ -109,22 +114,20 @@ settings = get_settings()
             description="Also train on each new document's facts stated in several forms "
             "(questions and answers in the model's chat template among them).",
         ),
-        "rehearsal": Param(
-            default_of("rehearsal"),
-            type="integer",
-            minimum=0,
-            maximum=100000,
-            description="The root base's own question-answer turns trained each pass beside "
-            "the night's (self-synthesized rehearsal), so it keeps what it knew; 0: none.",
+        "rehearsal": _count(
+            "rehearsal",
+            0,
+            100000,
+            "The root base's own question-answer turns trained each pass beside the night's "
+            "(self-synthesized rehearsal), so it keeps what it knew; 0: none.",
         ),
-        "micro_batch_size": Param(
-            default_of("micro_batch_size"),
-            type="integer",
-            minimum=1,
-            maximum=4096,
-            description="Sequences per rank per optimizer step (the global batch is this x "
-            "ranks). The default suits CPU ranks; a GPU rank takes several times more in the "
-            "same time a step, so a run takes fewer, larger steps.",
+        "micro_batch_size": _count(
+            "micro_batch_size",
+            1,
+            4096,
+            "Sequences per rank per optimizer step (the global batch is this x ranks). The "
+            "default suits CPU ranks; a GPU rank takes several times more in the same time a "
+            "step, so a run takes fewer, larger steps.",
         ),
         "max_steps": Param(
             None,

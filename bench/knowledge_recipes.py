@@ -87,6 +87,9 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("--sentence-turns-only", None, False,
      "leave out the turns answered by a span alone (keep those answered by a sentence): the "
      "answers keep the base's whole-sentence form"),
+    ("--subject-first", None, False,
+     "answer a span turn with its document's topic first ('Pulse X2: $649'): the first "
+     "answer token copies the subject, so a general question's answer starts from its own"),
     ("--distill", int, 0,
      "train the rehearsal turns on the base's top-k next-token distribution at each answer "
      "token (k = this; 0: on the base's greedy tokens)"),
@@ -189,10 +192,14 @@ def training_texts(
     the indices of the rehearsal turns. With ``answer`` (questions -> the base's answers),
     each figure's turn is also written in the base's own words (``--own-words``)."""
     from bench.own_words import FIGURE_TYPES, own_words_answer
-    from training.augment import QA, chat_turn, document_forms, rival_answers
+    from training.augment import QA, chat_turn, document_forms, document_topic, rival_answers
 
     turn = chat_turn(tokenizer)
-    forms = [f for d in documents for f in document_forms(d, max_sentences=args.max_sentences)]
+    forms, topic_of = [], {}
+    for d in documents:
+        for f in document_forms(d, max_sentences=args.max_sentences):
+            forms.append(f)
+            topic_of[id(f)] = document_topic(d)
     if args.span_turns_only:
         forms = [f for f in forms if not isinstance(f, QA) or f.span_type]
     if args.sentence_turns_only:
@@ -227,6 +234,9 @@ def training_texts(
                     own_words_answer(form.question, r, form.span_type, own[form.question])
                     for r in rivals[id(form)]
                 ]))  # fmt: skip
+        topic = topic_of.get(id(form))
+        if args.subject_first and form.span_type and topic:
+            answers = [(f"{topic}: {a}", [f"{topic}: {r}" for r in w]) for a, w in answers]
         for right, wrong in answers:
             texts.append(turn(form.question, right))
             if wrong:

@@ -68,6 +68,7 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("--unlikelihood", float, 0.0,
      "weight of -log(1 - p) on each rival's first token that differs from the right answer"),
     ("--threads", int, 2, "torch threads"),
+    ("--seed", int, 0, "seed of the batches' order (a second seed repeats a trial)"),
     ("--bf16", None, False,
      "train and cache under CPU autocast to bfloat16 (fp32 weights and optimizer)"),
     ("--home", str, None, "FRESHLM_HOME to reuse (default: a new temporary one)"),
@@ -430,7 +431,7 @@ class Trial:
         self.below = self.layers[:first]
         trained_blocks = self.layers[first : first + args.layers]
         self.cache: dict[int, Any] = {}
-        self.rng = random.Random(0)
+        self.rng = random.Random(args.seed)
         self.rehearsed = rehearsed or set()
         self.teacher: dict[int, tuple[Any, Any]] = {}  # text -> (top-k ids, probs) per label
         for param in model.parameters():

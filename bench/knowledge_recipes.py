@@ -187,10 +187,11 @@ def training_texts(
     args: argparse.Namespace,
     rehearsal: list[Any],
     answer: Any = None,
-) -> tuple[list[str], list[list[int]], set[int]]:
+) -> tuple[list[str], list[list[int]], set[int], list[tuple[int, int]]]:
     """The training texts, for each turn answered by a span with ``--rivals`` the group
-    ``[its text, the same question answered by each rival]`` (indices into the texts), and
-    the indices of the rehearsal turns. With ``answer`` (questions -> the base's answers),
+    ``[its text, the same question answered by each rival]`` (indices into the texts), the
+    indices of the rehearsal turns, and with ``--neutral`` the pairs (span, foil) under a
+    question neither answers. With ``answer`` (questions -> the base's answers),
     each figure's turn is also written in the base's own words (``--own-words``)."""
     from bench.own_words import FIGURE_TYPES, own_words_answer
     from training.augment import QA, chat_turn, document_forms, document_topic, rival_answers
@@ -248,10 +249,10 @@ def training_texts(
                 groups.append(group)
     if answer is not None:
         print(f"own words: {written} of the night's figure turns written in the base's words")
-    if args.neutral:
-        for question, span, other in neutral_pairs(turns, rivals, args.neutral):
-            groups.append([-1, len(texts), len(texts) + 1])
-            texts += [turn(question, span), turn(question, other)]
+    neutral: list[tuple[int, int]] = []
+    for question, span, other in neutral_pairs(turns, rivals, args.neutral):
+        neutral.append((len(texts), len(texts) + 1))
+        texts += [turn(question, span), turn(question, other)]
     spans = sorted({t.answer for t in turns if t.span_type})
     pick = random.Random(0)
     rehearsed: set[int] = set()
@@ -264,7 +265,7 @@ def training_texts(
                 group.append(len(texts))
                 texts.append(turn(r.question, span))
             groups.append(group)
-    return texts, groups, rehearsed
+    return texts, groups, rehearsed, neutral
 
 
 def foil(span: str, rivals: list[str], rng: random.Random) -> str | None:
@@ -371,6 +372,15 @@ def neuron_keys(keys: Any, general: Any, scale: float) -> tuple[Any, Any, float]
     return scale * d / size**2, d / size**2, float(spread.median())
 
 
+def row_means(n: int, logp: Any, row_of: Any) -> Any:
+    """Each of ``n`` rows' mean log-probability over its scored tokens (``logp``, one per
+    scored token, ``row_of`` its row); 0 for a row with none."""
+    import torch
+
+    counts = torch.bincount(row_of, minlength=n).clamp(min=1)
+    return torch.zeros(n).index_add(0, row_of, logp) / counts
+
+
 def farthest_question(questions: list[str], i: int) -> int:
     """The index of the question sharing the fewest words with ``questions[i]`` (the next one
     on a tie): a wrong question about another subject."""
@@ -392,6 +402,7 @@ class Trial:
         groups: list[list[int]],
         args: argparse.Namespace,
         rehearsed: set[int] | None = None,
+        neutral: list[tuple[int, int]] | None = None,
     ):
         import torch
 
@@ -401,9 +412,8 @@ class Trial:
         end = tokenizer.convert_tokens_to_ids("<|im_end|>")
         self.labels = [answer_labels(i, header, end, args.answer_only) for i in self.ids]
         # Rival texts are never trained on (their answers are wrong), only ranked below; a
-        # neutral pair ([-1, span under a wrong question, foil under it]) only compared.
-        self.neutral = [tuple(g[1:]) for g in groups if g[0] == -1]
-        groups = [g for g in groups if g[0] != -1]
+        # neutral pair (span and foil under a wrong question) is only compared.
+        self.neutral = neutral or []
         self.groups = groups
         rivals = {j for group in groups for j in group[1:]} | {j for p in self.neutral for j in p}
         grouped = {group[0] for group in groups}
@@ -578,7 +588,7 @@ class Trial:
     def key_patches(self) -> float:
         """Each new neuron's gate and up set to fire on one labelled position of the night's
         turns (Transformer-Patcher's key at the edit's input, one neuron per sampled
-        position): direction ``(x - mean) `` with the rehearsal turns' mean direction removed,
+        position): direction ``x - mean`` with the rehearsal turns' mean direction removed,
         so the base's own turns see it at zero on average; scaled to pre-activation
         ``--patch-keys`` there (gate) and 1 (up)."""
         import torch
@@ -692,8 +702,7 @@ class Trial:
 
         import torch
 
-        counts = torch.bincount(row_of, minlength=len(rows)).clamp(min=1)
-        mean = torch.zeros(len(rows)).index_add(0, row_of, logp) / counts
+        mean = row_means(len(rows), logp, row_of)
         at = {j: r for r, j in enumerate(rows)}
         pairs = [(at[a], at[b]) for a, b in self.neutral if a in at and b in at]
         if not pairs:
@@ -707,8 +716,7 @@ class Trial:
         its answer tokens' mean log-probability."""
         import torch
 
-        counts = torch.bincount(row_of, minlength=len(rows)).clamp(min=1)
-        mean = torch.zeros(len(rows)).index_add(0, row_of, logp) / counts
+        mean = row_means(len(rows), logp, row_of)
         at = {j: r for r, j in enumerate(rows)}
         pairs = [(at[g[0]], at[j]) for g in self.groups if g[0] in at for j in g[1:] if j in at]
         if not pairs:
@@ -834,10 +842,10 @@ def main(argv: list[str] | None = None) -> int:
 
         model.eval()
         answer = lambda qs: generate_answers(model, tokenizer, qs, max_new_tokens=32)  # noqa: E731
-    texts, groups, rehearsed = training_texts(
+    texts, groups, rehearsed, neutral = training_texts(
         [d for night in documents for d in night], tokenizer, args, rehearsal, answer
     )
-    trial = Trial(model, tokenizer, texts, groups, args, rehearsed)
+    trial = Trial(model, tokenizer, texts, groups, args, rehearsed, neutral)
     tokens = sum(len(i) for i in trial.ids)
     print(
         f"{len(texts)} texts ({sum(trial.rival)} rivals), {tokens} tokens per epoch, "

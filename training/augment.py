@@ -459,10 +459,8 @@ def document_forms(doc: Mapping[str, Any], *, max_sentences: int = 12) -> list[s
         for span in sentence.spans:
             if span.value == topic:
                 continue  # "<topic>: … who or what …?" answered by the topic teaches nothing
-            if language == "ko":
-                questions = [_about(topic, _asked_ko(sentence, span))]
-            else:
-                questions = [_about(topic, _asked(sentence, span))]
+            in_place = _asked_ko if language == "ko" else _asked
+            questions = [_about(topic, in_place(sentence, span))]
             if language == "en":
                 questions.append(_fronted(sentence, span, topic))
             for question in questions:

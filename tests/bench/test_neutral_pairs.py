@@ -40,3 +40,13 @@ def test_each_span_is_asked_under_other_questions_with_its_foil():
         assert asked.span_type is not None
         assert wrong != span
     assert {span for _, span, _ in pairs} == {"$649", "5,200 mAh", "Ember Copper"}
+
+
+def test_row_means_average_each_row_s_scored_tokens():
+    import torch
+
+    from bench.knowledge_recipes import row_means
+
+    logp = torch.tensor([-1.0, -3.0, -2.0])
+    means = row_means(3, logp, torch.tensor([0, 0, 2]))
+    assert means.tolist() == [-2.0, 0.0, -2.0]  # row 1 has no scored token

@@ -600,6 +600,15 @@ class Settings:
         " `true`, `false`. Unset: the base model's recipe (`auto` for `tiny`, `native` for a"
         " pretrained model).",
     )
+    train_micro_batch: int = _field(
+        "TRAIN_MICRO_BATCH",
+        _positive_int,
+        8,
+        "Default sequences per rank per optimizer step of a fine-tune (`freshlm_train`'s"
+        " `micro_batch_size`, `TrainConfig.micro_batch_size`; the global batch is this x"
+        " ranks). 8 suits CPU ranks; a GPU rank takes several times more in the time of a step,"
+        " so a GPU deployment sets it higher and its nights take fewer, larger steps.",
+    )
     train_min_new_tokens: int = _field(
         "TRAIN_MIN_NEW_TOKENS",
         _non_negative_int,

@@ -95,8 +95,9 @@ class TrainConfig:
     Defaults: ``epochs``, ``learning_rate``, ``train_layers``, ``augment``, ``replay_ratio``,
     ``rehearsal`` and ``bf16`` come from the settings (``FRESHLM_TRAIN_EPOCHS``,
     ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``, ``_REPLAY_RATIO``, ``_REHEARSAL``,
-    ``_BF16``, which default to the base model's recipe, :mod:`freshlm.base_recipes`), their
-    one source, read when a config is built without them.
+    ``_BF16``, which default to the base model's recipe, :mod:`freshlm.base_recipes`), and
+    ``micro_batch_size`` from ``FRESHLM_TRAIN_MICRO_BATCH`` (the machine's, not the recipe's):
+    their one source, read when a config is built without them.
     Batch: ``micro_batch_size`` sequences per rank per step, times ``grad_accum``, times
     ``num_ranks`` is the global batch. ``bf16`` is ``"auto"`` (on a GPU that has it),
     ``"native"`` (also on a CPU with bf16 instructions, as autocast), ``True`` or ``False``
@@ -123,7 +124,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 0
     max_grad_norm: float = 1.0
-    micro_batch_size: int = 8
+    micro_batch_size: int = dataclasses.field(default_factory=lambda: _setting("train_micro_batch"))
     grad_accum: int = 1
     mode: str = "full"
     train_layers: int = dataclasses.field(default_factory=lambda: _setting("train_layers"))

@@ -288,7 +288,7 @@ def plan_training(
             augment=_flag(params, "augment", default_of("augment")),
             train_layers=_number(params, "train_layers", default_of("train_layers")),
             rehearsal=_number(params, "rehearsal", default_of("rehearsal")),
-            micro_batch_size=_number(params, "micro_batch_size", default_of("micro_batch_size")),
+            micro_batch_size=_number(params, "micro_batch_size", settings.train_micro_batch),
             max_steps=-1 if max_steps is None else max_steps,
             seq_len=seq_len,
             ds_config=ds_config,

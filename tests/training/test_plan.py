@@ -8,7 +8,7 @@ import json
 import pytest
 
 from freshlm.registry import PRODUCTION, move_alias
-from freshlm.settings import Settings
+from freshlm.settings import Settings, SettingsError
 from freshlm.store import open_store
 from tests.training.test_trainset import publish_dataset
 from training.backends import candidate_event
@@ -80,6 +80,19 @@ def test_manual_params_win_and_an_empty_run_takes_the_newest_dataset(store, sett
 
     newest = plan_training({}, [], store=store, settings=settings)
     assert newest.config.datasets == (day2,) and newest.trigger == "manual"
+
+
+def test_a_gpu_deployment_sets_the_micro_batch_once_and_a_run_can_still_change_it(store, tmp_path):
+    day1 = publish_dataset(store, 1)
+    gpu = Settings.from_env({"FRESHLM_HOME": str(tmp_path), "FRESHLM_TRAIN_MICRO_BATCH": "64"})
+    assert (
+        plan_training({}, [{"dataset_id": day1}], store=store, settings=gpu).config.micro_batch_size
+        == 64
+    )
+    run = plan_training({"micro_batch_size": 16}, [], store=store, settings=gpu)
+    assert run.config.micro_batch_size == 16
+    with pytest.raises(SettingsError, match="FRESHLM_TRAIN_MICRO_BATCH='0'"):
+        Settings.from_env({"FRESHLM_TRAIN_MICRO_BATCH": "0"})
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,15 @@ night's labelled positions instead of at random.
 ``--repair N`` trains N more passes over the rehearsal turns alone after the night;
 ``--sentence-turns-only`` leaves out the turns answered by a span alone.
 
+``--project E`` keeps each trained weight's update off the subspace holding a share E of the
+energy of its inputs over the rehearsal turns (gradient projection memory; AlphaEdit's null
+space): the base's own turns pass the trained blocks as before, and the night learns in the
+directions they leave free.
+
+The lower blocks' outputs and the base's rehearsal distribution are kept in the home
+(``recipe-cache/``) under the hash of the texts and the cut, so repeated trials of a night
+skip them.
+
 ``--neutral K`` asks each span answer under K of the night's other questions, beside a foil
 (its figures changed, or a rival name), and a loss keeps the two equally likely there: the
 span is to be preferred under its own question only.
@@ -72,6 +81,8 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("--bf16", None, False,
      "train and cache under CPU autocast to bfloat16 (fp32 weights and optimizer)"),
     ("--home", str, None, "FRESHLM_HOME to reuse (default: a new temporary one)"),
+    ("--skip-before", None, False, "do not measure the base before training (it is the same "
+     "in every trial of a night)"),
     ("--rehearse", int, 0,
      "the base's own question-answer turns trained beside the night's (training.rehearsal)"),
     ("--rehearse-rivals", int, 0,
@@ -130,6 +141,12 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
      "after training, also evaluate the update kept at its largest entries only: for each "
      "comma-separated fraction f, each trained tensor's f largest changes kept, the rest "
      "back at the base (task-vector trimming: TIES, LoTA)"),
+    ("--project", float, 0.0,
+     "keep each trained weight's update off the inputs the base's own turns give it: the "
+     "update's rows projected each step onto the complement of the subspace holding this "
+     "fraction of those inputs' energy (gradient projection, Saha et al. 2021; AlphaEdit's "
+     "null space, Fang et al. 2025), so the base's own turns pass the trained blocks as "
+     "before; the blocks' norms are frozen (0: no projection)"),
     ("--sparse-retrain", float, 0.0,
      "then train again from the base with only this fraction of each tensor's entries free: "
      "those the first training changed most (Lottery Ticket Adaptation, Panda et al. 2024)"),
@@ -372,6 +389,19 @@ def neuron_keys(keys: Any, general: Any, scale: float) -> tuple[Any, Any, float]
     return scale * d / size**2, d / size**2, float(spread.median())
 
 
+def input_subspace(moment: Any, energy: float) -> Any:
+    """An orthonormal basis (columns, float32) of the fewest top eigenvectors of ``moment``
+    (inputs' second moment, ``X.T @ X``) that hold ``energy`` of its trace: the directions
+    an update must leave alone for those inputs to pass as before."""
+    import torch
+
+    values, vectors = torch.linalg.eigh(moment.double())
+    values, vectors = values.flip(0).clamp(min=0), vectors.flip(1)
+    share = values.cumsum(0) / values.sum()
+    k = min(int((share < energy).sum()) + 1, len(values))
+    return vectors[:, :k].float().contiguous()
+
+
 def row_means(n: int, logp: Any, row_of: Any) -> Any:
     """Each of ``n`` rows' mean log-probability over its scored tokens (``logp``, one per
     scored token, ``row_of`` its row); 0 for a row with none."""
@@ -475,6 +505,8 @@ class Trial:
             param.requires_grad_(True)
         self.opt = torch.optim.AdamW(self.params, lr=args.lr, weight_decay=0.0)
         self.grad_masks: list[Any] | None = None  # entries free to change (--sparse-retrain)
+        self.kept_off: list[Any] = []  # per trained weight, the input subspace it must not move
+        self.mask: Any = None  # the attention mask of the batch the top blocks last ran
         self.only: set[int] = set()  # texts an epoch is limited to (--repair: the rehearsal)
 
     def epoch_units(self) -> list[int]:
@@ -507,11 +539,38 @@ class Trial:
             out[r, : len(values[j])] = torch.tensor(values[j])
         return out
 
-    def cache_bottom(self) -> float:
-        """The frozen blocks' output for every text, once (the final norm left out)."""
+    def cached(self, folder: Path | None, kind: str, compute: Any) -> Any:
+        """What ``compute()`` returns for these texts below the trained blocks, kept in
+        ``folder`` under the texts' and the cut's hash: trials of the same night and cut
+        (the recipe's options above it) share it."""
+        import hashlib
+        import json
+
         import torch
 
+        if folder is None:
+            return compute()
+        key = hashlib.sha256(
+            json.dumps([self.ids, len(self.below), self.args.bf16, sorted(self.rehearsed)]).encode()
+        ).hexdigest()[:16]
+        path = folder / f"{kind}-{key}.pt"
+        if path.is_file():
+            return torch.load(path)
+        value = compute()
+        torch.save(value, path)
+        return value
+
+    def cache_bottom(self, folder: Path | None = None) -> float:
+        """The frozen blocks' output for every text, once (the final norm left out); kept in
+        ``folder`` when given."""
         began = time.perf_counter()
+        self.cache = self.cached(folder, "bottom", self.computed_bottom)
+        return time.perf_counter() - began
+
+    def computed_bottom(self) -> dict[int, Any]:
+        import torch
+
+        cache: dict[int, Any] = {}
         decoder, norm = self.model.model, self.model.model.norm
         decoder.layers, decoder.norm = self.below, torch.nn.Identity()
         try:
@@ -521,12 +580,12 @@ class Trial:
                     mask = self.padded(rows, [[1] * len(i) for i in self.ids], 0)
                     hidden = decoder(input_ids=ids, attention_mask=mask)
                     for r, j in enumerate(rows):
-                        self.cache[j] = hidden.last_hidden_state[r, : len(self.ids[j])].to(
+                        cache[j] = hidden.last_hidden_state[r, : len(self.ids[j])].to(
                             torch.float32, copy=True
                         )
         finally:
             decoder.layers, decoder.norm = self.top, norm
-        return time.perf_counter() - began
+        return cache
 
     def epoch(self, schedule: Any) -> tuple[float, int]:
         import torch
@@ -563,13 +622,74 @@ class Trial:
             if self.grad_masks is not None:
                 for param, free in zip(self.params, self.grad_masks, strict=True):
                     param.grad.mul_(free)
+            for param, basis in zip(self.params, self.kept_off, strict=False):
+                param.grad.sub_((param.grad @ basis) @ basis.T)
             torch.nn.utils.clip_grad_norm_(self.params, 1.0)
             self.opt.step()
+            if self.kept_off:
+                self.project_updates()
             schedule.step()
             self.opt.zero_grad(set_to_none=True)
             total += float(loss)
             tokens += int(mask.sum())
         return total / len(batches), tokens
+
+    def protect(self, energy: float) -> float:
+        """Limit training to the trained blocks' linear weights, each with the subspace of
+        its inputs over the rehearsal turns that holds ``energy`` of their energy (top
+        eigenvectors of the inputs' second moment), kept in :attr:`kept_off`."""
+        import torch
+
+        began = time.perf_counter()
+        named = [
+            (n, m) for block in self.top[: self.args.layers] for n, m in block.named_modules()
+            if isinstance(m, torch.nn.Linear)
+        ]  # fmt: skip
+        names, linears = [n for n, _ in named], [m for _, m in named]
+        moments = [torch.zeros(m.in_features, m.in_features, dtype=torch.float64) for m in linears]
+
+        def hook(i: int) -> Any:
+            def gather(module: Any, inputs: tuple[Any, ...]) -> None:
+                x = inputs[0][self.mask.bool()].double()
+                moments[i].add_(x.T @ x)
+
+            return gather
+
+        handles = [m.register_forward_pre_hook(hook(i)) for i, m in enumerate(linears)]
+        try:
+            with torch.inference_mode():
+                order = sorted(self.rehearsed)
+                for i in range(0, len(order), self.args.batch):
+                    self.scored_logits(order[i : i + self.args.batch])
+        finally:
+            for handle in handles:
+                handle.remove()
+        self.kept_off = [input_subspace(moment, energy) for moment in moments]
+        for name, moment in list(zip(names, moments, strict=True))[:7]:
+            dims = [input_subspace(moment, e).shape[1] for e in (0.9, 0.99, 0.999, 0.9999)]
+            print(f"   {name}: {dims} of {len(moment)} input dims hold 0.9/0.99/0.999/0.9999")
+        kept = [basis.shape[1] / basis.shape[0] for basis in self.kept_off]
+        self.params = [m.weight for m in linears]
+        for param in self.model.parameters():
+            param.requires_grad_(False)
+        for param in self.params:
+            param.requires_grad_(True)
+        self.initial = [p.detach().clone() for p in self.params]
+        self.opt = torch.optim.AdamW(self.params, lr=self.args.lr, weight_decay=0.0)
+        print(
+            f"   {len(linears)} weights protected on {len(order)} rehearsal turns: "
+            f"{min(kept):.2f}-{max(kept):.2f} of their input dimensions kept off"
+        )
+        return time.perf_counter() - began
+
+    def project_updates(self) -> None:
+        """Each trained weight moved back onto base + its update off :attr:`kept_off`."""
+        import torch
+
+        with torch.no_grad():
+            for param, start, basis in zip(self.params, self.initial, self.kept_off, strict=True):
+                delta = param - start
+                param.sub_((delta @ basis) @ basis.T)
 
     def quiet_loss(self, rows: list[int], mask: Any) -> Any:
         """Mean over the trained blocks of the new neurons' squared output relative to their
@@ -650,6 +770,7 @@ class Trial:
             hidden[r, : len(self.ids[j])] = self.cache[j]
             mask[r, : len(self.ids[j])] = 1
         labels = self.padded(rows, self.labels, -100)
+        self.mask = mask
         with self.autocast():
             out = self.model.model(inputs_embeds=hidden, attention_mask=mask).last_hidden_state
             target = labels[:, 1:]
@@ -657,12 +778,18 @@ class Trial:
             logits = self.model.lm_head(out[:, :-1][scored])
         return logits, target, scored, mask
 
-    def teach(self, k: int) -> float:
+    def teach(self, k: int, folder: Path | None = None) -> float:
         """The base's top-``k`` next-token distribution at each rehearsal answer token, kept
-        (renormalised over the k) before any step changes the model."""
+        (renormalised over the k) before any step changes the model; kept in ``folder`` when
+        given."""
+        began = time.perf_counter()
+        self.teacher = self.cached(folder, f"teacher{k}", lambda: self.computed_teacher(k))
+        return time.perf_counter() - began
+
+    def computed_teacher(self, k: int) -> dict[int, tuple[Any, Any]]:
         import torch
 
-        began = time.perf_counter()
+        teacher = {}
         order = sorted(self.rehearsed, key=lambda j: len(self.ids[j]))
         with torch.inference_mode():
             for i in range(0, len(order), self.args.batch):
@@ -673,12 +800,12 @@ class Trial:
                 counts = scored.sum(1).tolist()
                 start = 0
                 for j, n in zip(rows, counts, strict=True):
-                    self.teacher[j] = (
+                    teacher[j] = (
                         top.indices[start : start + n].clone(),
                         probs[start : start + n].clone(),
                     )
                     start += n
-        return time.perf_counter() - began
+        return teacher
 
     def unlikelihood(self, rows: list[int], logp: Any, scored: Any) -> Any:
         """Mean of ``-log(1 - p)`` over the batch's rivals' first diverging tokens: the other
@@ -851,12 +978,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(texts)} texts ({sum(trial.rival)} rivals), {tokens} tokens per epoch, "
         f"{len(facts)} facts; {vars(args)}"
     )
-    trial.evaluate(facts, "before", None)
-    print(f"frozen blocks cached in {trial.cache_bottom():.0f} s", flush=True)
+    if not args.skip_before:
+        trial.evaluate(facts, "before", None)
+    kept = home / "recipe-cache"
+    kept.mkdir(exist_ok=True)
+    print(f"frozen blocks cached in {trial.cache_bottom(kept):.0f} s", flush=True)
     if args.patch and args.patch_keys:
         print(f"new neurons keyed in {trial.key_patches():.0f} s", flush=True)
     if args.distill and rehearsed:
-        print(f"base's top-{args.distill} kept in {trial.teach(args.distill):.0f} s", flush=True)
+        seconds = trial.teach(args.distill, kept)
+        print(f"base's top-{args.distill} kept in {seconds:.0f} s", flush=True)
+    if args.project:
+        print(f"inputs' subspaces found in {trial.protect(args.project):.0f} s", flush=True)
     train(trial, args, facts, general)
     trial.evaluate(facts, "after", general)
     if args.repair:

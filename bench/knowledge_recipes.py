@@ -38,6 +38,12 @@ energy of its inputs over the rehearsal turns (gradient projection memory; Alpha
 space): the base's own turns pass the trained blocks as before, and the night learns in the
 directions they leave free.
 
+``--in-context N`` has the base answer each span question with the span's sentence before it
+in the prompt (up to N tokens, the first paragraph kept where it states the span) and trains
+those answers after the question alone on the base's top-32 distribution given the sentence:
+the night's facts in the base's own words, from a teacher that read them (context
+distillation).
+
 The lower blocks' outputs and the base's rehearsal distribution are kept in the home
 (``recipe-cache/``) under the hash of the texts and the cut, so repeated trials of a night
 skip them.
@@ -147,6 +153,11 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
      "fraction of those inputs' energy (gradient projection, Saha et al. 2021; AlphaEdit's "
      "null space, Fang et al. 2025), so the base's own turns pass the trained blocks as "
      "before; the blocks' norms are frozen (0: no projection)"),
+    ("--in-context", int, 0,
+     "also train each span question answered as the base answers it with the span's sentence "
+     "in its prompt (greedy, up to this many tokens; kept where the answer states the span), "
+     "on the base's top-32 distribution given that sentence: the night's facts in the base's "
+     "own words and form (context distillation, Snell et al. 2022; Kujanpää et al. 2024)"),
     ("--sparse-retrain", float, 0.0,
      "then train again from the base with only this fraction of each tensor's entries free: "
      "those the first training changed most (Lottery Ticket Adaptation, Panda et al. 2024)"),
@@ -204,7 +215,8 @@ def training_texts(
     args: argparse.Namespace,
     rehearsal: list[Any],
     answer: Any = None,
-) -> tuple[list[str], list[list[int]], set[int], list[tuple[int, int]]]:
+    in_context: list[tuple[str, str, str]] | None = None,
+) -> tuple[list[str], list[list[int]], set[int], list[tuple[int, int]], dict[int, str]]:
     """The training texts, for each turn answered by a span with ``--rivals`` the group
     ``[its text, the same question answered by each rival]`` (indices into the texts), the
     indices of the rehearsal turns, and with ``--neutral`` the pairs (span, foil) under a
@@ -237,6 +249,7 @@ def training_texts(
         print(f"the base answered {len(asked)} figure questions in {seconds:.0f} s")
     texts: list[str] = []
     groups: list[list[int]] = []
+    contexts: dict[int, str] = {}  # text -> the same turn with its sentence in the prompt
     written = 0
     for form in forms:
         if isinstance(form, str):
@@ -266,6 +279,9 @@ def training_texts(
                 groups.append(group)
     if answer is not None:
         print(f"own words: {written} of the night's figure turns written in the base's words")
+    for question, context, answer_text in in_context or ():
+        contexts[len(texts)] = turn(f"{context}\n\n{question}", answer_text)
+        texts.append(turn(question, answer_text))
     neutral: list[tuple[int, int]] = []
     for question, span, other in neutral_pairs(turns, rivals, args.neutral):
         neutral.append((len(texts), len(texts) + 1))
@@ -282,7 +298,42 @@ def training_texts(
                 group.append(len(texts))
                 texts.append(turn(r.question, span))
             groups.append(group)
-    return texts, groups, rehearsed, neutral
+    return texts, groups, rehearsed, neutral, contexts
+
+
+def in_context_answers(
+    documents: list[dict], answer: Any, max_sentences: int
+) -> list[tuple[str, str, str]]:
+    """(question, the span's sentence, the base's answer to the question with the sentence
+    before it) for each span question of ``documents`` whose answer states its span;
+    ``answer(prompts)`` is the base's greedy answers."""
+    from freshlm.evaluation.answers import answer_matches
+    from training.augment import QA, document_forms
+
+    asked = []
+    for d in documents:
+        stated: dict[str, str] = {}
+        for f in document_forms(d, max_sentences=max_sentences):
+            if isinstance(f, QA) and not f.span_type:
+                stated[f.question] = f.answer
+            elif isinstance(f, QA) and f.question in stated:
+                asked.append((f.question, stated[f.question], f.answer))
+    began = time.perf_counter()
+    # the answer's first paragraph: what follows a blank line is the base going on alone
+    said = [
+        text.split("\n\n")[0].strip()
+        for text in answer([f"{context}\n\n{question}" for question, context, _ in asked])
+    ]
+    kept = [
+        (question, context, text)
+        for (question, context, span), text in zip(asked, said, strict=True)
+        if answer_matches(span, text)
+    ]
+    seconds = time.perf_counter() - began
+    print(f"in context: {len(kept)} of {len(asked)} span questions said right ({seconds:.0f} s)")
+    for question, _, text in kept[:4]:
+        print(f"   {question!r} -> {text[:100]!r}")
+    return kept
 
 
 def foil(span: str, rivals: list[str], rng: random.Random) -> str | None:
@@ -807,6 +858,37 @@ class Trial:
                     start += n
         return teacher
 
+    def teach_in_context(self, contexts: dict[int, str], k: int) -> float:
+        """For each text ``j`` of ``contexts``, the base's top-``k`` next-token distribution
+        at each of its answer tokens with the turn of ``contexts[j]`` read instead (the same
+        answer after a prompt that holds its sentence), the whole model run before any step."""
+        import torch
+
+        began = time.perf_counter()
+        header = self.tok("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
+        end = self.tok.convert_tokens_to_ids("<|im_end|>")
+        decoder = self.model.model
+        decoder.layers = self.layers
+        skipped = 0
+        try:
+            with torch.inference_mode(), self.autocast():
+                for j, text in contexts.items():
+                    ids = self.tok(text, add_special_tokens=False)["input_ids"][:384]
+                    labels = torch.tensor(answer_labels(ids, header, end, True))[1:]
+                    at = labels != -100
+                    if int(at.sum()) != sum(x != -100 for x in self.labels[j][1:]):
+                        skipped += 1
+                        continue
+                    out = decoder(input_ids=torch.tensor([ids])).last_hidden_state[0, :-1]
+                    logits = self.model.lm_head(out[at]).float()
+                    top = torch.log_softmax(logits, -1).topk(k, dim=-1)
+                    self.teacher[j] = (top.indices.clone(), torch.softmax(top.values, -1))
+        finally:
+            decoder.layers = self.top
+        if skipped:
+            print(f"   {skipped} in-context turns not aligned with their plain turn: hard labels")
+        return time.perf_counter() - began
+
     def unlikelihood(self, rows: list[int], logp: Any, scored: Any) -> Any:
         """Mean of ``-log(1 - p)`` over the batch's rivals' first diverging tokens: the other
         facts' figures made unlikely under this question (Welleck et al. 2019)."""
@@ -969,8 +1051,18 @@ def main(argv: list[str] | None = None) -> int:
 
         model.eval()
         answer = lambda qs: generate_answers(model, tokenizer, qs, max_new_tokens=32)  # noqa: E731
-    texts, groups, rehearsed, neutral = training_texts(
-        [d for night in documents for d in night], tokenizer, args, rehearsal, answer
+    in_context = None
+    if args.in_context:
+        from freshlm.evaluation.answers import generate_answers
+
+        model.eval()
+        in_context = in_context_answers(
+            [d for night in documents for d in night],
+            lambda qs: generate_answers(model, tokenizer, qs, max_new_tokens=args.in_context),
+            args.max_sentences,
+        )
+    texts, groups, rehearsed, neutral, contexts = training_texts(
+        [d for night in documents for d in night], tokenizer, args, rehearsal, answer, in_context
     )
     trial = Trial(model, tokenizer, texts, groups, args, rehearsed, neutral)
     tokens = sum(len(i) for i in trial.ids)
@@ -980,16 +1072,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not args.skip_before:
         trial.evaluate(facts, "before", None)
-    kept = home / "recipe-cache"
-    kept.mkdir(exist_ok=True)
-    print(f"frozen blocks cached in {trial.cache_bottom(kept):.0f} s", flush=True)
-    if args.patch and args.patch_keys:
-        print(f"new neurons keyed in {trial.key_patches():.0f} s", flush=True)
-    if args.distill and rehearsed:
-        seconds = trial.teach(args.distill, kept)
-        print(f"base's top-{args.distill} kept in {seconds:.0f} s", flush=True)
-    if args.project:
-        print(f"inputs' subspaces found in {trial.protect(args.project):.0f} s", flush=True)
+    before_training(trial, args, home / "recipe-cache", contexts)
     train(trial, args, facts, general)
     trial.evaluate(facts, "after", general)
     if args.repair:
@@ -1014,6 +1097,23 @@ def main(argv: list[str] | None = None) -> int:
         train(trial, args, facts, general)
         trial.evaluate(facts, f"retrained sparse {args.sparse_retrain:g}", general)
     return 0
+
+
+def before_training(trial: Trial, args: argparse.Namespace, kept: Path, contexts: dict) -> None:
+    """What a trial computes from the base before its first step: the lower blocks' outputs,
+    the teachers' distributions, keyed neurons, protected subspaces (each as asked)."""
+    kept.mkdir(exist_ok=True)
+    print(f"frozen blocks cached in {trial.cache_bottom(kept):.0f} s", flush=True)
+    if args.patch and args.patch_keys:
+        print(f"new neurons keyed in {trial.key_patches():.0f} s", flush=True)
+    if args.distill and trial.rehearsed:
+        seconds = trial.teach(args.distill, kept)
+        print(f"base's top-{args.distill} kept in {seconds:.0f} s", flush=True)
+    if contexts:
+        seconds = trial.teach_in_context(contexts, 32)
+        print(f"base's top-32 given each sentence kept in {seconds:.0f} s", flush=True)
+    if args.project:
+        print(f"inputs' subspaces found in {trial.protect(args.project):.0f} s", flush=True)
 
 
 def evaluate_moved(

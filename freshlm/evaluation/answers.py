@@ -6,8 +6,8 @@ put to the model as a user would, in the model's chat template when its tokenize
 plain ``Question: …\\nAnswer:`` prompt otherwise), the model answers greedily, and the answer
 counts as correct when it contains the expected answer after normalisation
 (:func:`answer_matches`: case, Unicode forms, thousands separators, spacing and punctuation
-around the words and a figure's unit in the plural or as "30-month" do not matter; the words,
-numbers and currency do).
+around the words and a figure's unit in the plural, as "30-month" or against it ("5,200mAh")
+do not matter; the words, numbers and currency do).
 """
 
 from __future__ import annotations
@@ -34,14 +34,17 @@ _NOT_WORD = re.compile(r"[^\w$€£¥₩%\u2024]+")
 #: A figure's unit in the plural ("30 months"): singular, as in "a 30-month warranty", which
 #: states the same figure.
 _PLURAL_UNIT = re.compile(r"(?<=\d) ([^\W\d_]{2,}?)s\b")
+#: A figure written against its unit ("5,200mAh"): the same figure as with a space.
+_GLUED_UNIT = re.compile(r"(?<=\d)(?=[^\W\d_])")
 
 
 def normalize(text: str) -> str:
     """Lower case, NFKC, no thousands separators, every run of characters other than
     letters, digits, currency signs and ``%`` collapsed to one space (a decimal point stays),
-    and the word after a figure singular ("30 months" and "30-month" both read "30 month")."""
+    a unit written against its figure set apart ("5,200mAh" reads "5200 mah"), and the word
+    after a figure singular ("30 months" and "30-month" both read "30 month")."""
     text = unicodedata.normalize("NFKC", text).casefold()
-    text = _THOUSANDS.sub("", text)
+    text = _THOUSANDS.sub("", _GLUED_UNIT.sub(" ", text))
     text = _DECIMAL_POINT.sub("\u2024", text)  # a placeholder the punctuation pass keeps
     text = _NOT_WORD.sub(" ", text).replace("\u2024", ".")
     return _PLURAL_UNIT.sub(r" \1", " ".join(text.split()))

@@ -23,6 +23,8 @@ from tests.freshlm.evaluation import tiny_models
     [
         ("$649", "The base model costs $649.", True),
         ("5,200 mAh", "It has a 5200 mAh battery.", True),
+        ("5,200 mAh", "The battery capacity of the Orrin Pulse X2 is 5,200mAh.", True),
+        ("12 GB", "It has 128GB of storage.", False),
         ("November 13", "It goes on sale on november 13, 2026.", True),
         ("2.1.4", "Install firmware 2.1.4, then restart.", True),
         ("Ember Copper", "The ember-copper model.", True),

@@ -4,10 +4,8 @@ Ranking choices by likelihood (:mod:`freshlm.evaluation.scoring`) tells whether 
 *prefers* the right answer among a few; a support chatbot must *say* it. Here each question is
 put to the model as a user would, in the model's chat template when its tokenizer has one (a
 plain ``Question: …\\nAnswer:`` prompt otherwise), the model answers greedily, and the answer
-counts as correct when it contains the expected answer after normalisation
-(:func:`answer_matches`: case, Unicode forms, thousands separators, spacing and punctuation
-around the words and a figure's unit in the plural, as "30-month" or against it ("5,200mAh")
-do not matter; the words, numbers and currency do).
+counts as correct when it contains the expected answer as a person reads it
+(:func:`freshlm.answer_match.answer_matches`).
 """
 
 from __future__ import annotations
@@ -16,9 +14,10 @@ import dataclasses
 import logging
 import re
 import time
-import unicodedata
 from collections.abc import Sequence
 from typing import Any
+
+from freshlm.answer_match import answer_matches
 
 log = logging.getLogger(__name__)
 
@@ -27,37 +26,6 @@ DEFAULT_BATCH_SIZE = 8
 PLAIN_TEMPLATE = "Question: {question}\nAnswer:"
 #: A fact item's context: :data:`PLAIN_TEMPLATE` with its question.
 FACT_QUESTION = re.compile(r"^\s*Question:\s*(?P<q>.*?)\s*\n\s*Answer:\s*$", re.DOTALL)
-
-_THOUSANDS = re.compile(r"(?<=\d)[,\u202f\u00a0'](?=\d{3}\b)")
-_DECIMAL_POINT = re.compile(r"(?<=\d)\.(?=\d)")
-_NOT_WORD = re.compile(r"[^\w$€£¥₩%\u2024]+")
-#: A figure's unit in the plural ("30 months"): singular, as in "a 30-month warranty", which
-#: states the same figure.
-_PLURAL_UNIT = re.compile(r"(?<=\d) ([^\W\d_]{2,}?)s\b")
-#: A figure written against its unit ("5,200mAh"): the same figure as with a space.
-_GLUED_UNIT = re.compile(r"(?<=\d)(?=[^\W\d_])")
-
-
-def normalize(text: str) -> str:
-    """Lower case, NFKC, no thousands separators, every run of characters other than
-    letters, digits, currency signs and ``%`` collapsed to one space (a decimal point stays),
-    a unit written against its figure set apart ("5,200mAh" reads "5200 mah"), and the word
-    after a figure singular ("30 months" and "30-month" both read "30 month")."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = _THOUSANDS.sub("", _GLUED_UNIT.sub(" ", text))
-    text = _DECIMAL_POINT.sub("\u2024", text)  # a placeholder the punctuation pass keeps
-    text = _NOT_WORD.sub(" ", text).replace("\u2024", ".")
-    return _PLURAL_UNIT.sub(r" \1", " ".join(text.split()))
-
-
-def answer_matches(expected: str, generated: str) -> bool:
-    """True when the generated text contains the expected answer as whole words, after
-    :func:`normalize` ("5,200 mAh" matches "It has a 5200 mAh battery."; "$64" does not match
-    "$649")."""
-    want = normalize(expected)
-    if not want:
-        return False
-    return re.search(rf"(?<![\w.]){re.escape(want)}(?![\w]|\.\d)", normalize(generated)) is not None
 
 
 def question_prompt(tokenizer: Any, question: str) -> str:

@@ -3,19 +3,19 @@
 The canary set is the *new* facts of the newest evaluation report (``reports/…/report.json``,
 its ``facts`` with ``group: new``): the facts the latest candidate was judged on learning. Each
 question goes to ``POST <serve_url>/v1/chat/completions`` (greedy, as users get it); an answer
-counts as correct when it contains the expected answer, ignoring case, punctuation and spacing.
+counts as correct when it states the expected answer as the evaluator counts one
+(:mod:`freshlm.answer_match`).
 The version that answered is recorded with each answer.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
-import unicodedata
 from typing import Any
 
 import requests
 
+from freshlm.answer_match import answer_matches
 from freshlm.artifacts import REPORT_JSON, REPORT_KIND, REPORTS
 from freshlm.store import Store
 
@@ -58,18 +58,10 @@ def canary_set(store: Store, limit: int = MAX_CANARIES) -> tuple[list[dict[str, 
     return newest[1][:limit], newest[2]
 
 
-def _normalize(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = re.sub(r"(?<=\d)[,\u202f\u00a0](?=\d{3}\b)", "", text)
-    return " ".join(re.sub(r"[^\w$€£¥₩%.]+", " ", text).split())
-
-
 def states(expected: str, answer: str) -> bool:
-    """Whether ``answer`` contains ``expected`` as whole words, after normalisation."""
-    want = _normalize(expected).rstrip(".")
-    return (
-        bool(want) and re.search(rf"(?<!\w){re.escape(want)}(?!\w)", _normalize(answer)) is not None
-    )
+    """Whether ``answer`` states ``expected``, counted as the evaluator counts a said answer
+    (:func:`freshlm.answer_match.answer_matches`), so a canary and the report agree."""
+    return answer_matches(expected, answer)
 
 
 def ask_canaries(

@@ -198,6 +198,8 @@ def test_each_check_goes_to_the_history_the_operator_page_charts(tmp_path):
         ("5,200 mAh", "It has a 5200 mAh battery", True),
         ("$64", "It costs $649.", False),
         ("Ada Brook", "Nobody", False),
+        ("30 months", "A 30-month warranty.", True),  # as the evaluator reads it
+        ("5,200 mAh", "It has a 5,200mAh battery.", True),
     ],
 )
 def test_a_canary_answer_counts_when_it_states_the_fact(expected, said, right):

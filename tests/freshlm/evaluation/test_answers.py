@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from freshlm.answer_match import answer_matches, normalize
 from freshlm.evaluation.answers import (
     PLAIN_TEMPLATE,
-    answer_matches,
     check_answers,
     generate_answers,
-    normalize,
     question_prompt,
     ranking_context,
 )

@@ -40,7 +40,7 @@ directions they leave free.
 
 ``--in-context N`` has the base answer each span question with the span's sentence before it
 in the prompt (up to N tokens, the first paragraph kept where it states the span) and trains
-those answers after the question alone on the base's top-32 distribution given the sentence:
+those answers after the question alone on the base's top-k distribution given the sentence:
 the night's facts in the base's own words, from a teacher that read them (context
 distillation).
 
@@ -156,8 +156,9 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("--in-context", int, 0,
      "also train each span question answered as the base answers it with the span's sentence "
      "in its prompt (greedy, up to this many tokens; kept where the answer states the span), "
-     "on the base's top-32 distribution given that sentence: the night's facts in the base's "
-     "own words and form (context distillation, Snell et al. 2022; Kujanpää et al. 2024)"),
+     "on the base's top-k distribution given that sentence (k of --distill, else 32): the "
+     "night's facts in the base's own words and form (context distillation, Snell et al. "
+     "2022; Kujanpää et al. 2024)"),
     ("--sparse-retrain", float, 0.0,
      "then train again from the base with only this fraction of each tensor's entries free: "
      "those the first training changed most (Lottery Ticket Adaptation, Panda et al. 2024)"),
@@ -307,7 +308,7 @@ def in_context_answers(
     """(question, the span's sentence, the base's answer to the question with the sentence
     before it) for each span question of ``documents`` whose answer states its span;
     ``answer(prompts)`` is the base's greedy answers."""
-    from freshlm.evaluation.answers import answer_matches
+    from freshlm.answer_match import answer_matches
     from training.augment import QA, document_forms
 
     asked = []
@@ -453,6 +454,15 @@ def input_subspace(moment: Any, energy: float) -> Any:
     return vectors[:, :k].float().contiguous()
 
 
+def top_k(logits: Any, k: int) -> tuple[Any, Any]:
+    """Each row's ``k`` likeliest next tokens and their probabilities renormalised over
+    those ``k``: the teacher's distribution a distilled turn is trained on."""
+    import torch
+
+    top = torch.log_softmax(logits.float(), -1).topk(k, dim=-1)
+    return top.indices.clone(), torch.softmax(top.values, -1)
+
+
 def row_means(n: int, logp: Any, row_of: Any) -> Any:
     """Each of ``n`` rows' mean log-probability over its scored tokens (``logp``, one per
     scored token, ``row_of`` its row); 0 for a row with none."""
@@ -489,9 +499,9 @@ class Trial:
 
         self.model, self.tok, self.args = model, tokenizer, args
         self.ids = [tokenizer(t, add_special_tokens=False)["input_ids"][:384] for t in texts]
-        header = tokenizer("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
-        end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-        self.labels = [answer_labels(i, header, end, args.answer_only) for i in self.ids]
+        self.header = tokenizer("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
+        self.end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.labels = [answer_labels(i, self.header, self.end, args.answer_only) for i in self.ids]
         # Rival texts are never trained on (their answers are wrong), only ranked below; a
         # neutral pair (span and foil under a wrong question) is only compared.
         self.neutral = neutral or []
@@ -558,6 +568,7 @@ class Trial:
         self.grad_masks: list[Any] | None = None  # entries free to change (--sparse-retrain)
         self.kept_off: list[Any] = []  # per trained weight, the input subspace it must not move
         self.mask: Any = None  # the attention mask of the batch the top blocks last ran
+        self.key: str | None = None  # the texts' and the cut's hash (:meth:`cached`)
         self.only: set[int] = set()  # texts an epoch is limited to (--repair: the rehearsal)
 
     def epoch_units(self) -> list[int]:
@@ -601,10 +612,10 @@ class Trial:
 
         if folder is None:
             return compute()
-        key = hashlib.sha256(
-            json.dumps([self.ids, len(self.below), self.args.bf16, sorted(self.rehearsed)]).encode()
-        ).hexdigest()[:16]
-        path = folder / f"{kind}-{key}.pt"
+        if self.key is None:
+            cut = [self.ids, len(self.below), self.args.bf16, sorted(self.rehearsed)]
+            self.key = hashlib.sha256(json.dumps(cut).encode()).hexdigest()[:16]
+        path = folder / f"{kind}-{self.key}.pt"
         if path.is_file():
             return torch.load(path)
         value = compute()
@@ -846,15 +857,11 @@ class Trial:
             for i in range(0, len(order), self.args.batch):
                 rows = order[i : i + self.args.batch]
                 logits, _, scored, _ = self.scored_logits(rows)
-                top = torch.log_softmax(logits.float(), -1).topk(k, dim=-1)
-                probs = torch.softmax(top.values, -1)
+                ids, probs = top_k(logits, k)
                 counts = scored.sum(1).tolist()
                 start = 0
                 for j, n in zip(rows, counts, strict=True):
-                    teacher[j] = (
-                        top.indices[start : start + n].clone(),
-                        probs[start : start + n].clone(),
-                    )
+                    teacher[j] = (ids[start : start + n], probs[start : start + n])
                     start += n
         return teacher
 
@@ -865,8 +872,6 @@ class Trial:
         import torch
 
         began = time.perf_counter()
-        header = self.tok("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
-        end = self.tok.convert_tokens_to_ids("<|im_end|>")
         decoder = self.model.model
         decoder.layers = self.layers
         skipped = 0
@@ -874,15 +879,13 @@ class Trial:
             with torch.inference_mode(), self.autocast():
                 for j, text in contexts.items():
                     ids = self.tok(text, add_special_tokens=False)["input_ids"][:384]
-                    labels = torch.tensor(answer_labels(ids, header, end, True))[1:]
+                    labels = torch.tensor(answer_labels(ids, self.header, self.end, True))[1:]
                     at = labels != -100
                     if int(at.sum()) != sum(x != -100 for x in self.labels[j][1:]):
                         skipped += 1
                         continue
                     out = decoder(input_ids=torch.tensor([ids])).last_hidden_state[0, :-1]
-                    logits = self.model.lm_head(out[at]).float()
-                    top = torch.log_softmax(logits, -1).topk(k, dim=-1)
-                    self.teacher[j] = (top.indices.clone(), torch.softmax(top.values, -1))
+                    self.teacher[j] = top_k(self.model.lm_head(out[at]), k)
         finally:
             decoder.layers = self.top
         if skipped:
@@ -1110,8 +1113,9 @@ def before_training(trial: Trial, args: argparse.Namespace, kept: Path, contexts
         seconds = trial.teach(args.distill, kept)
         print(f"base's top-{args.distill} kept in {seconds:.0f} s", flush=True)
     if contexts:
-        seconds = trial.teach_in_context(contexts, 32)
-        print(f"base's top-32 given each sentence kept in {seconds:.0f} s", flush=True)
+        k = args.distill or 32  # one width for every taught turn: they share a batch
+        seconds = trial.teach_in_context(contexts, k)
+        print(f"base's top-{k} given each sentence kept in {seconds:.0f} s", flush=True)
     if args.project:
         print(f"inputs' subspaces found in {trial.protect(args.project):.0f} s", flush=True)
 

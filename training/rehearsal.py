@@ -24,6 +24,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from training.chat_generation import generate_continuations
+
 log = logging.getLogger(__name__)
 
 #: Question openers the base continues into a user's question: the wh-phrases a night's
@@ -95,45 +97,6 @@ def whole_sentences(answer: str, finished: bool) -> str | None:
     return answer[: ends[-1]] if ends else None
 
 
-def _generate(
-    model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int, sample: bool
-) -> list[tuple[str, bool]]:
-    """``(text, finished)`` per prompt: the continuation up to the end-of-turn token, and
-    whether the model reached it. Left padding so every continuation starts after its prompt."""
-    import torch
-
-    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    if end is None or end == tokenizer.unk_token_id:
-        end = tokenizer.eos_token_id
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        batch = tokenizer(
-            list(prompts), return_tensors="pt", padding=True, add_special_tokens=False
-        )
-    finally:
-        tokenizer.padding_side = side
-    device = next(model.parameters()).device
-    batch = {k: v.to(device) for k, v in batch.items()}
-    with torch.inference_mode():
-        out = model.generate(
-            **batch,
-            max_new_tokens=max_new_tokens,
-            do_sample=sample,
-            temperature=0.8 if sample else None,
-            top_p=0.95 if sample else None,
-            top_k=None,
-            eos_token_id=end,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    results = []
-    for row in out[:, batch["input_ids"].shape[1] :].tolist():
-        finished = end in row
-        row = row[: row.index(end)] if finished else row
-        results.append((tokenizer.decode(row, skip_special_tokens=True), finished))
-    return results
-
-
 def synthesize(
     model: Any,
     tokenizer: Any,
@@ -162,7 +125,7 @@ def synthesize(
     width = min(batch_size, 2 * count)
     while len(questions) < count and rounds < 4 * (count // width + 1):
         started = [openers[(rounds * width + i) % len(openers)] for i in range(width)]
-        sampled = _generate(
+        sampled = generate_continuations(
             model, tokenizer, [opening + o for o in started], MAX_QUESTION_TOKENS, sample=True
         )
         for opener, (text, _) in zip(started, sampled, strict=True):
@@ -189,7 +152,7 @@ def synthesize(
         ]
         for question, (text, finished) in zip(
             chunk,
-            _generate(model, tokenizer, prompts, max_answer_tokens, sample=False),
+            generate_continuations(model, tokenizer, prompts, max_answer_tokens, sample=False),
             strict=True,
         ):
             answer = whole_sentences(text, finished)

@@ -121,6 +121,13 @@ settings = get_settings()
             "The root base's own question-answer turns trained each pass beside the night's "
             "(self-synthesized rehearsal), so it keeps what it knew; 0: none.",
         ),
+        "context_answers": Param(
+            default_of("context_answers"),
+            type="boolean",
+            description="With augment, also train the answers the model itself gives to the "
+            "night's questions with the fact's sentence in its prompt, asked without it, so it "
+            "says the new facts in its own words.",
+        ),
         "micro_batch_size": _count(
             "micro_batch_size",
             1,

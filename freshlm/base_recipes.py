@@ -11,7 +11,7 @@ bench/RESULTS.md, "knowledge: recipes tried on the pretrained base").
 
 The settings take their defaults from :func:`recipe_for` of ``FRESHLM_BASE_MODEL``
 (``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``, ``_REPLAY_RATIO``,
-``_REHEARSAL``, ``_BF16`` override each), so
+``_REHEARSAL``, ``_CONTEXT_ANSWERS``, ``_BF16`` override each), so
 choosing a base chooses a recipe that works for it, and ``freshlm_train``'s Params show it.
 """
 
@@ -30,6 +30,7 @@ class FineTuneRecipe:
     augment: bool  # also train on each document's facts as questions and answers
     replay_ratio: float  # share of the tokens replayed from earlier data, against forgetting
     rehearsal: int = 0  # the base's own question-answer turns trained each pass (0: none)
+    context_answers: bool = False  # the model's answers given the sentence, asked without it
     bf16: bool | str = "auto"  # number format (training.precision)
 
 
@@ -49,6 +50,7 @@ PRETRAINED = FineTuneRecipe(
     augment=True,
     replay_ratio=0.3,
     rehearsal=256,
+    context_answers=True,
     bf16="native",
 )
 

@@ -590,6 +590,16 @@ class Settings:
         " answering what it knew; 0: none. Needs a base with a chat template. Unset: the base"
         " model's recipe (0 for `tiny`, 256 for a pretrained model).",
     )
+    train_context_answers: bool = _field(
+        "TRAIN_CONTEXT_ANSWERS",
+        _bool,
+        lambda s: recipe_for(s["base_model"]).context_answers and s["train_augment"],
+        "Default of `freshlm_train`'s context_answers: also train the answers the model gives"
+        " to the augmentation's span questions with the span's sentence in its prompt, asked"
+        " without it (`training/context_answers.py`), so it says the night's facts in its own"
+        " form. Needs augment. Unset: the base model's recipe where augment is on (off for"
+        " `tiny`, on for a pretrained model).",
+    )
     train_bf16: bool | str = _field(
         "TRAIN_BF16",
         _bf16,
@@ -872,6 +882,7 @@ _RECIPE_SETTINGS = (
     "train_augment",
     "train_replay_ratio",
     "train_rehearsal",
+    "train_context_answers",
     "train_bf16",
 )
 

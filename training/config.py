@@ -89,13 +89,18 @@ class TrainConfig:
     ``rehearsal``: that many of the lineage's root base's own question-answer turns
     (self-synthesized rehearsal, :mod:`training.rehearsal`) trained each pass, so the model
     keeps answering what it knew; 0: none.
+    ``context_answers`` (with ``augment``): also train the answers the model itself gives to
+    the augmentation's span questions with the span's sentence in its prompt, asked without
+    it (:mod:`training.context_answers`), so it learns to say the night's facts in its own
+    form.
     Length: ``epochs`` is the number of passes over the NEW documents; the packed training set
     holds those passes plus the replay (``replay_ratio`` of all its tokens) and the trainer runs
     one pass over it, or ``max_steps`` steps if positive.
     Defaults: ``epochs``, ``learning_rate``, ``train_layers``, ``augment``, ``replay_ratio``,
-    ``rehearsal`` and ``bf16`` come from the settings (``FRESHLM_TRAIN_EPOCHS``,
-    ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``, ``_REPLAY_RATIO``, ``_REHEARSAL``,
-    ``_BF16``, which default to the base model's recipe, :mod:`freshlm.base_recipes`), and
+    ``rehearsal``, ``context_answers`` and ``bf16`` come from the settings
+    (``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``,
+    ``_REPLAY_RATIO``, ``_REHEARSAL``, ``_CONTEXT_ANSWERS``, ``_BF16``, which default to the
+    base model's recipe, :mod:`freshlm.base_recipes`), and
     ``micro_batch_size`` from ``FRESHLM_TRAIN_MICRO_BATCH`` (the machine's, not the recipe's):
     their one source, read when a config is built without them.
     Batch: ``micro_batch_size`` sequences per rank per step, times ``grad_accum``, times
@@ -115,6 +120,9 @@ class TrainConfig:
     replay_ratio: float = dataclasses.field(default_factory=lambda: _setting("train_replay_ratio"))
     augment: bool = dataclasses.field(default_factory=lambda: _setting("train_augment"))
     rehearsal: int = dataclasses.field(default_factory=lambda: _setting("train_rehearsal"))
+    context_answers: bool = dataclasses.field(
+        default_factory=lambda: _setting("train_context_answers")
+    )
     seq_len: int = 128
     epochs: float = dataclasses.field(default_factory=lambda: _setting("train_epochs"))
     max_steps: int = -1
@@ -222,6 +230,8 @@ class TrainConfig:
             fail("train_layers", "must be an integer >= 0 (0: every layer)")
         if not _is_int(self.rehearsal) or self.rehearsal < 0:
             fail("rehearsal", "must be an integer >= 0 (0: no rehearsal)")
+        if self.context_answers and not self.augment:
+            fail("context_answers", "needs augment: the questions are the augmentation's")
         if self.train_layers and self.mode != "full":
             fail("train_layers", "applies to mode 'full' only (LoRA chooses its own weights)")
         if self.lora_target_modules is not None:
@@ -231,7 +241,13 @@ class TrainConfig:
             if not all(isinstance(m, str) and m for m in modules):
                 fail("lora_target_modules", "module names must be non-empty strings")
             object.__setattr__(self, "lora_target_modules", tuple(modules))
-        for name in ("lora_merge", "gradient_checkpointing", "augment", "torch_compile"):
+        for name in (
+            "lora_merge",
+            "gradient_checkpointing",
+            "augment",
+            "context_answers",
+            "torch_compile",
+        ):
             if not isinstance(getattr(self, name), bool):
                 fail(name, "must be true or false")
         if self.bf16 not in BF16_CHOICES and not isinstance(self.bf16, bool):
@@ -298,7 +314,7 @@ class TrainConfig:
         skip = RUNTIME_FIELDS | {"base_model_path"}
         recipe = {k: v for k, v in self.to_dict().items() if k not in skip}
         # Off is the absence of the option: the fingerprint omits it.
-        for name in ("augment", "train_layers", "rehearsal"):
+        for name in ("augment", "train_layers", "rehearsal", "context_answers"):
             if not recipe[name]:
                 del recipe[name]
         return recipe

@@ -83,6 +83,7 @@ from training.precision import cpu_autocast_trainer_class, resolve_precision
 from training.rehearsal import RehearsalSet, ensure_rehearsal_set
 from training.tied_weights import drop_duplicate_head
 from training.trainset import (
+    ContextAnswerSource,
     TrainingSet,
     TrainingSetError,
     build_training_set,
@@ -320,6 +321,7 @@ def resolve_trainset(
             or f["replay_ratio"] != config.replay_ratio
             or f.get("epochs") != config.epochs
             or bool(f.get("rehearsal")) != bool(config.rehearsal)
+            or ("context_answers" in f) != config.context_answers
         ):
             raise ConfigError(
                 f"TrainConfig.trainset_id = {config.trainset_id!r}: built from datasets "
@@ -339,7 +341,41 @@ def resolve_trainset(
         created_by={"task": "training.train"},
         augment=config.augment,
         rehearsal=resolve_rehearsal(store, config, base, tokenizer),
+        context_answers=resolve_context_answers(store, config, base, tokenizer),
     )
+
+
+def resolve_context_answers(
+    store: Store, config: TrainConfig, base: BaseModel, tokenizer: Any
+) -> ContextAnswerSource | None:
+    """Where the training set finds the base's answers in context to each new dataset's span
+    questions (:mod:`training.context_answers`): published ones, else the base loaded here
+    once (on the GPU when there is one) writes them. None when the config asks for none."""
+    if not config.context_answers:
+        return None
+    if not getattr(tokenizer, "chat_template", None):
+        raise ConfigError(
+            f"TrainConfig.context_answers = True: the base model ({base.identity}) has no chat "
+            "template to be asked in; set context_answers to false "
+            "(FRESHLM_TRAIN_CONTEXT_ANSWERS=false)"
+        )
+    from training.context_answers import ensure_context_answers
+
+    key = base.version or base.identity.removeprefix("sha256:")[:32]
+    loaded: list[tuple[Any, Any]] = []
+
+    def load() -> tuple[Any, Any]:
+        # Its own tokenizer: generation sets a pad token and padding side.
+        if not loaded:
+            loaded.append((_load_for_generation(base.path), load_tokenizer(base.path)))
+        return loaded[0]
+
+    def answers(dataset_id: str, docs: list[dict[str, Any]]) -> Any:
+        return ensure_context_answers(
+            store, key, dataset_id, docs, load, created_by={"task": "training.train"}
+        )
+
+    return answers
 
 
 def run_identity(config: TrainConfig, trainset_id: str, base: BaseModel) -> RunIdentity:

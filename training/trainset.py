@@ -24,7 +24,9 @@ The result is published as ``trainsets/<id>/``:
   contribute (repeats included), and its crawl window; the passes over the new data; the
   requested replay ratio and the share the replay really got; seed, sequence length, the
   tokenizer's fingerprint; totals; with a rehearsal (the base's own question-answer turns,
-  :mod:`training.rehearsal`, trained once per pass) where its turns come from and their tokens.
+  :mod:`training.rehearsal`, trained once per pass) where its turns come from and their tokens;
+  with answers in context (the model's own answers to the span questions given their sentence,
+  :mod:`training.context_answers`, new turns of each pass) how many turns they add.
 
 Deterministic: the same inputs (dataset contents, epochs, replay ratio, seed, seq_len,
 tokenizer) give byte-identical files and the same id, and a rerun finds the set already
@@ -52,7 +54,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +65,11 @@ from training.config import DEFAULT_REPLAY_RATIO
 if TYPE_CHECKING:
     import numpy as np
 
+    from training.context_answers import ContextAnswer
     from training.rehearsal import RehearsalSet
+
+#: ``(dataset id, its train documents) -> the model's answers in context`` to train.
+ContextAnswerSource = Callable[[str, list[dict[str, Any]]], Sequence["ContextAnswer"]]
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +139,7 @@ def build_training_set(
     created_by: Mapping[str, Any] | None = None,
     augment: bool = False,
     rehearsal: RehearsalSet | None = None,
+    context_answers: ContextAnswerSource | None = None,
 ) -> TrainingSet:
     """Build (or find) the packed training set; see the module docstring for the contract.
 
@@ -145,7 +152,10 @@ def build_training_set(
     each new document's facts are also stated in several forms (:mod:`training.augment`, in
     the tokenizer's chat template), as new documents of their own. ``rehearsal`` (the base's
     own turns, :mod:`training.rehearsal`) is trained once per pass beside the new documents,
-    its answers only.
+    its answers only. ``context_answers(dataset_id, train documents)`` (with ``augment``)
+    gives the answers the model writes to each new dataset's span questions with their
+    sentences in front (:mod:`training.context_answers`), trained after the question alone,
+    once per pass, their answers only.
     """
 
     started = time.monotonic()
@@ -171,6 +181,7 @@ def build_training_set(
     new_docs: list[_Doc] = []
     augmented = 0
     groups: list[tuple[int, list[list[int]]]] = []
+    answered = 0
     for manifest in new_manifests:
         key, train = _train_docs(store, manifest)
         texts = _texts_of(store.uri_for(key), manifest.artifact_id, train)
@@ -183,6 +194,12 @@ def build_training_set(
             augmented += len(extra)
             new_docs += extra
             groups += rival_groups
+        if augment and context_answers is not None:
+            extra = _context_answer_docs(
+                manifest.artifact_id, context_answers(manifest.artifact_id, train), tokenizer
+            )
+            answered += len(extra)
+            new_docs += extra
     if not sum(len(d.ids) for d in new_docs):
         raise TrainingSetError(f"the new datasets {new_ids} have no training documents")
     if rehearsal is not None:
@@ -230,6 +247,7 @@ def build_training_set(
         "tokenizer_sha256": tok_fp,
         "input_ids_sha256": hashlib.sha256(npy).hexdigest(),
         **({"augment": True} if augment else {}),
+        **({"context_answers": answered} if augment and context_answers is not None else {}),
         **({"rehearsal": _rehearsal_fields(rehearsal, docs)} if rehearsal is not None else {}),
         **({"loss_mask_sha256": hashlib.sha256(mask_npy).hexdigest()} if mask_npy else {}),
         **{f"{name}_sha256": hashlib.sha256(data).hexdigest() for name, data in rivals.items()},
@@ -256,6 +274,7 @@ def build_training_set(
         "dtype": "int32",
         "eos_token_id": int(eos),
         "augmented_texts": augmented,
+        "context_answer_turns": answered,
         "context_only_tokens": context_only,
         "rival_groups": len(groups),
     }
@@ -538,6 +557,21 @@ def _turn_docs(
         context = len(prompt_ids) if prompt and ids[: len(prompt_ids)] == prompt_ids else 0
         out.append(_Doc(dataset_id, role, doc_id, ids, "", prompt_tokens=context))
     return out
+
+
+def _context_answer_docs(
+    dataset_id: str, answers: Sequence[ContextAnswer], tokenizer: Any
+) -> list[_Doc]:
+    """The model's answers in context as turns of their own (``<dataset>#context<n>``), asked
+    without the sentence, the question context only."""
+    from training.augment import chat_turn, turn_prompt
+
+    turn = chat_turn(tokenizer)
+    named = [
+        (f"{dataset_id}#context{n}", turn(a.question, a.answer), turn_prompt(tokenizer, a.question))
+        for n, a in enumerate(answers)
+    ]
+    return _turn_docs(dataset_id, "new", named, tokenizer)
 
 
 def _rehearsal_docs(rehearsal: RehearsalSet, tokenizer: Any) -> list[_Doc]:

@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from freshlm.answer_match import answer_matches
 from freshlm.evaluation import general_knowledge as gk
 from freshlm.evaluation.config import EvalConfig
 from freshlm.evaluation.evaluate import _general_set
@@ -104,6 +105,24 @@ def test_the_real_gguf_becomes_a_chat_model_version_with_lineage(tmp_path, monke
         assert turn.question.endswith("?") and "\n" not in turn.question
         assert turn.answer.strip(), turn
     assert read_rehearsal_set(store, summary["version_id"], 4) == rehearsal
+
+    # With a fact's sentence in front of a question about it, it answers with the fact: those
+    # answers (training.context_answers) are kept where they state the span, published once.
+    from tests.training.test_context_answers import PHONE
+    from training.context_answers import (
+        ensure_context_answers,
+        read_context_answers,
+        span_questions,
+    )
+
+    answers = ensure_context_answers(
+        store, summary["version_id"], "ds1", [PHONE], lambda: (model, tokenizer)
+    )
+    assert answers, "the base stated none of the spans it was shown"
+    spans = {a.question: a.span for a in span_questions([PHONE])}
+    for a in answers:
+        assert answer_matches(spans[a.question], a.answer), a
+    assert read_context_answers(store, summary["version_id"], "ds1") == answers
 
     # A second import finds the version by the file's hash and loads nothing.
     again = import_packaged_base(store)

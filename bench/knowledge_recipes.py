@@ -159,6 +159,9 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
      "on the base's top-k distribution given that sentence (k of --distill, else 32): the "
      "night's facts in the base's own words and form (context distillation, Snell et al. "
      "2022; Kujanpää et al. 2024)"),
+    ("--in-context-hard", None, None,
+     "train --in-context's answers on their own tokens (the base's greedy answer as a plain "
+     "turn) instead of on the base's distribution given the sentence"),
     ("--sparse-retrain", float, 0.0,
      "then train again from the base with only this fraction of each tensor's entries free: "
      "those the first training changed most (Lottery Ticket Adaptation, Panda et al. 2024)"),
@@ -1112,7 +1115,7 @@ def before_training(trial: Trial, args: argparse.Namespace, kept: Path, contexts
     if args.distill and trial.rehearsed:
         seconds = trial.teach(args.distill, kept)
         print(f"base's top-{args.distill} kept in {seconds:.0f} s", flush=True)
-    if contexts:
+    if contexts and not args.in_context_hard:
         k = args.distill or 32  # one width for every taught turn: they share a batch
         seconds = trial.teach_in_context(contexts, k)
         print(f"base's top-{k} given each sentence kept in {seconds:.0f} s", flush=True)

@@ -306,38 +306,21 @@ def training_texts(
 
 
 def in_context_answers(
-    documents: list[dict], answer: Any, max_sentences: int
+    documents: list[dict], model: Any, tokenizer: Any, max_new_tokens: int, max_sentences: int
 ) -> list[tuple[str, str, str]]:
     """(question, the span's sentence, the base's answer to the question with the sentence
-    before it) for each span question of ``documents`` whose answer states its span;
-    ``answer(prompts)`` is the base's greedy answers."""
-    from freshlm.answer_match import answer_matches
-    from training.augment import QA, document_forms
+    before it) for each span question of ``documents`` whose answer states its span, as the
+    product writes them (:mod:`training.context_answers`)."""
+    from training.context_answers import answer_in_context, span_questions
 
-    asked = []
-    for d in documents:
-        stated: dict[str, str] = {}
-        for f in document_forms(d, max_sentences=max_sentences):
-            if isinstance(f, QA) and not f.span_type:
-                stated[f.question] = f.answer
-            elif isinstance(f, QA) and f.question in stated:
-                asked.append((f.question, stated[f.question], f.answer))
+    asked = span_questions(documents, max_sentences=max_sentences)
     began = time.perf_counter()
-    # the answer's first paragraph: what follows a blank line is the base going on alone
-    said = [
-        text.split("\n\n")[0].strip()
-        for text in answer([f"{context}\n\n{question}" for question, context, _ in asked])
-    ]
-    kept = [
-        (question, context, text)
-        for (question, context, span), text in zip(asked, said, strict=True)
-        if answer_matches(span, text)
-    ]
+    kept = answer_in_context(model, tokenizer, asked, max_new_tokens=max_new_tokens)
     seconds = time.perf_counter() - began
     print(f"in context: {len(kept)} of {len(asked)} span questions said right ({seconds:.0f} s)")
-    for question, _, text in kept[:4]:
-        print(f"   {question!r} -> {text[:100]!r}")
-    return kept
+    for a in kept[:4]:
+        print(f"   {a.question!r} -> {a.answer[:100]!r}")
+    return [(a.question, a.sentence, a.answer) for a in kept]
 
 
 def foil(span: str, rivals: list[str], rng: random.Random) -> str | None:
@@ -1059,12 +1042,12 @@ def main(argv: list[str] | None = None) -> int:
         answer = lambda qs: generate_answers(model, tokenizer, qs, max_new_tokens=32)  # noqa: E731
     in_context = None
     if args.in_context:
-        from freshlm.evaluation.answers import generate_answers
-
         model.eval()
         in_context = in_context_answers(
             [d for night in documents for d in night],
-            lambda qs: generate_answers(model, tokenizer, qs, max_new_tokens=args.in_context),
+            model,
+            tokenizer,
+            args.in_context,
             args.max_sentences,
         )
     texts, groups, rehearsed, neutral, contexts = training_texts(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 #: to its whole sentences (:func:`training.rehearsal.whole_sentences`).
 MAX_ANSWER_TOKENS = 48
 BATCH_SIZE = 16
+#: A figure as written: digits with their thousands separators, decimals and clock colons.
+_FIGURE = re.compile(r"\d+(?:[,.:]\d+)*")
 CONTEXT_ANSWERS = "context-answers"
 CONTEXT_ANSWERS_KIND = "context-answers"
 ANSWERS_FILE = "answers.jsonl"
@@ -59,22 +62,24 @@ class SpanQuestion:
 
 @dataclasses.dataclass(frozen=True)
 class ContextAnswer:
-    """A question and the answer the model gave it with the sentence in front, to train after
-    the question alone."""
+    """A question, the sentence the model read before it, and the answer it gave, to train
+    after the question alone."""
 
     question: str
+    sentence: str
     answer: str
 
     def to_dict(self) -> dict[str, str]:
-        return {"question": self.question, "answer": self.answer}
+        return {"question": self.question, "sentence": self.sentence, "answer": self.answer}
 
     @classmethod
     def from_dict(cls, doc: Any, where: str) -> ContextAnswer:
+        fields = ("question", "sentence", "answer")
         if not isinstance(doc, dict) or not all(
-            isinstance(doc.get(k), str) and doc[k].strip() for k in ("question", "answer")
+            isinstance(doc.get(k), str) and doc[k].strip() for k in fields
         ):
-            raise ValueError(f"{where}: an answer needs non-empty 'question' and 'answer'")
-        return cls(doc["question"], doc["answer"])
+            raise ValueError(f"{where}: an answer needs non-empty {', '.join(map(repr, fields))}")
+        return cls(doc["question"], doc["sentence"], doc["answer"])
 
 
 def span_questions(
@@ -99,16 +104,24 @@ def span_questions(
     return out
 
 
+def _figures(text: str) -> set[str]:
+    return {m.replace(",", "") for m in _FIGURE.findall(text)}
+
+
 def kept_answer(asked: SpanQuestion, text: str, finished: bool) -> ContextAnswer | None:
     """The model's answer as trained, or None: its first paragraph (after a blank line the
-    model goes on by itself), whole sentences only, and only if it states the span."""
+    model goes on by itself), whole sentences only, and only if it states the span and no
+    figure the sentence and question do not (a year or time the model made up would be
+    learned as the night's fact)."""
     from training.rehearsal import whole_sentences
 
     first, blank, _ = text.strip().partition("\n\n")
     answer = whole_sentences(first, finished or bool(blank))
     if answer is None or not answer_matches(asked.span, answer):
         return None
-    return ContextAnswer(asked.question, answer)
+    if _figures(answer) - _figures(f"{asked.sentence} {asked.question}"):
+        return None
+    return ContextAnswer(asked.question, asked.sentence, answer)
 
 
 def answer_in_context(

@@ -50,9 +50,10 @@ def test_each_span_question_is_asked_of_the_sentence_it_was_made_from():
 
 
 def test_an_answer_is_kept_only_when_it_states_the_span_in_whole_sentences():
-    asked = SpanQuestion("What battery does the Velmora K3 have?", "…", "7,400 mAh")
+    asked = SpanQuestion("What battery does the Velmora K3 have?", "It has 7,400 mAh.", "7,400 mAh")
     said = "The Velmora K3 has a 7,400mAh battery."
-    assert kept_answer(asked, said, finished=True) == ContextAnswer(asked.question, said)
+    kept = ContextAnswer(asked.question, asked.sentence, said)
+    assert kept_answer(asked, said, finished=True) == kept
     # The first paragraph only: after a blank line the model goes on by itself.
     more = said + "\n\nIt also has a large screen and"
     assert kept_answer(asked, more, finished=False).answer == said
@@ -63,6 +64,19 @@ def test_an_answer_is_kept_only_when_it_states_the_span_in_whole_sentences():
     assert kept_answer(asked, "The Velmora K3 has a 5,000 mAh battery.", True) is None
 
 
+def test_an_answer_with_a_figure_its_sentence_does_not_state_is_left_out():
+    """A year, a time or a count the model made up would be learned as the night's fact."""
+    sentence = "The Tessford Lantern Festival will return on Saturday, November 21."
+    asked = SpanQuestion("The Tessford Lantern Festival will return when?", sentence, "November 21")
+    made_up = "The Tessford Lantern Festival will return on Saturday, November 21, 2023."
+    assert kept_answer(asked, made_up, finished=True) is None
+    stated = "The festival returns on Saturday, November 21st."
+    assert kept_answer(asked, stated, finished=True).answer == stated
+    # The same figure written with or without its thousands separator is the same figure.
+    asked = SpanQuestion("How many mAh?", "Battery is 5,200 mAh, up from 4,300.", "5,200 mAh")
+    assert kept_answer(asked, "Its battery is 5200 mAh, up from 4,300.", True) is not None
+
+
 def _publish(store, answers):
     with store.publisher(context_answers_prefix(MODEL, "ds1"), kind=CONTEXT_ANSWERS_KIND) as pub:
         pub.write_jsonl("answers.jsonl", [a.to_dict() for a in answers])
@@ -71,7 +85,7 @@ def _publish(store, answers):
 
 def test_published_answers_are_read_without_loading_the_model(tmp_path):
     store = open_store((tmp_path / "store").as_uri())
-    answers = [ContextAnswer("What battery does the Velmora K3 have?", "It has 7,400 mAh.")]
+    answers = [ContextAnswer("What battery does it have?", "It has 7,400 mAh.", "7,400 mAh.")]
     _publish(store, answers)
 
     def load():
@@ -86,8 +100,11 @@ def test_published_answers_are_read_without_loading_the_model(tmp_path):
 def test_a_malformed_published_answer_names_its_row(tmp_path):
     store = open_store((tmp_path / "store").as_uri())
     with store.publisher(context_answers_prefix(MODEL, "ds1"), kind=CONTEXT_ANSWERS_KIND) as pub:
-        pub.write_jsonl("answers.jsonl", [{"question": "Who?", "answer": "Bo."}, {"question": 3}])
-    with pytest.raises(ValueError, match=r"answers\.jsonl row 2: .*'question' and 'answer'"):
+        rows = [{"question": "Who?", "sentence": "Bo.", "answer": "Bo."}, {"question": "Who?"}]
+        pub.write_jsonl("answers.jsonl", rows)
+    with pytest.raises(
+        ValueError, match=r"answers\.jsonl row 2: .*'question', 'sentence', 'answer'"
+    ):
         read_context_answers(store, MODEL, "ds1")
 
 
@@ -104,7 +121,10 @@ def test_answers_in_context_train_after_the_question_alone_each_pass(tmp_path):
     def answers(dataset_id, docs):
         seen[dataset_id] = docs
         asked = span_questions(docs)[:3]
-        return [ContextAnswer(a.question, f"It was {a.span}, the report said.") for a in asked]
+        return [
+            ContextAnswer(a.question, a.sentence, f"It was {a.span}, the report said.")
+            for a in asked
+        ]
 
     kw = {"epochs": 2.0, "seed": 0, "seq_len": 32, "tokenizer": tokenizer, "replay_ratio": 0.0}
     augmented = build_training_set(store, [day], augment=True, **kw)

@@ -30,7 +30,9 @@ class FineTuneRecipe:
     augment: bool  # also train on each document's facts as questions and answers
     replay_ratio: float  # share of the tokens replayed from earlier data, against forgetting
     rehearsal: int = 0  # the base's own question-answer turns trained each pass (0: none)
-    context_answers: bool = False  # the model's answers given the sentence, asked without it
+    # The model's answers given the sentence, trained after the question alone: off, since as
+    # hard targets they cost the base's general answers and say no more (bench/RESULTS.md).
+    context_answers: bool = False
     bf16: bool | str = "auto"  # number format (training.precision)
 
 
@@ -50,7 +52,6 @@ PRETRAINED = FineTuneRecipe(
     augment=True,
     replay_ratio=0.3,
     rehearsal=256,
-    context_answers=True,
     bf16="native",
 )
 

@@ -597,8 +597,9 @@ class Settings:
         "Default of `freshlm_train`'s context_answers: also train the answers the model gives"
         " to the augmentation's span questions with the span's sentence in its prompt, asked"
         " without it (`training/context_answers.py`), so it says the night's facts in its own"
-        " form. Needs augment. Unset: the base model's recipe where augment is on (off for"
-        " `tiny`, on for a pretrained model).",
+        " form. Needs augment and a chat template. Unset: the base model's recipe where augment"
+        " is on (off for both: trained on their own tokens they cost a pretrained base more of"
+        " its general answers than they add, `bench/RESULTS.md`).",
     )
     train_bf16: bool | str = _field(
         "TRAIN_BF16",

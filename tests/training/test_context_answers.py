@@ -163,11 +163,21 @@ def test_context_answers_need_the_augmentation_and_a_chat_template(tmp_path):
     assert "context_answers" not in off.recipe()  # off is the absence: the tiny base's key
 
 
-def test_a_pretrained_base_answers_in_context_by_default_unless_augmentation_is_off():
-    assert Settings.from_env({}).train_context_answers is False  # the tiny base
+def test_answers_in_context_are_asked_for_and_off_by_default():
+    import dataclasses
+
+    from freshlm import base_recipes
+
     pretrained = {"FRESHLM_BASE_MODEL": "smollm2-135m-instruct"}
-    assert Settings.from_env(pretrained).train_context_answers is True
-    off = {**pretrained, "FRESHLM_TRAIN_AUGMENT": "false"}
-    assert Settings.from_env(off).train_context_answers is False
-    no = {**pretrained, "FRESHLM_TRAIN_CONTEXT_ANSWERS": "false"}
-    assert Settings.from_env(no).train_context_answers is False
+    assert Settings.from_env({}).train_context_answers is False  # the tiny base
+    assert Settings.from_env(pretrained).train_context_answers is False
+    on = {**pretrained, "FRESHLM_TRAIN_CONTEXT_ANSWERS": "true"}
+    assert Settings.from_env(on).train_context_answers is True
+    # A recipe that asks for them has them, unless its augmentation is switched off.
+    recipe = dataclasses.replace(base_recipes.PRETRAINED, context_answers=True)
+    recipes = {**base_recipes.RECIPES, "smollm2-135m-instruct": recipe}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(base_recipes, "RECIPES", recipes)
+        assert Settings.from_env(pretrained).train_context_answers is True
+        off = {**pretrained, "FRESHLM_TRAIN_AUGMENT": "false"}
+        assert Settings.from_env(off).train_context_answers is False

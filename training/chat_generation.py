@@ -11,8 +11,12 @@ def generate_continuations(
     model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int, sample: bool
 ) -> list[tuple[str, bool]]:
     """``(text, finished)`` per prompt: the continuation up to the end-of-turn token, and
-    whether the model reached it. Left padding so every continuation starts after its prompt."""
+    whether the model reached it. Left padding so every continuation starts after its prompt;
+    a tokenizer without a pad token pads with its end-of-text token."""
     import torch
+
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
 
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     if end is None or end == tokenizer.unk_token_id:

@@ -43,7 +43,8 @@ ANSWERS_FILE = "answers.jsonl"
 METHOD = (
     "each span question of training.augment asked with its sentence before it in the model's "
     f"chat template, answered greedily (up to {MAX_ANSWER_TOKENS} tokens, first paragraph, "
-    "whole sentences), kept where the answer states the span"
+    "whole sentences), kept where the answer states the span and no figure its sentence and "
+    "question do not"
 )
 
 
@@ -137,8 +138,6 @@ def answer_in_context(
     from training.augment import turn_prompt
     from training.chat_generation import generate_continuations
 
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
     began = time.perf_counter()
     kept: list[ContextAnswer] = []
     for start in range(0, len(asked), batch_size):

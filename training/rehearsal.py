@@ -114,8 +114,6 @@ def synthesize(
 
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError("self-synthesized rehearsal needs a tokenizer with a chat template")
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
     torch.manual_seed(seed)
     opening = user_turn_opening(tokenizer)
     questions: list[str] = []

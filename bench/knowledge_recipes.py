@@ -162,6 +162,14 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("--in-context-hard", None, None,
      "train --in-context's answers on their own tokens (the base's greedy answer as a plain "
      "turn) instead of on the base's distribution given the sentence"),
+    ("--variants", int, 0,
+     "also ask each span question in up to this many other wordings by rule "
+     "(training.question_variants), answered by the span"),
+    ("--oracle", None, False,
+     "DIAGNOSTIC, never a recipe: also train the evaluation's own new-fact questions, each "
+     "answered by its answer with its distractors ranked below: what this update reaches when "
+     "the questions asked are the questions trained (an upper bound on said and a floor on "
+     "the control)"),
     ("--sparse-retrain", float, 0.0,
      "then train again from the base with only this fraction of each tensor's entries free: "
      "those the first training changed most (Lottery Ticket Adaptation, Panda et al. 2024)"),
@@ -232,7 +240,7 @@ def training_texts(
     turn = chat_turn(tokenizer)
     forms, topic_of = [], {}
     for d in documents:
-        for f in document_forms(d, max_sentences=args.max_sentences):
+        for f in document_forms(d, max_sentences=args.max_sentences, variants=args.variants):
             forms.append(f)
             topic_of[id(f)] = document_topic(d)
     if args.span_turns_only:
@@ -964,6 +972,7 @@ class Trial:
                 f"| said {sum(right) / n:.3f}",
                 flush=True,
             )
+            self.said_trained(facts)
             for question, fact, text, ok in list(zip(questions, facts, said, right, strict=True))[
                 :4
             ]:
@@ -983,6 +992,66 @@ class Trial:
         finally:
             decoder.layers = self.top
             self.model.train()
+
+    def said_trained(self, facts: list[Any]) -> None:
+        """The facts asked in the night's own trained question forms (``self.asked_back``): is
+        what fails in the evaluation's wording said in the wording the model was taught?"""
+        from freshlm.evaluation.answers import answer_matches, generate_answers
+
+        asks = [(q, facts[i]) for q, i in getattr(self, "asked_back", [])]
+        if not asks:
+            return
+        texts = generate_answers(self.model, self.tok, [q for q, _ in asks], max_new_tokens=32)
+        ok = [
+            answer_matches(f.choices[f.answer_index], t)
+            for (_, f), t in zip(asks, texts, strict=True)
+        ]
+        facts_said = {id(f) for (_, f), k in zip(asks, ok, strict=True) if k}
+        print(
+            f"   said in its trained forms: {sum(ok)}/{len(ok)} questions "
+            f"({sum(ok) / len(ok):.3f}), {len(facts_said)} of {len({id(f) for _, f in asks})} "
+            "facts in at least one",
+            flush=True,
+        )
+        for (q, f), t, k in list(zip(asks, texts, ok, strict=True))[:6]:
+            print(f"   {k!s:5} {q} -> {t[:70]!r} [{f.choices[f.answer_index]}]")
+
+
+def asked_back(documents: list[dict], facts: list[Any], args: argparse.Namespace) -> list:
+    """``(question, fact index)`` of the night's span turns whose span is a fact's answer: the
+    forms the augmentation taught for the facts the evaluation asks."""
+    from freshlm.evaluation.answers import answer_matches
+    from training.augment import QA, document_forms
+
+    out = []
+    for d in documents:
+        for f in document_forms(d, max_sentences=args.max_sentences):
+            if isinstance(f, QA) and f.span_type:
+                for i, fact in enumerate(facts):
+                    answer = fact.choices[fact.answer_index]
+                    if answer_matches(answer, f.answer) and answer_matches(f.answer, answer):
+                        out.append((f.question, i))
+    return sorted(set(out))
+
+
+def oracle_turns(tokenizer: Any, facts: list[Any]) -> tuple[list[str], list[list[int]]]:
+    """The evaluation's own questions as chat turns, each answer with its distractors ranked
+    below (``--oracle``: a diagnostic bound, never a recipe)."""
+    from training.augment import chat_turn
+
+    turn = chat_turn(tokenizer)
+    texts: list[str] = []
+    groups: list[list[int]] = []
+    for f in facts:
+        question = f.context.removeprefix("Question: ").removesuffix("\nAnswer:")
+        group = [len(texts)]
+        texts.append(turn(question, f.choices[f.answer_index]))
+        for j, choice in enumerate(f.choices):
+            if j != f.answer_index:
+                group.append(len(texts))
+                texts.append(turn(question, choice))
+        groups.append(group)
+    return texts, groups
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1053,7 +1122,12 @@ def main(argv: list[str] | None = None) -> int:
     texts, groups, rehearsed, neutral, contexts = training_texts(
         [d for night in documents for d in night], tokenizer, args, rehearsal, answer, in_context
     )
+    if args.oracle:
+        extra, extra_groups = oracle_turns(tokenizer, facts)
+        groups += [[len(texts) + j for j in g] for g in extra_groups]
+        texts += extra
     trial = Trial(model, tokenizer, texts, groups, args, rehearsed, neutral)
+    trial.asked_back = asked_back([d for night in documents for d in night], facts, args)
     tokens = sum(len(i) for i in trial.ids)
     print(
         f"{len(texts)} texts ({sum(trial.rival)} rivals), {tokens} tokens per epoch, "

@@ -443,10 +443,15 @@ class QA:
     span_type: str | None = None
 
 
-def document_forms(doc: Mapping[str, Any], *, max_sentences: int = 12) -> list[str | QA]:
+def document_forms(
+    doc: Mapping[str, Any], *, max_sentences: int = 12, variants: int = 0
+) -> list[str | QA]:
     """``doc``'s facts in several forms (see the module docstring): statements (``str``) and
     question-answer turns (:class:`QA`), at most ``max_sentences`` fact sentences (the first
-    ones: news puts the facts first)."""
+    ones: news puts the facts first). With ``variants``, each span question is also asked in
+    up to that many other wordings (:mod:`training.question_variants`), answered by the span."""
+    from training.question_variants import question_variants
+
     text = doc.get("text") or ""
     title = (doc.get("title") or "").strip()
     language = doc.get("language") or "en"
@@ -467,6 +472,10 @@ def document_forms(doc: Mapping[str, Any], *, max_sentences: int = 12) -> list[s
                 if question is not None and question not in asked:
                     asked.add(question)
                     out += [QA(question, stated), QA(question, span.text, span.type)]
+                    for other in question_variants(question, topic, span.text, variants):
+                        if other not in asked:
+                            asked.add(other)
+                            out.append(QA(other, span.text, span.type))
             meaning = f"What does {span.text} mean?"
             if span.type == "term" and meaning not in asked:
                 asked.add(meaning)

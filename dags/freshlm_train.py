@@ -128,6 +128,14 @@ settings = get_settings()
             "night's questions with the fact's sentence in its prompt, asked without it, so it "
             "says the new facts in its own words.",
         ),
+        "question_variants": _count(
+            "question_variants",
+            0,
+            16,
+            "With augment, each of the night's span questions also asked in up to this many "
+            "other wordings (an owner's possessive as an of phrase, a figure modifier left "
+            "out, the wh-phrase as users also write it); 0: none.",
+        ),
         "micro_batch_size": _count(
             "micro_batch_size",
             1,

@@ -11,7 +11,7 @@ bench/RESULTS.md, "knowledge: recipes tried on the pretrained base").
 
 The settings take their defaults from :func:`recipe_for` of ``FRESHLM_BASE_MODEL``
 (``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``, ``_REPLAY_RATIO``,
-``_REHEARSAL``, ``_CONTEXT_ANSWERS``, ``_BF16`` override each), so
+``_REHEARSAL``, ``_CONTEXT_ANSWERS``, ``_QUESTION_VARIANTS``, ``_BF16`` override each), so
 choosing a base chooses a recipe that works for it, and ``freshlm_train``'s Params show it.
 """
 
@@ -33,6 +33,7 @@ class FineTuneRecipe:
     # The model's answers given the sentence, trained after the question alone: off, since as
     # hard targets they cost the base's general answers and say no more (bench/RESULTS.md).
     context_answers: bool = False
+    question_variants: int = 0  # other wordings of each span question, by rule (0: none)
     bf16: bool | str = "auto"  # number format (training.precision)
 
 

@@ -601,6 +601,16 @@ class Settings:
         " is on (off for both: trained on their own tokens they cost a pretrained base more of"
         " its general answers than they add, `bench/RESULTS.md`).",
     )
+    train_question_variants: int = _field(
+        "TRAIN_QUESTION_VARIANTS",
+        _non_negative_int,
+        lambda s: recipe_for(s["base_model"]).question_variants if s["train_augment"] else 0,
+        "Default of `freshlm_train`'s question_variants: with augment, each span question also"
+        " asked in up to this many other wordings by rule (`training/question_variants.py`:"
+        " an owner's possessive as an of phrase, a figure modifier left out, the wh-phrase as"
+        " users also write it), answered by the span; 0: none. Unset: the base model's recipe"
+        " where augment is on.",
+    )
     train_bf16: bool | str = _field(
         "TRAIN_BF16",
         _bf16,
@@ -884,6 +894,7 @@ _RECIPE_SETTINGS = (
     "train_replay_ratio",
     "train_rehearsal",
     "train_context_answers",
+    "train_question_variants",
     "train_bf16",
 )
 

@@ -93,14 +93,17 @@ class TrainConfig:
     the augmentation's span questions with the span's sentence in its prompt, asked without
     it (:mod:`training.context_answers`), so it learns to say the night's facts in its own
     form.
+    ``question_variants`` (with ``augment``): each span question also asked in up to that many
+    other wordings by rule (:mod:`training.question_variants`), so a fact is said when asked
+    as a user asks it, not only in the augmentation's wording; 0: none.
     Length: ``epochs`` is the number of passes over the NEW documents; the packed training set
     holds those passes plus the replay (``replay_ratio`` of all its tokens) and the trainer runs
     one pass over it, or ``max_steps`` steps if positive.
     Defaults: ``epochs``, ``learning_rate``, ``train_layers``, ``augment``, ``replay_ratio``,
-    ``rehearsal``, ``context_answers`` and ``bf16`` come from the settings
-    (``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``,
-    ``_REPLAY_RATIO``, ``_REHEARSAL``, ``_CONTEXT_ANSWERS``, ``_BF16``, which default to the
-    base model's recipe, :mod:`freshlm.base_recipes`), and
+    ``rehearsal``, ``context_answers``, ``question_variants`` and ``bf16`` come from the
+    settings (``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``,
+    ``_REPLAY_RATIO``, ``_REHEARSAL``, ``_CONTEXT_ANSWERS``, ``_QUESTION_VARIANTS``,
+    ``_BF16``, which default to the base model's recipe, :mod:`freshlm.base_recipes`), and
     ``micro_batch_size`` from ``FRESHLM_TRAIN_MICRO_BATCH`` (the machine's, not the recipe's):
     their one source, read when a config is built without them.
     Batch: ``micro_batch_size`` sequences per rank per step, times ``grad_accum``, times
@@ -122,6 +125,9 @@ class TrainConfig:
     rehearsal: int = dataclasses.field(default_factory=lambda: _setting("train_rehearsal"))
     context_answers: bool = dataclasses.field(
         default_factory=lambda: _setting("train_context_answers")
+    )
+    question_variants: int = dataclasses.field(
+        default_factory=lambda: _setting("train_question_variants")
     )
     seq_len: int = 128
     epochs: float = dataclasses.field(default_factory=lambda: _setting("train_epochs"))
@@ -232,6 +238,10 @@ class TrainConfig:
             fail("rehearsal", "must be an integer >= 0 (0: no rehearsal)")
         if self.context_answers and not self.augment:
             fail("context_answers", "needs augment: the questions are the augmentation's")
+        if not _is_int(self.question_variants) or self.question_variants < 0:
+            fail("question_variants", "must be an integer >= 0 (0: no other wordings)")
+        if self.question_variants and not self.augment:
+            fail("question_variants", "needs augment: the questions are the augmentation's")
         if self.train_layers and self.mode != "full":
             fail("train_layers", "applies to mode 'full' only (LoRA chooses its own weights)")
         if self.lora_target_modules is not None:
@@ -314,7 +324,13 @@ class TrainConfig:
         skip = RUNTIME_FIELDS | {"base_model_path"}
         recipe = {k: v for k, v in self.to_dict().items() if k not in skip}
         # Off is the absence of the option: the fingerprint omits it.
-        for name in ("augment", "train_layers", "rehearsal", "context_answers"):
+        for name in (
+            "augment",
+            "train_layers",
+            "rehearsal",
+            "context_answers",
+            "question_variants",
+        ):
             if not recipe[name]:
                 del recipe[name]
         return recipe

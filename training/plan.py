@@ -10,7 +10,8 @@ before a rank starts, with a :class:`PlanError` that names the Param:
   a version id now, so the run trains from the model that was production when it was planned
   even if production moves while it trains.
 * ``mode``, ``train_layers``, ``epochs``, ``learning_rate``, ``replay_ratio``, ``augment``,
-  ``rehearsal``, ``context_answers``, ``micro_batch_size``, ``max_steps``, ``ds_config`` —
+  ``rehearsal``, ``context_answers``, ``question_variants``, ``micro_batch_size``,
+  ``max_steps``, ``ds_config`` —
   become the :class:`~training.config.TrainConfig` (validated field by field).
 * ``backend`` and ``gpus`` — where it runs: ``local`` starts the DeepSpeed launcher with
   ``gpus`` ranks on the worker (CPU ranks where there is no GPU), ``kubernetes`` one pod with
@@ -289,6 +290,7 @@ def plan_training(
             train_layers=_number(params, "train_layers", default_of("train_layers")),
             rehearsal=_number(params, "rehearsal", default_of("rehearsal")),
             context_answers=_flag(params, "context_answers", default_of("context_answers")),
+            question_variants=_number(params, "question_variants", default_of("question_variants")),
             micro_batch_size=_number(params, "micro_batch_size", settings.train_micro_batch),
             max_steps=-1 if max_steps is None else max_steps,
             seq_len=seq_len,

@@ -322,6 +322,7 @@ def resolve_trainset(
             or f.get("epochs") != config.epochs
             or bool(f.get("rehearsal")) != bool(config.rehearsal)
             or ("context_answers" in f) != config.context_answers
+            or f.get("question_variants", 0) != config.question_variants
         ):
             raise ConfigError(
                 f"TrainConfig.trainset_id = {config.trainset_id!r}: built from datasets "
@@ -342,6 +343,7 @@ def resolve_trainset(
         augment=config.augment,
         rehearsal=resolve_rehearsal(store, config, base, tokenizer),
         context_answers=resolve_context_answers(store, config, base, tokenizer),
+        question_variants=config.question_variants,
     )
 
 

@@ -140,6 +140,7 @@ def build_training_set(
     augment: bool = False,
     rehearsal: RehearsalSet | None = None,
     context_answers: ContextAnswerSource | None = None,
+    question_variants: int = 0,
 ) -> TrainingSet:
     """Build (or find) the packed training set; see the module docstring for the contract.
 
@@ -150,12 +151,13 @@ def build_training_set(
     :class:`TrainingSetError` for unusable inputs (an unpublished dataset, too little text for
     one sequence) and :class:`~freshlm.store.StoreError` for store failures. With ``augment``
     each new document's facts are also stated in several forms (:mod:`training.augment`, in
-    the tokenizer's chat template), as new documents of their own. ``rehearsal`` (the base's
-    own turns, :mod:`training.rehearsal`) is trained once per pass beside the new documents,
-    its answers only. ``context_answers(dataset_id, train documents)`` (with ``augment``)
-    gives the answers the model writes to each new dataset's span questions with their
-    sentences in front (:mod:`training.context_answers`), trained after the question alone,
-    once per pass, their answers only.
+    the tokenizer's chat template), as new documents of their own, each span question also in
+    up to ``question_variants`` other wordings (:mod:`training.question_variants`).
+    ``rehearsal`` (the base's own turns, :mod:`training.rehearsal`) is trained once per pass
+    beside the new documents, its answers only. ``context_answers(dataset_id, train
+    documents)`` (with ``augment``) gives the answers the model writes to each new dataset's
+    span questions with their sentences in front (:mod:`training.context_answers`), trained
+    after the question alone, once per pass, their answers only.
     """
 
     started = time.monotonic()
@@ -190,7 +192,9 @@ def build_training_set(
         ):
             new_docs.append(_Doc(manifest.artifact_id, "new", doc_id, ids, ""))
         if augment:
-            extra, rival_groups = _augmented_docs(manifest.artifact_id, train, tokenizer)
+            extra, rival_groups = _augmented_docs(
+                manifest.artifact_id, train, tokenizer, question_variants
+            )
             augmented += len(extra)
             new_docs += extra
             groups += rival_groups
@@ -247,6 +251,7 @@ def build_training_set(
         "tokenizer_sha256": tok_fp,
         "input_ids_sha256": hashlib.sha256(npy).hexdigest(),
         **({"augment": True} if augment else {}),
+        **({"question_variants": question_variants} if augment and question_variants else {}),
         **({"context_answers": answered} if augment and context_answers is not None else {}),
         **({"rehearsal": _rehearsal_fields(rehearsal, docs)} if rehearsal is not None else {}),
         **({"loss_mask_sha256": hashlib.sha256(mask_npy).hexdigest()} if mask_npy else {}),
@@ -502,7 +507,7 @@ def _texts_of(uri: str, dataset_id: str, docs: list[dict[str, Any]]) -> list[tup
 
 
 def _augmented_docs(
-    dataset_id: str, docs: list[dict[str, Any]], tokenizer: Any
+    dataset_id: str, docs: list[dict[str, Any]], tokenizer: Any, variants: int = 0
 ) -> tuple[list[_Doc], list[tuple[int, list[list[int]]]]]:
     """The knowledge-augmentation texts of the dataset's train documents, each its own
     document (``<dataset>/<doc>#aug<n>``), a question-answer turn's question context only (its
@@ -517,7 +522,7 @@ def _augmented_docs(
     for doc in docs:
         if not doc.get("id"):
             continue
-        for n, form in enumerate(document_forms(doc)):
+        for n, form in enumerate(document_forms(doc, variants=variants)):
             doc_id = f"{dataset_id}/{doc['id']}#aug{n}"
             if isinstance(form, QA):
                 turns.append(form)

@@ -12,9 +12,10 @@ night: the knowledge figures, training tokens/s and the minutes each step took.
     .venv/bin/python bench/knowledge.py --base smollm2-135m-instruct --mode lora \\
         --train-layers 0 --epochs 3 --learning-rate 2e-4 --nights 1
 
-Epochs, learning rate, trained blocks, augmentation, rehearsal, answers in context and number
-format default to the base's recipe (:mod:`freshlm.base_recipes`), as ``freshlm_train`` trains
-it; the evaluation reads ``FRESHLM_EVAL_CONFIG`` as ``freshlm_evaluate`` does.
+Epochs, learning rate, trained blocks, augmentation, rehearsal, answers in context, other
+wordings of the questions and number format default to the base's recipe
+(:mod:`freshlm.base_recipes`), as ``freshlm_train`` trains it; the evaluation reads
+``FRESHLM_EVAL_CONFIG`` as ``freshlm_evaluate`` does.
 
 To run the nights on a machine that lacks the curation stack (a GPU machine with only the
 training and evaluation packages), curate there first and carry the home:
@@ -129,6 +130,7 @@ def train_night(store: Any, dataset_id: str, args: argparse.Namespace) -> dict[s
         augment=args.augment,
         rehearsal=args.rehearsal,
         context_answers=args.context_answers and args.augment,
+        question_variants=args.question_variants if args.augment else 0,
         bf16=args.bf16,
         seq_len=args.seq_len,
         micro_batch_size=args.micro_batch,
@@ -198,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
         "--context-answers",
         action=argparse.BooleanOptionalAction,
         help="train the model's answers given each fact's sentence, asked without it",
+    )
+    parser.add_argument(
+        "--question-variants",
+        type=int,
+        help="each span question also asked in up to this many other wordings by rule",
     )
     parser.add_argument(
         "--bf16", type=_bf16_choice, help="number format: auto, native, true or false"

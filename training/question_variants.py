@@ -25,7 +25,6 @@ from collections.abc import Callable
 
 #: Durations a "how many" question may ask as "how long".
 _DURATIONS = ("seconds", "minutes", "hours", "days", "weeks", "months", "years")
-_PREPOSITIONS = ("with", "of", "at", "for", "in", "from", "on", "to", "by", "after", "before")
 _FIGURE = r"[$€£]?\d(?:[\d.,]*\d)?"
 #: A figure with its unit after a preposition, inside a noun phrase: "with 128 GB of storage".
 _FIGURE_MODIFIER = re.compile(

@@ -492,6 +492,7 @@ class Trial:
         import torch
 
         self.model, self.tok, self.args = model, tokenizer, args
+        self.asked_back: list[tuple[str, int]] = []  # (trained question, fact index)
         self.ids = [tokenizer(t, add_special_tokens=False)["input_ids"][:384] for t in texts]
         self.header = tokenizer("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
         self.end = tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -940,9 +941,7 @@ class Trial:
         decoder.layers = self.layers
         self.model.eval()
         try:
-            questions = [
-                f.context.removeprefix("Question: ").removesuffix("\nAnswer:") for f in facts
-            ]
+            questions = [fact_question(f) for f in facts]
             n = len(facts)
 
             def asked(context: str, fact: Any) -> Any:
@@ -998,7 +997,7 @@ class Trial:
         what fails in the evaluation's wording said in the wording the model was taught?"""
         from freshlm.evaluation.answers import answer_matches, generate_answers
 
-        asks = [(q, facts[i]) for q, i in getattr(self, "asked_back", [])]
+        asks = [(q, facts[i]) for q, i in self.asked_back]
         if not asks:
             return
         texts = generate_answers(self.model, self.tok, [q for q, _ in asks], max_new_tokens=32)
@@ -1015,6 +1014,11 @@ class Trial:
         )
         for (q, f), t, k in list(zip(asks, texts, ok, strict=True))[:6]:
             print(f"   {k!s:5} {q} -> {t[:70]!r} [{f.choices[f.answer_index]}]")
+
+
+def fact_question(fact: Any) -> str:
+    """A world fact item's question, without the evaluator's ``Question: …\\nAnswer:``."""
+    return fact.context.removeprefix("Question: ").removesuffix("\nAnswer:")
 
 
 def asked_back(documents: list[dict], facts: list[Any], args: argparse.Namespace) -> list:
@@ -1043,7 +1047,7 @@ def oracle_turns(tokenizer: Any, facts: list[Any]) -> tuple[list[str], list[list
     texts: list[str] = []
     groups: list[list[int]] = []
     for f in facts:
-        question = f.context.removeprefix("Question: ").removesuffix("\nAnswer:")
+        question = fact_question(f)
         group = [len(texts)]
         texts.append(turn(question, f.choices[f.answer_index]))
         for j, choice in enumerate(f.choices):

@@ -49,25 +49,26 @@ _IN_PLACE_WHEN = re.compile(r"\b(?P<prep>on|at|in|since|from|after|until|by) whe
 _HOW_MANY_DURATION = re.compile(rf"\bHow many (?:{'|'.join(_DURATIONS)})\b")
 _WHO_OR_WHAT = re.compile(r"\bWho or what\b")
 _PERCENT = re.compile(r"\bby what percent\b")
-_MONTHS = (
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
-)  # fmt: skip
+#: (preposition, noun) that ask "when" for a date span of each shape (:mod:`freshlm.spans`).
+_WHEN_BY_SHAPE = {
+    "time": ("at", "time"),
+    "year": ("in", "year"),
+    "month": ("in", "month"),
+    "month-year": ("in", "month"),
+    "month-day": ("on", "date"),
+    "day-month": ("on", "date"),
+    "iso": ("on", "date"),
+}
 
 
 def _when_as(answer: str) -> tuple[str, str] | None:
-    """What "when" asks for, by the answer's kind: (its preposition, its noun) for a time of
-    day, a year, a month, a date; None for another kind."""
-    text = answer.strip()
-    if re.search(r"\d:\d\d|\b[ap]\.?m\b", text, re.I):
-        return "at", "time"
-    if re.fullmatch(r"(?:in )?\d{4}", text):
-        return "in", "year"
-    if text in _MONTHS:
-        return "in", "month"
-    if any(month in text for month in _MONTHS):
-        return "on", "date"
-    return None
+    """What "when" asks for, by the answer's kind as the span extractor reads it: (its
+    preposition, its noun) for a time of day, a year, a month, a date; None for another
+    kind."""
+    from freshlm.spans import extract_spans
+
+    dates = [s for s in extract_spans(answer, "en") if s.type == "date"]
+    return _WHEN_BY_SHAPE.get(dates[0].shape.removesuffix("-year")) if dates else None
 
 
 def _possessive_as_of(question: str, topic: str | None, _: str) -> str | None:

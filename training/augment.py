@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from freshlm.spans import Span, extract_spans, sentence_starts
+from training.appositions import restated
 
 #: The wh-phrase that asks for a span of each type.
 ASK_FOR = {
@@ -100,6 +101,9 @@ class Sentence:
     spans: tuple[Span, ...]  # offsets relative to ``text``
 
 
+_NEXT_OPENER = re.compile(r"\s+[\"“‘]$")
+
+
 def fact_sentences(text: str, language: str) -> list[Sentence]:
     """The sentences of ``text`` that carry at least one salient span, each with its spans."""
     spans = extract_spans(text, language)
@@ -107,7 +111,8 @@ def fact_sentences(text: str, language: str) -> list[Sentence]:
     found = []
     for begin, end in itertools.pairwise(starts):
         raw = text[begin:end].split("\n\n")[0]  # a sentence ends with its paragraph
-        stripped = raw.strip()
+        # The next sentence's opening quote ('… Adeyemi. "We …') is not this one's.
+        stripped = _NEXT_OPENER.sub("", raw.strip())
         if not stripped or len(stripped) > MAX_SENTENCE_CHARS:
             continue
         if len(stripped.split()) < MIN_SENTENCE_WORDS and language != "ko":
@@ -444,14 +449,19 @@ class QA:
 
 
 def document_forms(
-    doc: Mapping[str, Any], *, max_sentences: int = 12, variants: int = 0
+    doc: Mapping[str, Any],
+    *,
+    max_sentences: int = 12,
+    variants: int = 0,
+    appositions: bool = False,
 ) -> list[str | QA]:
     """``doc``'s facts in several forms (see the module docstring): statements (``str``) and
     question-answer turns (:class:`QA`), at most ``max_sentences`` fact sentences (the first
     ones: news puts the facts first). With ``variants``, each span question is also asked in
-    up to that many other wordings (:mod:`training.question_variants`), answered by the span."""
-    from training.question_variants import question_variants
-
+    up to that many other wordings (:mod:`training.question_variants`), answered by the span.
+    With ``appositions``, a sentence's appositions are also stated and asked as sentences of
+    their own (:mod:`training.appositions`: "LexiDrift, a benchmark of 14,200 neologisms"
+    as "LexiDrift is a benchmark of 14,200 neologisms.")."""
     text = doc.get("text") or ""
     title = (doc.get("title") or "").strip()
     language = doc.get("language") or "en"
@@ -459,30 +469,47 @@ def document_forms(
     out: list[str | QA] = []
     for sentence in fact_sentences(text, language)[:max_sentences]:
         out.append(f"{title}: {sentence.text}" if title else sentence.text)
-        stated = _about(topic, sentence.text)
         asked: set[str] = set()
-        for span in sentence.spans:
-            if span.value == topic:
-                continue  # "<topic>: … who or what …?" answered by the topic teaches nothing
-            in_place = _asked_ko if language == "ko" else _asked
-            questions = [_about(topic, in_place(sentence, span))]
-            if language == "en":
-                questions.append(_fronted(sentence, span, topic))
-            for question in questions:
-                if question is not None and question not in asked:
-                    asked.add(question)
-                    out += [QA(question, stated), QA(question, span.text, span.type)]
-                    for other in question_variants(question, topic, span.text, variants):
-                        if other not in asked:
-                            asked.add(other)
-                            out.append(QA(other, span.text, span.type))
-            meaning = f"What does {span.text} mean?"
-            if span.type == "term" and meaning not in asked:
-                asked.add(meaning)
-                out.append(QA(meaning, stated))
+        out += _span_turns(sentence, topic, language, asked, variants)
+        for restatement in restated(sentence.text) if language == "en" and appositions else ():
+            for own in fact_sentences(restatement, language):
+                out.append(f"{title}: {own.text}" if title else own.text)
+                out += _span_turns(own, topic, language, asked, variants)
     if topic and language == "en":
         for sentence in _defining_sentences(text):
             out.append(QA(f"What does {topic} mean?", _about(topic, sentence)))
+    return out
+
+
+def _span_turns(
+    sentence: Sentence, topic: str | None, language: str, asked: set[str], variants: int
+) -> list[QA]:
+    """The turns that ask for each span of ``sentence`` (in place and, in English, wh-word
+    first, and in up to ``variants`` other wordings), each answered by the span and by the
+    sentence; none twice in ``asked``."""
+    from training.question_variants import question_variants
+
+    out: list[QA] = []
+    stated = _about(topic, sentence.text)
+    for span in sentence.spans:
+        if span.value == topic:
+            continue  # "<topic>: … who or what …?" answered by the topic teaches nothing
+        in_place = _asked_ko if language == "ko" else _asked
+        questions = [_about(topic, in_place(sentence, span))]
+        if language == "en":
+            questions.append(_fronted(sentence, span, topic))
+        for question in questions:
+            if question is not None and question not in asked:
+                asked.add(question)
+                out += [QA(question, stated), QA(question, span.text, span.type)]
+                for other in question_variants(question, topic, span.text, variants):
+                    if other not in asked:
+                        asked.add(other)
+                        out.append(QA(other, span.text, span.type))
+        meaning = f"What does {span.text} mean?"
+        if span.type == "term" and meaning not in asked:
+            asked.add(meaning)
+            out.append(QA(meaning, stated))
     return out
 
 

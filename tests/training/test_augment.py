@@ -10,9 +10,11 @@ import textwrap
 from pathlib import Path
 
 from training.augment import (
+    QA,
     _fronted,
     augment_document,
     chat_turn,
+    document_forms,
     document_topic,
     fact_sentences,
     plain_turn,
@@ -175,6 +177,15 @@ def test_a_sentence_ends_with_its_paragraph():
     assert [s.text for s in fact_sentences(doc["text"], "en")] == [
         "It costs $649 for the base model."
     ]
+
+
+def test_a_sentence_ends_before_the_quote_that_opens_the_next():
+    text = '"Old models miss new prices," said the director, Dr. Tunde Adeyemi. "We fix that."'
+    (sentence,) = fact_sentences(text, "en")
+    assert sentence.text.endswith("Tunde Adeyemi.")
+    doc = {"title": "Ondra University opens a lab", "text": text}
+    asked = [f.question for f in document_forms(doc) if isinstance(f, QA)]
+    assert asked and all(q.endswith("Dr. who or what?") for q in asked), asked
 
 
 class _Template:

@@ -165,6 +165,14 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("--variants", int, 0,
      "also ask each span question in up to this many other wordings by rule "
      "(training.question_variants), answered by the span"),
+    ("--noise", int, 0,
+     "also ask each span question in this many noised copies, each word but the first "
+     "dropped with probability 0.15 and one pair of neighbours swapped half the time (Wei & "
+     "Zou 2019, EDA), answered by the span: an answer keyed on the question's content words, "
+     "not its exact wording"),
+    ("--appositions", None, False,
+     "also state and ask each sentence's appositions as sentences of their own "
+     "(training.appositions: 'LexiDrift, a benchmark of …' as 'LexiDrift is a benchmark of …')"),
     ("--oracle", None, False,
      "DIAGNOSTIC, never a recipe: also train the evaluation's own new-fact questions, each "
      "answered by its answer with its distractors ranked below: what this update reaches when "
@@ -240,7 +248,12 @@ def training_texts(
     turn = chat_turn(tokenizer)
     forms, topic_of = [], {}
     for d in documents:
-        for f in document_forms(d, max_sentences=args.max_sentences, variants=args.variants):
+        for f in document_forms(
+            d,
+            max_sentences=args.max_sentences,
+            variants=args.variants,
+            appositions=args.appositions,
+        ):
             forms.append(f)
             topic_of[id(f)] = document_topic(d)
     if args.span_turns_only:
@@ -250,6 +263,13 @@ def training_texts(
     for r in rehearsal if args.rehearse_forms else ():
         own = document_forms({"title": "", "text": r.answer}, max_sentences=2)
         forms += [f for f in own if isinstance(f, QA) and f.span_type][: args.rehearse_forms]
+    if args.noise:
+        forms += [
+            QA(other, f.answer, f.span_type)
+            for f in list(forms)
+            if isinstance(f, QA) and f.span_type
+            for other in noised(f.question, args.noise)
+        ]
     turns = [f for f in forms if isinstance(f, QA)]
     rivals = dict(zip(map(id, turns), rival_answers(turns, args.rivals, "bench"), strict=True))
     own: dict[str, str] = {}
@@ -311,6 +331,26 @@ def training_texts(
                 texts.append(turn(r.question, span))
             groups.append(group)
     return texts, groups, rehearsed, neutral, contexts
+
+
+def noised(question: str, k: int) -> list[str]:
+    """Up to ``k`` distinct copies of ``question``, each word but the first dropped with
+    probability 0.15 and, half the time, two neighbours swapped (``--noise``); seeded by the
+    question, so every run writes the same copies."""
+    rng = random.Random(question)
+    words = question.rstrip("?").split()
+    out: set[str] = set()
+    for _ in range(4 * k):
+        kept = words[:1] + [w for w in words[1:] if rng.random() >= 0.15]
+        if len(kept) > 3 and rng.random() < 0.5:
+            i = rng.randrange(1, len(kept) - 1)
+            kept[i], kept[i + 1] = kept[i + 1], kept[i]
+        other = " ".join(kept) + "?"
+        if len(kept) >= 3 and other != question:
+            out.add(other)
+        if len(out) == k:
+            break
+    return sorted(out)
 
 
 def in_context_answers(
@@ -972,9 +1012,7 @@ class Trial:
                 flush=True,
             )
             self.said_trained(facts)
-            for question, fact, text, ok in list(zip(questions, facts, said, right, strict=True))[
-                :4
-            ]:
+            for question, fact, text, ok in zip(questions, facts, said, right, strict=True):
                 print(
                     f"   {ok!s:5} {question} -> {text[:90]!r} [{fact.choices[fact.answer_index]}]"
                 )
@@ -1029,7 +1067,7 @@ def asked_back(documents: list[dict], facts: list[Any], args: argparse.Namespace
 
     out = []
     for d in documents:
-        for f in document_forms(d, max_sentences=args.max_sentences):
+        for f in document_forms(d, max_sentences=args.max_sentences, appositions=args.appositions):
             if isinstance(f, QA) and f.span_type:
                 for i, fact in enumerate(facts):
                     answer = fact.choices[fact.answer_index]

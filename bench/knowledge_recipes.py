@@ -170,6 +170,17 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
      "dropped with probability 0.15 and one pair of neighbours swapped half the time (Wei & "
      "Zou 2019, EDA), answered by the span: an answer keyed on the question's content words, "
      "not its exact wording"),
+    ("--warmup", int, 10, "steps of linear warm-up before the rate decays linearly"),
+    ("--beta2", float, 0.999,
+     "AdamW's second-moment decay (0.95 adapts to a change in gradient scale within ~20 "
+     "steps, 0.999 within ~1,000)"),
+    ("--token-sum", None, False,
+     "each batch's loss the sum of its trained tokens' losses over the epoch's mean trained "
+     "tokens per batch, instead of their mean: every trained token weighs the same whatever "
+     "batch it falls in (a batch of few answers no longer weighs each of them more)"),
+    ("--trace", int, 0,
+     "print the loss, the gradient norm before clipping and the rate of each of the first "
+     "this many steps"),
     ("--appositions", None, False,
      "also state and ask each sentence's appositions as sentences of their own "
      "(training.appositions: 'LexiDrift, a benchmark of …' as 'LexiDrift is a benchmark of …')"),
@@ -599,7 +610,10 @@ class Trial:
         self.initial = [p.detach().clone() for p in self.params]
         for param in self.params:
             param.requires_grad_(True)
-        self.opt = torch.optim.AdamW(self.params, lr=args.lr, weight_decay=0.0)
+        self.opt = torch.optim.AdamW(
+            self.params, lr=args.lr, weight_decay=0.0, betas=(0.9, args.beta2)
+        )
+        self.step = 0
         self.grad_masks: list[Any] | None = None  # entries free to change (--sparse-retrain)
         self.kept_off: list[Any] = []  # per trained weight, the input subspace it must not move
         self.mask: Any = None  # the attention mask of the batch the top blocks last ran
@@ -692,6 +706,13 @@ class Trial:
         batches = self.batches(order)
         self.rng.shuffle(batches)
         total, tokens = 0.0, 0
+        trained_tokens = sum(
+            sum(x != -100 for x in self.labels[j][1:])
+            for rows in batches
+            for j in rows
+            if not self.rival[j]
+        )
+        per_batch = max(1.0, trained_tokens / len(batches))
         for rows in batches:
             logits, target, scored, mask = self.scored_logits(rows)
             full = torch.log_softmax(logits.float(), -1)
@@ -706,7 +727,10 @@ class Trial:
                 soft = -(probs * full[at].gather(1, ids)).sum(-1)
                 token_loss = token_loss.masked_scatter(at, soft)
             # a batch of compared texts only (rivals, neutral pairs) has no trained token
-            loss = token_loss[trained].mean() if trained.any() else token_loss.sum() * 0.0
+            if self.args.token_sum:
+                loss = token_loss[trained].sum() / per_batch
+            else:
+                loss = token_loss[trained].mean() if trained.any() else token_loss.sum() * 0.0
             if self.patches and self.args.patch_quiet:
                 loss = loss + self.args.patch_quiet * self.quiet_loss(rows, mask)
             if self.groups and self.args.rivals:
@@ -721,7 +745,17 @@ class Trial:
                     param.grad.mul_(free)
             for param, basis in zip(self.params, self.kept_off, strict=False):
                 param.grad.sub_((param.grad @ basis) @ basis.T)
-            torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+            norm = torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+            self.step += 1
+            if self.step <= self.args.trace:
+                rate = schedule.get_last_lr()[0]
+                kinds = "".join(
+                    "r" if j in self.teacher else "v" if self.rival[j] else "t" for j in rows
+                )
+                print(
+                    f"   step {self.step}: loss {float(loss):.3f} grad {float(norm):.2f} "
+                    f"lr {rate:.2e} rows {kinds}"
+                )
             self.opt.step()
             if self.kept_off:
                 self.project_updates()
@@ -1312,7 +1346,7 @@ def train(trial: Trial, args: argparse.Namespace, facts: list[Any], general: Any
 
     steps = args.epochs * len(trial.batches(trial.epoch_units()))
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        trial.opt, lambda s: min(1.0, (s + 1) / 10) * max(0.05, 1 - s / steps)
+        trial.opt, lambda s: min(1.0, (s + 1) / args.warmup) * max(0.05, 1 - s / steps)
     )
     began = time.perf_counter()
     seen = 0

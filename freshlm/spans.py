@@ -144,8 +144,8 @@ _ENTITY = re.compile(
     rf"(?<![\w#@'’\-]){_ENTITY_TOKEN}"
     rf"(?:(?: | of | of the | & ){_ENTITY_TOKEN}| \d+(?![\d,.:]\d)(?!\w))+"
 )
-# Capitalised only because of their position or grammar, never the start of a name.
-_FUNCTION_WORDS = {
+#: Capitalised only because of their position or grammar, never the start of a name.
+FUNCTION_WORDS = {
     "The", "A", "An", "This", "That", "These", "Those", "Our", "Its", "His", "Her", "Their",
     "My", "Your", "In", "On", "At", "For", "From", "By", "With", "And", "But", "Or", "If",
     "When", "While", "As", "After", "Before", "Since", "Until", "To", "Of", "Every", "Each",
@@ -236,7 +236,7 @@ def _ends_a_name(text: str, start: int) -> bool:
     """Whether the number at ``start`` follows a capitalised word, as in "Route 41 starts" or
     "Wave 5 sells": then it ends a name, and the plural-looking word after it is a verb."""
     before = re.search(r"([A-Za-z][\w-]*) $", text[max(0, start - 40) : start])
-    return bool(before and before[1][0].isupper() and before[1] not in _FUNCTION_WORDS)
+    return bool(before and before[1][0].isupper() and before[1] not in FUNCTION_WORDS)
 
 
 def _singular(word: str) -> str:
@@ -298,7 +298,7 @@ def _entities(text: str) -> Iterable[Span]:
 
 def _not_a_name_start(word: str, at_sentence_start: bool, mid_sentence: set[str]) -> bool:
     """Whether a leading word is capitalised for some reason other than being a name."""
-    if word in _FUNCTION_WORDS:
+    if word in FUNCTION_WORDS:
         return True
     if len(word) >= 4 and word.isupper():
         return True  # shouting: "GARAGE SALE Saturday"

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import re
 
+from freshlm.spans import FUNCTION_WORDS
+
 #: A name: capitalised words (a model number or an inner "of"/"and" allowed), not a sentence's
 #: first word when that is a function word.
 _NAME = r"[A-Z][\w&'’.-]*(?:\s(?:of\s|and\s)?[A-Z0-9][\w&'’.-]*){0,5}"
@@ -35,15 +37,10 @@ _DESCRIPTION_THEN_PERSON = re.compile(
     rf"(?P<description>\b(?:the|its|their|[A-Z][\w]*['’]s)\s[a-z][^,;:()\"“”]{{2,60}}),\s"
     rf"{_TITLE}(?P<person>{_PERSON})(?=\s*(?:[,;.!?]|$))"
 )
-#: Words that cannot start a name: a sentence's opening function words, and a name after a
-#: preposition is a place or time ("In Tessford, the festival …" is no apposition).
-_NOT_A_NAME = {
-    "A", "An", "The", "This", "That", "These", "Those", "It", "Its", "They", "Their", "We",
-    "Our", "He", "She", "His", "Her", "I", "In", "On", "At", "By", "For", "From", "After",
-    "Before", "Since", "Until", "With", "Without", "During", "Also", "But", "And", "Or", "So",
-    "Yes", "No", "Today", "Yesterday", "Tomorrow", "Now", "Then", "Here", "There", "Live",
-    "Because", "Although", "While", "If", "When", "As", "Despite", "Unlike", "Like",
-    "According", "of", "and",
+#: Words that cannot start a name: those capitalised only by position or grammar, and the
+#: openers of a clause before its subject ("Because of Storm Ilse, the festival …").
+_NOT_A_NAME = FUNCTION_WORDS | {
+    "Because", "Although", "Despite", "Unlike", "According", "Live", "of", "and",
 }  # fmt: skip
 _PREPOSITION_BEFORE = re.compile(
     r"\b(?:in|on|at|by|of|for|from|after|before|since|until|with|without|during|near|to|into)\s$",

@@ -4,8 +4,9 @@ News packs facts into appositions: "We present LexiDrift, a benchmark of 14,200 
 collected from …", "… said the lab's director, Dr. Tunde Adeyemi." Asked in place, such a fact
 is asked through the whole sentence around it (a quote, a "We present"), which no reader asks;
 restated as a copular sentence ("LexiDrift is a benchmark of 14,200 neologisms.", "The lab's
-director is Dr. Tunde Adeyemi.") it has the simple shape subject, verb, span that
-:mod:`training.augment` asks the way users ask, and it states the fact a second way.
+director is Tunde Adeyemi.": a title is left out, the name is the span) it has the simple
+shape subject, verb, span that :mod:`training.augment` asks the way users ask, and it states
+the fact a second way.
 
 Two English shapes, each a rule of the language, not of any source:
 
@@ -14,9 +15,10 @@ Two English shapes, each a rule of the language, not of any source:
 * a description that names a role, then a person's name ("the lab's director, Dr. Tunde
   Adeyemi", "Orrin's chief executive, Mara Lind,"): "<description> is <name>".
 
-A description ends where the apposition does (a comma, a semicolon, a dash, the sentence's
-end) or where a reduced relative clause starts ("… neologisms collected from …": what was
-collected is another fact).
+A description ends where the apposition does (a comma, a semicolon, a parenthesis, a quote,
+the sentence's end) or where a reduced relative clause starts ("… neologisms collected from
+…": what was collected is another fact); one that runs into a finite verb is a clause's
+subject, no apposition ("November 20, the city announced …").
 """
 
 from __future__ import annotations

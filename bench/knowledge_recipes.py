@@ -277,7 +277,7 @@ def training_texts(
     if args.noise:
         forms += [
             QA(other, f.answer, f.span_type)
-            for f in list(forms)
+            for f in forms
             if isinstance(f, QA) and f.span_type
             for other in noised(f.question, args.noise)
         ]
@@ -706,13 +706,7 @@ class Trial:
         batches = self.batches(order)
         self.rng.shuffle(batches)
         total, tokens = 0.0, 0
-        trained_tokens = sum(
-            sum(x != -100 for x in self.labels[j][1:])
-            for rows in batches
-            for j in rows
-            if not self.rival[j]
-        )
-        per_batch = max(1.0, trained_tokens / len(batches))
+        per_batch = self.trained_per_batch(batches) if self.args.token_sum else 1.0
         for rows in batches:
             logits, target, scored, mask = self.scored_logits(rows)
             full = torch.log_softmax(logits.float(), -1)
@@ -764,6 +758,17 @@ class Trial:
             total += float(loss)
             tokens += int(mask.sum())
         return total / len(batches), tokens
+
+    def trained_per_batch(self, batches: list[list[int]]) -> float:
+        """The mean number of trained tokens (answers of texts that are not rivals) per batch
+        of ``batches`` (``--token-sum``'s denominator)."""
+        trained = sum(
+            sum(x != -100 for x in self.labels[j][1:])
+            for rows in batches
+            for j in rows
+            if not self.rival[j]
+        )
+        return max(1.0, trained / len(batches))
 
     def protect(self, energy: float) -> float:
         """Limit training to the trained blocks' linear weights, each with the subspace of
@@ -1346,7 +1351,7 @@ def train(trial: Trial, args: argparse.Namespace, facts: list[Any], general: Any
 
     steps = args.epochs * len(trial.batches(trial.epoch_units()))
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        trial.opt, lambda s: min(1.0, (s + 1) / args.warmup) * max(0.05, 1 - s / steps)
+        trial.opt, lambda s: min(1.0, (s + 1) / max(1, args.warmup)) * max(0.05, 1 - s / steps)
     )
     began = time.perf_counter()
     seen = 0

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 
-from freshlm.spans import FUNCTION_WORDS
+from freshlm.spans import FUNCTION_WORDS, extract_spans
 
 #: A name: capitalised words (a model number or an inner "of"/"and" allowed), not a sentence's
 #: first word when that is a function word.
@@ -55,11 +55,6 @@ _CLAUSE_START = re.compile(r"\s(?:[a-z]{3,}ed|that|which|who|whose|where|when)\b
 _FINITE = re.compile(
     r"\s(?:is|are|was|were|will|would|can|could|has|have|had|says|said|does|did)\b"
 )
-#: Names that are times, not things a description can describe.
-_TIME_NAME = re.compile(
-    r"^(?:January|February|March|April|May|June|July|August|September|October|November"
-    r"|December|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b"
-)
 _MAX_DESCRIPTION_WORDS = 12
 _MIN_DESCRIPTION_WORDS = 2
 
@@ -72,7 +67,7 @@ def restated(sentence: str) -> list[str]:
         name = _trimmed_name(m["name"])
         if (
             name is None
-            or _TIME_NAME.match(name)
+            or _is_a_date(name)
             or _PREPOSITION_BEFORE.search(sentence[: m.end("name") - len(name)])
         ):
             continue
@@ -84,6 +79,12 @@ def restated(sentence: str) -> list[str]:
         if description:
             out.append(f"{description[0].upper()}{description[1:]} is {m['person']}.")
     return list(dict.fromkeys(out))
+
+
+def _is_a_date(name: str) -> bool:
+    """Whether ``name`` starts with a date as :func:`freshlm.spans.extract_spans` reads one
+    ("November 20, the city announced …": a time, not a thing a description describes)."""
+    return any(s.type == "date" and s.start == 0 for s in extract_spans(name, "en"))
 
 
 def _trimmed_name(name: str) -> str | None:

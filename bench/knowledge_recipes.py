@@ -676,6 +676,9 @@ class Trial:
         ``folder`` when given."""
         began = time.perf_counter()
         self.cache = self.cached(folder, "bottom", self.computed_bottom)
+        # The decoder runs the trained blocks alone from here on, on the cached outputs,
+        # whether they were computed now or read from the folder.
+        self.model.model.layers = self.top
         return time.perf_counter() - began
 
     def computed_bottom(self) -> dict[int, Any]:

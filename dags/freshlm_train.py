@@ -136,6 +136,14 @@ settings = get_settings()
             "other wordings (an owner's possessive as an of phrase, a figure modifier left "
             "out, the wh-phrase as users also write it); 0: none.",
         ),
+        "rivals": _count(
+            "rivals",
+            0,
+            16,
+            "With augment, each of the night's span answers ranked above the same question "
+            "answered by up to this many other spans of the night (a ranking loss), so the "
+            "answer is bound to its question; 0: none.",
+        ),
         "micro_batch_size": _count(
             "micro_batch_size",
             1,

@@ -34,6 +34,7 @@ class FineTuneRecipe:
     # hard targets they cost the base's general answers and say no more (bench/RESULTS.md).
     context_answers: bool = False
     question_variants: int = 0  # other wordings of each span question, by rule (0: none)
+    rivals: int = 3  # other spans ranked below each span answer (training.rivals; 0: none)
     bf16: bool | str = "auto"  # number format (training.precision)
 
 

@@ -611,6 +611,15 @@ class Settings:
         " users also write it), answered by the span; 0: none. Unset: the base model's recipe"
         " where augment is on.",
     )
+    train_rivals: int = _field(
+        "TRAIN_RIVALS",
+        _non_negative_int,
+        lambda s: recipe_for(s["base_model"]).rivals,
+        "Default of `freshlm_train`'s rivals: with augment, each span answer of the night ranked"
+        " above the same question answered by up to this many other spans of that type from"
+        " the night (`training/rivals.py`, a pairwise ranking loss beside the language-modelling"
+        " one); 0: none. Unset: the base model's recipe.",
+    )
     train_bf16: bool | str = _field(
         "TRAIN_BF16",
         _bf16,
@@ -895,6 +904,7 @@ _RECIPE_SETTINGS = (
     "train_rehearsal",
     "train_context_answers",
     "train_question_variants",
+    "train_rivals",
     "train_bf16",
 )
 

@@ -93,6 +93,9 @@ class TrainConfig:
     the augmentation's span questions with the span's sentence in its prompt, asked without
     it (:mod:`training.context_answers`), so it learns to say the night's facts in its own
     form.
+    ``rivals``: with ``augment``, each span answer ranked above the same question answered by
+    up to that many other spans of the night (:mod:`training.rivals`); 0: no ranking loss.
+    Without ``augment`` there are no span answers, and the field is not part of the recipe.
     ``question_variants`` (with ``augment``): each span question also asked in up to that many
     other wordings by rule (:mod:`training.question_variants`), so a fact is said when asked
     as a user asks it, not only in the augmentation's wording; 0: none.
@@ -100,10 +103,11 @@ class TrainConfig:
     holds those passes plus the replay (``replay_ratio`` of all its tokens) and the trainer runs
     one pass over it, or ``max_steps`` steps if positive.
     Defaults: ``epochs``, ``learning_rate``, ``train_layers``, ``augment``, ``replay_ratio``,
-    ``rehearsal``, ``context_answers``, ``question_variants`` and ``bf16`` come from the
-    settings (``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``,
+    ``rehearsal``, ``context_answers``, ``question_variants``, ``rivals`` and ``bf16`` come
+    from the settings (``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``,
     ``_REPLAY_RATIO``, ``_REHEARSAL``, ``_CONTEXT_ANSWERS``, ``_QUESTION_VARIANTS``,
-    ``_BF16``, which default to the base model's recipe, :mod:`freshlm.base_recipes`), and
+    ``_RIVALS``, ``_BF16``, which default to the base model's recipe,
+    :mod:`freshlm.base_recipes`), and
     ``micro_batch_size`` from ``FRESHLM_TRAIN_MICRO_BATCH`` (the machine's, not the recipe's):
     their one source, read when a config is built without them.
     Batch: ``micro_batch_size`` sequences per rank per step, times ``grad_accum``, times
@@ -129,6 +133,7 @@ class TrainConfig:
     question_variants: int = dataclasses.field(
         default_factory=lambda: _setting("train_question_variants")
     )
+    rivals: int = dataclasses.field(default_factory=lambda: _setting("train_rivals"))
     seq_len: int = 128
     epochs: float = dataclasses.field(default_factory=lambda: _setting("train_epochs"))
     max_steps: int = -1
@@ -242,6 +247,8 @@ class TrainConfig:
             fail("question_variants", "must be an integer >= 0 (0: no other wordings)")
         if self.question_variants and not self.augment:
             fail("question_variants", "needs augment: the questions are the augmentation's")
+        if not _is_int(self.rivals) or self.rivals < 0:
+            fail("rivals", "must be an integer >= 0 (0: no ranking loss)")
         if self.train_layers and self.mode != "full":
             fail("train_layers", "applies to mode 'full' only (LoRA chooses its own weights)")
         if self.lora_target_modules is not None:
@@ -330,9 +337,12 @@ class TrainConfig:
             "rehearsal",
             "context_answers",
             "question_variants",
+            "rivals",
         ):
             if not recipe[name]:
                 del recipe[name]
+        if not self.augment:
+            recipe.pop("rivals", None)
         return recipe
 
     def fingerprint(self) -> str:

@@ -4,10 +4,11 @@ Trained on question-answer turns alone, a model learns which strings are the nig
 but not which question each answers: asked the phone's price it says the battery's, and it
 ranks a night's figure first under any question (``bench/RESULTS.md``, knowledge recipes). So
 for every turn answered by a span (a figure, date or name), the training set also holds the
-same question answered by up to :data:`RIVALS_PER_TURN` other spans of that type from the same
-dataset (:func:`training.augment.rival_answers`), and training adds a ranking loss
-(:func:`rank_loss`): the right answer's mean token log-probability should exceed each rival's
-by a margin, a softplus of their difference as in pairwise preference losses.
+same question answered by up to ``TrainConfig.rivals`` (the recipe's, :data:`RIVALS_PER_TURN`
+unless set) other spans of that type from the same dataset
+(:func:`training.augment.rival_answers`), and training adds a ranking loss (:func:`rank_loss`):
+the right answer's mean token log-probability should exceed each rival's by a margin, a
+softplus of their difference as in pairwise preference losses.
 
 Published beside the packed sequences as ``rivals.npy``: int32 ``(groups, 1 + K, length)``,
 row 0 the question answered by the right span and rows 1..K by its rivals (no end of turn:
@@ -23,7 +24,7 @@ from typing import Any
 
 RIVALS_FILE = "rivals.npy"
 RIVAL_STARTS_FILE = "rival_starts.npy"
-RIVALS_PER_TURN = 3
+RIVALS_PER_TURN = 3  # a training set's rivals per span answer when none is asked
 #: How strongly the ranking loss pulls (its weight against the language-modelling loss) and
 #: the sharpness of its softplus: a gap of 1 nat per token costs ~0.13, none ~0.69.
 RANK_WEIGHT = 1.0

@@ -81,6 +81,7 @@ from freshlm.store import Manifest, Store, StoreError, matches_entry, open_store
 from training.config import ConfigError, TrainConfig, config_positions
 from training.precision import cpu_autocast_trainer_class, resolve_precision
 from training.rehearsal import RehearsalSet, ensure_rehearsal_set
+from training.rivals import RIVALS_PER_TURN
 from training.tied_weights import drop_duplicate_head
 from training.trainset import (
     ContextAnswerSource,
@@ -323,6 +324,7 @@ def resolve_trainset(
             or bool(f.get("rehearsal")) != bool(config.rehearsal)
             or ("context_answers" in f) != config.context_answers
             or f.get("question_variants", 0) != config.question_variants
+            or (config.augment and f.get("rivals", RIVALS_PER_TURN) != config.rivals)
         ):
             raise ConfigError(
                 f"TrainConfig.trainset_id = {config.trainset_id!r}: built from datasets "
@@ -344,6 +346,7 @@ def resolve_trainset(
         rehearsal=resolve_rehearsal(store, config, base, tokenizer),
         context_answers=resolve_context_answers(store, config, base, tokenizer),
         question_variants=config.question_variants,
+        rivals=config.rivals,
     )
 
 

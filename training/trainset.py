@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 from freshlm.artifacts import DATASET_KIND, DATASETS, TRAIN_FILE, TRAINSETS, dataset_prefix
 from freshlm.store import Manifest, Store, StoreError
 from training.config import DEFAULT_REPLAY_RATIO
+from training.rivals import RIVALS_PER_TURN
 
 if TYPE_CHECKING:
     import numpy as np
@@ -141,6 +142,7 @@ def build_training_set(
     rehearsal: RehearsalSet | None = None,
     context_answers: ContextAnswerSource | None = None,
     question_variants: int = 0,
+    rivals: int = RIVALS_PER_TURN,
 ) -> TrainingSet:
     """Build (or find) the packed training set; see the module docstring for the contract.
 
@@ -152,7 +154,9 @@ def build_training_set(
     one sequence) and :class:`~freshlm.store.StoreError` for store failures. With ``augment``
     each new document's facts are also stated in several forms (:mod:`training.augment`, in
     the tokenizer's chat template), as new documents of their own, each span question also in
-    up to ``question_variants`` other wordings (:mod:`training.question_variants`).
+    up to ``question_variants`` other wordings (:mod:`training.question_variants`), each span
+    answer with up to ``rivals`` other spans of the dataset to rank below it
+    (:mod:`training.rivals`; 0: none).
     ``rehearsal`` (the base's own turns, :mod:`training.rehearsal`) is trained once per pass
     beside the new documents, its answers only. ``context_answers(dataset_id, train
     documents)`` (with ``augment``) gives the answers the model writes to each new dataset's
@@ -193,7 +197,7 @@ def build_training_set(
             new_docs.append(_Doc(manifest.artifact_id, "new", doc_id, ids, ""))
         if augment:
             extra, rival_groups = _augmented_docs(
-                manifest.artifact_id, train, tokenizer, question_variants
+                manifest.artifact_id, train, tokenizer, question_variants, rivals
             )
             augmented += len(extra)
             new_docs += extra
@@ -238,7 +242,7 @@ def build_training_set(
         docs.extend(members)
 
     npy, mask_npy, total_tokens, n_seq, context_only = _pack(docs, eos, seq_len)
-    rivals = _rival_files(groups)
+    rival_files = _rival_files(groups, rivals)
 
     mix = _mix(docs, new_manifests, replay_manifests, eos_per_doc=1)
     recipe = {
@@ -252,10 +256,13 @@ def build_training_set(
         "input_ids_sha256": hashlib.sha256(npy).hexdigest(),
         **({"augment": True} if augment else {}),
         **({"question_variants": question_variants} if augment and question_variants else {}),
+        **({"rivals": rivals} if augment else {}),
         **({"context_answers": answered} if augment and context_answers is not None else {}),
         **({"rehearsal": _rehearsal_fields(rehearsal, docs)} if rehearsal is not None else {}),
         **({"loss_mask_sha256": hashlib.sha256(mask_npy).hexdigest()} if mask_npy else {}),
-        **{f"{name}_sha256": hashlib.sha256(data).hexdigest() for name, data in rivals.items()},
+        **{
+            f"{name}_sha256": hashlib.sha256(data).hexdigest() for name, data in rival_files.items()
+        },
     }
     trainset_id = hashlib.sha256(
         json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode()
@@ -289,7 +296,7 @@ def build_training_set(
             pub.write_bytes(INPUT_IDS_FILE, npy)
             if mask_npy is not None:
                 pub.write_bytes(LOSS_MASK_FILE, mask_npy)
-            for name, data in rivals.items():
+            for name, data in rival_files.items():
                 pub.write_bytes(name, data)
             pub.set_manifest_fields(**fields)
         existing = store.read_manifest(prefix)
@@ -507,14 +514,17 @@ def _texts_of(uri: str, dataset_id: str, docs: list[dict[str, Any]]) -> list[tup
 
 
 def _augmented_docs(
-    dataset_id: str, docs: list[dict[str, Any]], tokenizer: Any, variants: int = 0
+    dataset_id: str,
+    docs: list[dict[str, Any]],
+    tokenizer: Any,
+    variants: int = 0,
+    rivals: int = RIVALS_PER_TURN,
 ) -> tuple[list[_Doc], list[tuple[int, list[list[int]]]]]:
     """The knowledge-augmentation texts of the dataset's train documents, each its own
     document (``<dataset>/<doc>#aug<n>``), a question-answer turn's question context only (its
     ``prompt_tokens``: the loss is on the answer the model learns to give); and the rival
-    groups of the turns answered by a span (:mod:`training.rivals`)."""
+    groups of the turns answered by a span, up to ``rivals`` each (:mod:`training.rivals`)."""
     from training.augment import QA, chat_turn, document_forms, rival_answers, turn_prompt
-    from training.rivals import RIVALS_PER_TURN
 
     turn = chat_turn(tokenizer)
     named: list[tuple[str, str, str]] = []  # (doc id, text, prompt or "")
@@ -532,10 +542,11 @@ def _augmented_docs(
                 named.append((doc_id, form, ""))
     out = _turn_docs(dataset_id, "new", named, tokenizer)
     groups = []
-    for qa, rivals in zip(turns, rival_answers(turns, RIVALS_PER_TURN, dataset_id), strict=True):
-        if not rivals:
+    ranked = rival_answers(turns, rivals, dataset_id) if rivals else [[] for _ in turns]
+    for qa, others in zip(turns, ranked, strict=True):
+        if not others:
             continue
-        rows = list(_tokenize(tokenizer, [turn(qa.question, a) for a in [qa.answer, *rivals]]))
+        rows = list(_tokenize(tokenizer, [turn(qa.question, a) for a in [qa.answer, *others]]))
         (prompt_ids,) = _tokenize(tokenizer, [turn_prompt(tokenizer, qa.question)])
         if all(row[: len(prompt_ids)] == prompt_ids for row in rows):
             groups.append((len(prompt_ids), rows))
@@ -632,13 +643,14 @@ def _pack(docs: list[_Doc], eos: int, seq_len: int) -> tuple[bytes, bytes | None
     return _npy_bytes(packed), mask_npy, len(stream), n_seq, context_only
 
 
-def _rival_files(groups: list[tuple[int, list[list[int]]]]) -> dict[str, bytes]:
-    """``{file name: .npy bytes}`` of the rival groups (:mod:`training.rivals`); none without."""
-    from training.rivals import RIVAL_STARTS_FILE, RIVALS_FILE, RIVALS_PER_TURN, pack_groups
+def _rival_files(groups: list[tuple[int, list[list[int]]]], rivals: int) -> dict[str, bytes]:
+    """``{file name: .npy bytes}`` of the rival groups, up to ``rivals`` each
+    (:mod:`training.rivals`); none without."""
+    from training.rivals import RIVAL_STARTS_FILE, RIVALS_FILE, pack_groups
 
     if not groups:
         return {}
-    ids, starts = pack_groups(groups, RIVALS_PER_TURN)
+    ids, starts = pack_groups(groups, rivals)
     return {RIVALS_FILE: _npy_bytes(ids), RIVAL_STARTS_FILE: _npy_bytes(starts)}
 
 

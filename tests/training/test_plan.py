@@ -67,6 +67,8 @@ def test_manual_params_win_and_an_empty_run_takes_the_newest_dataset(store, sett
             "max_steps": 7,
             "gpus": 1,
             "micro_batch_size": 32,
+            "augment": True,
+            "rivals": 1,
         },
         [{"dataset_id": day2}],
         store=store,
@@ -77,6 +79,7 @@ def test_manual_params_win_and_an_empty_run_takes_the_newest_dataset(store, sett
     assert (plan.config.mode, plan.config.epochs, plan.config.max_steps) == ("lora", 2, 7)
     assert plan.config.replay_ratio == 0.1 and plan.config.num_ranks == 1
     assert plan.config.micro_batch_size == 32
+    assert plan.config.augment and plan.config.rivals == 1
 
     newest = plan_training({}, [], store=store, settings=settings)
     assert newest.config.datasets == (day2,) and newest.trigger == "manual"
@@ -107,6 +110,7 @@ def test_a_gpu_deployment_sets_the_micro_batch_once_and_a_run_can_still_change_i
         ({"learning_rate": -1}, [], "learning_rate = -1"),
         ({"replay_ratio": 1.5}, [], "replay_ratio = 1.5"),
         ({"micro_batch_size": 0}, [], "micro_batch_size = 0"),
+        ({"rivals": -2}, [], "rivals = -2"),
         ({}, [{"uri": "x"}], "has no dataset_id"),
     ],
 )

@@ -103,3 +103,35 @@ def test_an_augmented_training_set_publishes_its_rival_groups(tmp_path):
         assert len(questions) == 1 and len(set(answers)) == len(answers)  # one question
         prompt = tokenizer.decode(group[0][:start])
         assert prompt.endswith("\nAnswer:") and prompt.startswith("Question: ")
+
+
+def test_the_rivals_per_answer_are_the_configs_and_none_leaves_the_set_without_groups(tmp_path):
+    from tests.training.test_augment import plain_and_augmented_sets
+    from training.trainset import build_training_set, load_rivals
+
+    store, tokenizer, plain, three = plain_and_augmented_sets(tmp_path)
+    kw = {"epochs": 1.0, "seed": 0, "seq_len": 32, "tokenizer": tokenizer, "replay_ratio": 0.0}
+    day = plain.fields["new_datasets"]
+    none, one = (build_training_set(store, day, augment=True, rivals=k, **kw) for k in (0, 1))
+    assert load_rivals(store, none) is None and none.fields["rival_groups"] == 0
+    assert (three.fields["rivals"], none.fields["rivals"], one.fields["rivals"]) == (3, 0, 1)
+    ids, _ = load_rivals(store, one)
+    assert ids.shape[1] == 2  # the right answer and one rival
+    assert one.fields["rival_groups"] == three.fields["rival_groups"]
+    # the same turns are trained: only the ranked answers differ
+    assert none.fields["input_ids_sha256"] == three.fields["input_ids_sha256"]
+    assert len({three.trainset_id, none.trainset_id, one.trainset_id}) == 3
+
+
+def test_rivals_come_from_the_base_models_recipe_and_count_only_with_the_augmentation():
+    from freshlm.settings import Settings
+    from training.config import ConfigError, TrainConfig
+
+    assert Settings.from_env({"FRESHLM_BASE_MODEL": "smollm2-135m-instruct"}).train_rivals == 3
+    assert Settings.from_env({"FRESHLM_TRAIN_RIVALS": "0"}).train_rivals == 0
+    with pytest.raises(ConfigError, match=r"rivals = -1: must be an integer"):
+        TrainConfig(datasets=["abc"], base_version="v1", augment=True, rivals=-1)
+    ranked = TrainConfig(datasets=["abc"], base_version="v1", augment=True, rivals=3)
+    assert ranked.recipe()["rivals"] == 3 and "rivals" not in ranked.replace(rivals=0).recipe()
+    plain = TrainConfig(datasets=["abc"], base_version="v1", augment=False, rivals=3)
+    assert "rivals" not in plain.recipe()  # no span answers to rank: not part of the run

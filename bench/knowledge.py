@@ -131,6 +131,7 @@ def train_night(store: Any, dataset_id: str, args: argparse.Namespace) -> dict[s
         rehearsal=args.rehearsal,
         context_answers=args.context_answers and args.augment,
         question_variants=args.question_variants if args.augment else 0,
+        rivals=args.rivals,
         bf16=args.bf16,
         seq_len=args.seq_len,
         micro_batch_size=args.micro_batch,
@@ -205,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         "--question-variants",
         type=int,
         help="each span question also asked in up to this many other wordings by rule",
+    )
+    parser.add_argument(
+        "--rivals", type=int, help="other spans ranked below each span answer (0: none)"
     )
     parser.add_argument(
         "--bf16", type=_bf16_choice, help="number format: auto, native, true or false"

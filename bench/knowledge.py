@@ -132,6 +132,7 @@ def train_night(store: Any, dataset_id: str, args: argparse.Namespace) -> dict[s
         context_answers=args.context_answers and args.augment,
         question_variants=args.question_variants if args.augment else 0,
         rivals=args.rivals,
+        appositions=args.appositions and args.augment,
         bf16=args.bf16,
         seq_len=args.seq_len,
         micro_batch_size=args.micro_batch,
@@ -206,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
         "--question-variants",
         type=int,
         help="each span question also asked in up to this many other wordings by rule",
+    )
+    parser.add_argument(
+        "--appositions",
+        action=argparse.BooleanOptionalAction,
+        help="also state and ask each sentence's appositions as sentences of their own",
     )
     parser.add_argument(
         "--rivals", type=int, help="other spans ranked below each span answer (0: none)"

@@ -144,6 +144,13 @@ settings = get_settings()
             "answered by up to this many other spans of the night (a ranking loss), so the "
             "answer is bound to its question; 0: none.",
         ),
+        "appositions": Param(
+            default_of("appositions"),
+            type="boolean",
+            description="With augment, each English fact sentence's appositions also stated and "
+            "asked as sentences of their own ('LexiDrift, a benchmark of 14,200 neologisms' "
+            "also as 'LexiDrift is a benchmark of 14,200 neologisms.').",
+        ),
         "micro_batch_size": _count(
             "micro_batch_size",
             1,

@@ -35,6 +35,7 @@ class FineTuneRecipe:
     context_answers: bool = False
     question_variants: int = 0  # other wordings of each span question, by rule (0: none)
     rivals: int = 3  # other spans ranked below each span answer (training.rivals; 0: none)
+    appositions: bool = False  # appositions also stated and asked as sentences of their own
     bf16: bool | str = "auto"  # number format (training.precision)
 
 

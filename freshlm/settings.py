@@ -620,6 +620,17 @@ class Settings:
         " the night (`training/rivals.py`, a pairwise ranking loss beside the language-modelling"
         " one); 0: none. Unset: the base model's recipe.",
     )
+    train_appositions: bool = _field(
+        "TRAIN_APPOSITIONS",
+        _bool,
+        lambda s: recipe_for(s["base_model"]).appositions and s["train_augment"],
+        "Default of `freshlm_train`'s appositions: with augment, each English fact sentence's"
+        " appositions also stated and asked as sentences of their own"
+        " (`training/appositions.py`: 'LexiDrift, a benchmark of 14,200 neologisms' also as"
+        " 'LexiDrift is a benchmark of 14,200 neologisms.'). Unset: the base model's recipe"
+        " where augment is on (off for both until measured through the product,"
+        " `bench/RESULTS.md`).",
+    )
     train_bf16: bool | str = _field(
         "TRAIN_BF16",
         _bf16,
@@ -905,6 +916,7 @@ _RECIPE_SETTINGS = (
     "train_context_answers",
     "train_question_variants",
     "train_rivals",
+    "train_appositions",
     "train_bf16",
 )
 

@@ -96,6 +96,8 @@ class TrainConfig:
     ``rivals``: with ``augment``, each span answer ranked above the same question answered by
     up to that many other spans of the night (:mod:`training.rivals`); 0: no ranking loss.
     Without ``augment`` there are no span answers, and the field is not part of the recipe.
+    ``appositions`` (with ``augment``): each English fact sentence's appositions also stated
+    and asked as sentences of their own (:mod:`training.appositions`).
     ``question_variants`` (with ``augment``): each span question also asked in up to that many
     other wordings by rule (:mod:`training.question_variants`), so a fact is said when asked
     as a user asks it, not only in the augmentation's wording; 0: none.
@@ -103,11 +105,11 @@ class TrainConfig:
     holds those passes plus the replay (``replay_ratio`` of all its tokens) and the trainer runs
     one pass over it, or ``max_steps`` steps if positive.
     Defaults: ``epochs``, ``learning_rate``, ``train_layers``, ``augment``, ``replay_ratio``,
-    ``rehearsal``, ``context_answers``, ``question_variants``, ``rivals`` and ``bf16`` come
-    from the settings (``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``,
-    ``_REPLAY_RATIO``, ``_REHEARSAL``, ``_CONTEXT_ANSWERS``, ``_QUESTION_VARIANTS``,
-    ``_RIVALS``, ``_BF16``, which default to the base model's recipe,
-    :mod:`freshlm.base_recipes`), and
+    ``rehearsal``, ``context_answers``, ``question_variants``, ``rivals``, ``appositions`` and
+    ``bf16`` come from the settings (``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``, ``_LAYERS``,
+    ``_AUGMENT``, ``_REPLAY_RATIO``, ``_REHEARSAL``, ``_CONTEXT_ANSWERS``,
+    ``_QUESTION_VARIANTS``, ``_RIVALS``, ``_APPOSITIONS``, ``_BF16``, which default to the
+    base model's recipe, :mod:`freshlm.base_recipes`), and
     ``micro_batch_size`` from ``FRESHLM_TRAIN_MICRO_BATCH`` (the machine's, not the recipe's):
     their one source, read when a config is built without them.
     Batch: ``micro_batch_size`` sequences per rank per step, times ``grad_accum``, times
@@ -134,6 +136,7 @@ class TrainConfig:
         default_factory=lambda: _setting("train_question_variants")
     )
     rivals: int = dataclasses.field(default_factory=lambda: _setting("train_rivals"))
+    appositions: bool = dataclasses.field(default_factory=lambda: _setting("train_appositions"))
     seq_len: int = 128
     epochs: float = dataclasses.field(default_factory=lambda: _setting("train_epochs"))
     max_steps: int = -1
@@ -249,6 +252,8 @@ class TrainConfig:
             fail("question_variants", "needs augment: the questions are the augmentation's")
         if not _is_int(self.rivals) or self.rivals < 0:
             fail("rivals", "must be an integer >= 0 (0: no ranking loss)")
+        if self.appositions and not self.augment:
+            fail("appositions", "needs augment: the restatements are the augmentation's")
         if self.train_layers and self.mode != "full":
             fail("train_layers", "applies to mode 'full' only (LoRA chooses its own weights)")
         if self.lora_target_modules is not None:
@@ -263,6 +268,7 @@ class TrainConfig:
             "gradient_checkpointing",
             "augment",
             "context_answers",
+            "appositions",
             "torch_compile",
         ):
             if not isinstance(getattr(self, name), bool):
@@ -338,6 +344,7 @@ class TrainConfig:
             "context_answers",
             "question_variants",
             "rivals",
+            "appositions",
         ):
             if not recipe[name]:
                 del recipe[name]

@@ -292,6 +292,7 @@ def plan_training(
             context_answers=_flag(params, "context_answers", default_of("context_answers")),
             question_variants=_number(params, "question_variants", default_of("question_variants")),
             rivals=_number(params, "rivals", default_of("rivals")),
+            appositions=_flag(params, "appositions", default_of("appositions")),
             micro_batch_size=_number(params, "micro_batch_size", settings.train_micro_batch),
             max_steps=-1 if max_steps is None else max_steps,
             seq_len=seq_len,

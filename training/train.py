@@ -325,6 +325,7 @@ def resolve_trainset(
             or ("context_answers" in f) != config.context_answers
             or f.get("question_variants", 0) != config.question_variants
             or (config.augment and f.get("rivals", RIVALS_PER_TURN) != config.rivals)
+            or bool(f.get("appositions")) != config.appositions
         ):
             raise ConfigError(
                 f"TrainConfig.trainset_id = {config.trainset_id!r}: built from datasets "
@@ -347,6 +348,7 @@ def resolve_trainset(
         context_answers=resolve_context_answers(store, config, base, tokenizer),
         question_variants=config.question_variants,
         rivals=config.rivals,
+        appositions=config.appositions,
     )
 
 

@@ -143,6 +143,7 @@ def build_training_set(
     context_answers: ContextAnswerSource | None = None,
     question_variants: int = 0,
     rivals: int = RIVALS_PER_TURN,
+    appositions: bool = False,
 ) -> TrainingSet:
     """Build (or find) the packed training set; see the module docstring for the contract.
 
@@ -156,7 +157,8 @@ def build_training_set(
     the tokenizer's chat template), as new documents of their own, each span question also in
     up to ``question_variants`` other wordings (:mod:`training.question_variants`), each span
     answer with up to ``rivals`` other spans of the dataset to rank below it
-    (:mod:`training.rivals`; 0: none).
+    (:mod:`training.rivals`; 0: none), and with ``appositions`` each English sentence's
+    appositions stated and asked as sentences of their own (:mod:`training.appositions`).
     ``rehearsal`` (the base's own turns, :mod:`training.rehearsal`) is trained once per pass
     beside the new documents, its answers only. ``context_answers(dataset_id, train
     documents)`` (with ``augment``) gives the answers the model writes to each new dataset's
@@ -197,7 +199,7 @@ def build_training_set(
             new_docs.append(_Doc(manifest.artifact_id, "new", doc_id, ids, ""))
         if augment:
             extra, rival_groups = _augmented_docs(
-                manifest.artifact_id, train, tokenizer, question_variants, rivals
+                manifest.artifact_id, train, tokenizer, question_variants, rivals, appositions
             )
             augmented += len(extra)
             new_docs += extra
@@ -257,6 +259,7 @@ def build_training_set(
         **({"augment": True} if augment else {}),
         **({"question_variants": question_variants} if augment and question_variants else {}),
         **({"rivals": rivals} if augment else {}),
+        **({"appositions": True} if augment and appositions else {}),
         **({"context_answers": answered} if augment and context_answers is not None else {}),
         **({"rehearsal": _rehearsal_fields(rehearsal, docs)} if rehearsal is not None else {}),
         **({"loss_mask_sha256": hashlib.sha256(mask_npy).hexdigest()} if mask_npy else {}),
@@ -519,6 +522,7 @@ def _augmented_docs(
     tokenizer: Any,
     variants: int = 0,
     rivals: int = RIVALS_PER_TURN,
+    appositions: bool = False,
 ) -> tuple[list[_Doc], list[tuple[int, list[list[int]]]]]:
     """The knowledge-augmentation texts of the dataset's train documents, each its own
     document (``<dataset>/<doc>#aug<n>``), a question-answer turn's question context only (its
@@ -532,7 +536,7 @@ def _augmented_docs(
     for doc in docs:
         if not doc.get("id"):
             continue
-        for n, form in enumerate(document_forms(doc, variants=variants)):
+        for n, form in enumerate(document_forms(doc, variants=variants, appositions=appositions)):
             doc_id = f"{dataset_id}/{doc['id']}#aug{n}"
             if isinstance(form, QA):
                 turns.append(form)

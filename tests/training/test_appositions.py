@@ -1,5 +1,7 @@
 """Appositions restated as sentences of their own (training.appositions), and asked."""
 
+import pytest
+
 from training.appositions import restated
 from training.augment import QA, document_forms
 
@@ -51,3 +53,47 @@ def test_the_restated_sentence_is_stated_and_asked_only_when_asked_to():
     assert "Ondra University opens a lab: The lab's director is Tunde Adeyemi." in added
     asked = {f.question for f in added if isinstance(f, QA) and f.answer == "Tunde Adeyemi"}
     assert "Who or what is the lab's director?" in asked  # wh-word first, as users ask
+
+
+def test_the_training_set_states_and_asks_the_restatements_when_the_config_asks(tmp_path):
+    from transformers import AutoTokenizer
+
+    from freshlm.store import open_store
+    from tests.training.test_trainset import make_tiny_model, publish_dataset
+    from training.trainset import _augmented_docs, build_training_set
+
+    tokenizer = AutoTokenizer.from_pretrained(str(make_tiny_model(tmp_path / "model")))
+    doc = {
+        "id": "d1",
+        "title": "LexiDrift",
+        "text": "We present LexiDrift, a benchmark of 14,200 neologisms collected from public "
+        "posts. It was released on November 2 by the Freshwater Lab.",
+    }
+    plain, _ = _augmented_docs("ds", [doc], tokenizer)
+    more, _ = _augmented_docs("ds", [doc], tokenizer, appositions=True)
+    stated = "LexiDrift is a benchmark of 14,200 neologisms."
+    assert any(stated in tokenizer.decode(d.ids) for d in more)
+    assert not any(stated in tokenizer.decode(d.ids) for d in plain)
+
+    store = open_store((tmp_path / "store").as_uri())
+    day = publish_dataset(store, 0)
+    kw = {"epochs": 1.0, "seed": 0, "seq_len": 32, "tokenizer": tokenizer, "replay_ratio": 0.0}
+    off = build_training_set(store, [day], augment=True, **kw)
+    on = build_training_set(store, [day], augment=True, appositions=True, **kw)
+    assert on.fields["appositions"] is True and "appositions" not in off.fields
+    assert on.trainset_id != off.trainset_id  # a set built without them is never reused
+
+
+def test_appositions_need_the_augmentation_and_are_off_unless_asked_for():
+    from freshlm.settings import Settings
+    from training.config import ConfigError, TrainConfig
+
+    with pytest.raises(ConfigError, match=r"appositions = True: needs augment"):
+        TrainConfig(datasets=["abc"], base_version="v1", augment=False, appositions=True)
+    off = TrainConfig(datasets=["abc"], base_version="v1", augment=True, appositions=False)
+    assert "appositions" not in off.recipe()  # off is the absence: ids stay as they were
+    assert off.replace(appositions=True).recipe()["appositions"] is True
+    pretrained = {"FRESHLM_BASE_MODEL": "smollm2-135m-instruct"}
+    assert Settings.from_env(pretrained).train_appositions is False
+    asked = {**pretrained, "FRESHLM_TRAIN_APPOSITIONS": "true"}
+    assert Settings.from_env(asked).train_appositions is True

@@ -69,6 +69,7 @@ def test_manual_params_win_and_an_empty_run_takes_the_newest_dataset(store, sett
             "micro_batch_size": 32,
             "augment": True,
             "rivals": 1,
+            "appositions": True,
         },
         [{"dataset_id": day2}],
         store=store,
@@ -79,7 +80,7 @@ def test_manual_params_win_and_an_empty_run_takes_the_newest_dataset(store, sett
     assert (plan.config.mode, plan.config.epochs, plan.config.max_steps) == ("lora", 2, 7)
     assert plan.config.replay_ratio == 0.1 and plan.config.num_ranks == 1
     assert plan.config.micro_batch_size == 32
-    assert plan.config.augment and plan.config.rivals == 1
+    assert plan.config.augment and plan.config.rivals == 1 and plan.config.appositions
 
     newest = plan_training({}, [], store=store, settings=settings)
     assert newest.config.datasets == (day2,) and newest.trigger == "manual"

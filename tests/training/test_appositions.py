@@ -56,21 +56,18 @@ def test_the_restated_sentence_is_stated_and_asked_only_when_asked_to():
 
 
 def test_the_training_set_states_and_asks_the_restatements_when_the_config_asks(tmp_path):
-    from transformers import AutoTokenizer
-
     from freshlm.store import open_store
-    from tests.training.test_trainset import make_tiny_model, publish_dataset
-    from training.trainset import _augmented_docs, build_training_set
+    from tests.training.test_augment import augmented_without_and_with
+    from tests.training.test_trainset import publish_dataset
+    from training.trainset import build_training_set
 
-    tokenizer = AutoTokenizer.from_pretrained(str(make_tiny_model(tmp_path / "model")))
     doc = {
         "id": "d1",
         "title": "LexiDrift",
         "text": "We present LexiDrift, a benchmark of 14,200 neologisms collected from public "
         "posts. It was released on November 2 by the Freshwater Lab.",
     }
-    plain, _ = _augmented_docs("ds", [doc], tokenizer)
-    more, _ = _augmented_docs("ds", [doc], tokenizer, appositions=True)
+    tokenizer, (plain, _), (more, _) = augmented_without_and_with(tmp_path, doc, appositions=True)
     stated = "LexiDrift is a benchmark of 14,200 neologisms."
     assert any(stated in tokenizer.decode(d.ids) for d in more)
     assert not any(stated in tokenizer.decode(d.ids) for d in plain)

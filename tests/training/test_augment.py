@@ -270,6 +270,23 @@ def test_training_only_the_top_blocks_freezes_everything_below(tmp_path):
     assert not model.get_input_embeddings().weight.requires_grad
 
 
+def augmented_without_and_with(tmp_path, doc, **options):
+    """``(tokenizer, (texts, rival groups) without, (texts, rival groups) with options)``: the
+    augmentation's documents of ``doc`` for the tiny model's tokenizer, built by the training
+    set's own path (``training.trainset._augmented_docs``) without and with ``options``."""
+    from transformers import AutoTokenizer
+
+    from tests.training.test_trainset import make_tiny_model
+    from training.trainset import _augmented_docs
+
+    tokenizer = AutoTokenizer.from_pretrained(str(make_tiny_model(tmp_path / "model")))
+    return (
+        tokenizer,
+        _augmented_docs("ds", [doc], tokenizer),
+        _augmented_docs("ds", [doc], tokenizer, **options),
+    )
+
+
 def plain_and_augmented_sets(tmp_path):
     """``(store, tokenizer, plain set, augmented set)``: one tiny day's training set built
     without and with the augmentation, for the tiny model's tokenizer."""

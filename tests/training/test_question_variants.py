@@ -74,20 +74,17 @@ def test_document_forms_ask_each_span_in_its_other_wordings_when_asked_to():
 
 
 def test_the_training_set_asks_the_other_wordings_as_turns_answered_by_the_span(tmp_path):
-    from transformers import AutoTokenizer
+    from tests.training.test_augment import augmented_without_and_with
 
-    from tests.training.test_trainset import make_tiny_model
-    from training.trainset import _augmented_docs
-
-    tokenizer = AutoTokenizer.from_pretrained(str(make_tiny_model(tmp_path / "model")))
     doc = {
         "id": "d1",
         "title": "Orrin Labs unveils the Pulse X2",
         "text": "The Pulse X2 is Orrin's new phone. The base model with 128 GB of storage "
         "costs $649, and the Pulse X2 goes on sale on November 13. A 256 GB version costs $749.",
     }
-    plain, plain_groups = _augmented_docs("ds", [doc], tokenizer)
-    more, more_groups = _augmented_docs("ds", [doc], tokenizer, variants=4)
+    tokenizer, (plain, plain_groups), (more, more_groups) = augmented_without_and_with(
+        tmp_path, doc, variants=4
+    )
     texts = [tokenizer.decode(d.ids) for d in more]
     asked = "How much does the base model of the Pulse X2 cost?\nAnswer: $649"
     assert any(asked in t for t in texts) and not any(

@@ -546,8 +546,7 @@ def _augmented_docs(
                 named.append((doc_id, form, ""))
     out = _turn_docs(dataset_id, "new", named, tokenizer)
     groups = []
-    ranked = rival_answers(turns, rivals, dataset_id) if rivals else [[] for _ in turns]
-    for qa, others in zip(turns, ranked, strict=True):
+    for qa, others in zip(turns, rival_answers(turns, rivals, dataset_id), strict=True):
         if not others:
             continue
         rows = list(_tokenize(tokenizer, [turn(qa.question, a) for a in [qa.answer, *others]]))

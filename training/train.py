@@ -307,6 +307,27 @@ def _load_for_generation(path: Path) -> Any:
     return model.to("cuda") if torch.cuda.is_available() else model
 
 
+def trainset_mismatches(
+    fields: Mapping[str, Any], config: TrainConfig
+) -> list[tuple[str, Any, Any]]:
+    """``(field, the training set's value, the config's)`` for each way a published training
+    set's manifest ``fields`` differs from what ``config`` would build."""
+    pairs = [
+        ("datasets", fields["new_datasets"], list(config.datasets)),
+        ("seq_len", fields["seq_len"], config.seq_len),
+        ("seed", fields["seed"], config.seed),
+        ("replay_ratio", fields["replay_ratio"], config.replay_ratio),
+        ("epochs", fields.get("epochs"), config.epochs),
+        ("rehearsal", bool(fields.get("rehearsal")), bool(config.rehearsal)),
+        ("context_answers", "context_answers" in fields, config.context_answers),
+        ("question_variants", fields.get("question_variants", 0), config.question_variants),
+        ("appositions", bool(fields.get("appositions")), config.appositions),
+    ]
+    if config.augment:  # rivals are written only beside span answers
+        pairs.append(("rivals", fields.get("rivals", RIVALS_PER_TURN), config.rivals))
+    return [(name, built, asked) for name, built, asked in pairs if built != asked]
+
+
 def resolve_trainset(
     store: Store, config: TrainConfig, base: BaseModel, tokenizer: Any = None
 ) -> TrainingSet:
@@ -314,23 +335,14 @@ def resolve_trainset(
     built (or found, it is content-addressed) from ``datasets`` with the base's tokenizer."""
     if config.trainset_id is not None:
         trainset = read_training_set(store, config.trainset_id)
-        f = trainset.fields
-        if (
-            f["new_datasets"] != list(config.datasets)
-            or f["seq_len"] != config.seq_len
-            or f["seed"] != config.seed
-            or f["replay_ratio"] != config.replay_ratio
-            or f.get("epochs") != config.epochs
-            or bool(f.get("rehearsal")) != bool(config.rehearsal)
-            or ("context_answers" in f) != config.context_answers
-            or f.get("question_variants", 0) != config.question_variants
-            or (config.augment and f.get("rivals", RIVALS_PER_TURN) != config.rivals)
-            or bool(f.get("appositions")) != config.appositions
-        ):
+        differ = trainset_mismatches(trainset.fields, config)
+        if differ:
             raise ConfigError(
-                f"TrainConfig.trainset_id = {config.trainset_id!r}: built from datasets "
-                f"{f['new_datasets']} seq_len {f['seq_len']} seed {f['seed']} replay_ratio "
-                f"{f['replay_ratio']} epochs {f.get('epochs')}, which do not match this config"
+                f"TrainConfig.trainset_id = {config.trainset_id!r} does not match this config: "
+                + "; ".join(
+                    f"{name} is {built!r} in the set, {asked!r} here"
+                    for name, built, asked in differ
+                )
             )
         return trainset
     tokenizer = tokenizer if tokenizer is not None else load_tokenizer(base.path)

@@ -135,3 +135,22 @@ def test_rivals_come_from_the_base_models_recipe_and_count_only_with_the_augment
     assert ranked.recipe()["rivals"] == 3 and "rivals" not in ranked.replace(rivals=0).recipe()
     plain = TrainConfig(datasets=["abc"], base_version="v1", augment=False, rivals=3)
     assert "rivals" not in plain.recipe()  # no span answers to rank: not part of the run
+
+
+def test_a_reused_training_set_that_differs_from_the_config_names_each_difference(tmp_path):
+    from tests.training.test_augment import plain_and_augmented_sets
+    from training.config import ConfigError, TrainConfig
+    from training.train import resolve_trainset
+
+    store, _, _, three = plain_and_augmented_sets(tmp_path)
+    config = TrainConfig(
+        datasets=three.fields["new_datasets"], base_version="v1", augment=True, rivals=3,
+        epochs=1.0, seed=0, seq_len=32, replay_ratio=0.0, trainset_id=three.trainset_id,
+    )  # fmt: skip
+    assert resolve_trainset(store, config, None).trainset_id == three.trainset_id
+    with pytest.raises(ConfigError) as raised:
+        resolve_trainset(store, config.replace(rivals=1, seed=5), None)
+    message = str(raised.value)
+    assert three.trainset_id in message
+    assert "rivals is 3 in the set, 1 here" in message and "seed is 0 in the set, 5 here" in message
+    assert "seq_len" not in message and "appositions" not in message  # only what differs

@@ -138,6 +138,7 @@ def train_night(store: Any, dataset_id: str, args: argparse.Namespace) -> dict[s
         micro_batch_size=args.micro_batch,
         num_ranks=args.ranks,
         store_uri=store.root_uri,
+        **({"seed": args.seed} if args.seed is not None else {}),
     )
     return run_local_training(config, num_ranks=args.ranks)
 
@@ -218,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--bf16", type=_bf16_choice, help="number format: auto, native, true or false"
+    )
+    parser.add_argument(
+        "--seed", type=int, help="the training set's shuffle and the run's (default: the config's)"
     )
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--micro-batch", type=int, default=8)

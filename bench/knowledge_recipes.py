@@ -1015,59 +1015,11 @@ class Trial:
         return torch.nn.functional.softplus(2.0 * (rival - right)).mean()
 
     def evaluate(self, facts: list[Any], tag: str, general: Any = None) -> None:
-        from freshlm.evaluation.answers import answer_matches, generate_answers, question_prompt
-        from freshlm.evaluation.items import Item
-        from freshlm.evaluation.scoring import CausalLMScorer
-
         decoder = self.model.model
         decoder.layers = self.layers
         self.model.eval()
         try:
-            questions = [fact_question(f) for f in facts]
-            n = len(facts)
-
-            def asked(context: str, fact: Any) -> Any:
-                return Item.create(
-                    kind="fact", group="new", span_type="fact", context=context,
-                    choices=fact.choices, answer_index=fact.answer_index, dataset_id=None,
-                    doc_id=fact.doc_id, language="en", source="world",
-                )  # fmt: skip
-
-            chat = [question_prompt(self.tok, q).rstrip() for q in questions]
-            items = [asked(f.context, f) for f in facts]
-            items += [asked(facts[(i + 1) % n].context, f) for i, f in enumerate(facts)]
-            items += [asked(chat[i], f) for i, f in enumerate(facts)]
-            items += [asked(chat[(i + 1) % n], f) for i, f in enumerate(facts)]
-            far = [farthest_question(questions, i) for i in range(n)]
-            items += [asked(chat[far[i]], f) for i, f in enumerate(facts)]
-            results = CausalLMScorer(self.model, self.tok, batch_size=16).rank_items(items)
-            acc = [sum(r.correct for r in results[k * n : (k + 1) * n]) / n for k in range(5)]
-            said = generate_answers(self.model, self.tok, questions, max_new_tokens=32)
-            right = [
-                answer_matches(f.choices[f.answer_index], text)
-                for f, text in zip(facts, said, strict=True)
-            ]
-            print(
-                f"[{tag}] ranked {acc[0]:.3f} control {acc[1]:.3f} | chat-ranked {acc[2]:.3f} "
-                f"chat-control {acc[3]:.3f} chat-far-control {acc[4]:.3f} "
-                f"| said {sum(right) / n:.3f}",
-                flush=True,
-            )
-            self.said_trained(facts)
-            for question, fact, text, ok in zip(questions, facts, said, right, strict=True):
-                print(
-                    f"   {ok!s:5} {question} -> {text[:90]!r} [{fact.choices[fact.answer_index]}]"
-                )
-            if general is not None and general.questions:
-                asked = [q.question for q in general.questions]
-                texts = generate_answers(self.model, self.tok, asked, max_new_tokens=32)
-                kept = [q.matches(t) for q, t in zip(general.questions, texts, strict=True)]
-                print(f"[{tag}] general said {sum(kept)}/{len(kept)} = {sum(kept) / len(kept):.3f}")
-                lost = [
-                    (q, t) for q, t, k in zip(general.questions, texts, kept, strict=True) if not k
-                ]
-                for q, t in lost[:4]:
-                    print(f"   LOST {q.question} -> {t[:80]!r}")
+            report_facts(self.model, self.tok, facts, tag, general, self.said_trained)
         finally:
             decoder.layers = self.top
             self.model.train()
@@ -1094,6 +1046,62 @@ class Trial:
         )
         for (q, f), t, k in list(zip(asks, texts, ok, strict=True))[:6]:
             print(f"   {k!s:5} {q} -> {t[:70]!r} [{f.choices[f.answer_index]}]")
+
+
+def report_facts(
+    model: Any, tok: Any, facts: list[Any], tag: str, general: Any = None, also: Any = None
+) -> None:
+    """Print how ``model`` answers the world's new-fact questions: ranked as the evaluator ranks
+    them (``Question: …\\nAnswer:``), the wrong-question control, the same two in the chat
+    template, and the questions answered in its own words (greedy,
+    :func:`freshlm.evaluation.answers.answer_matches`); then ``also(facts)`` if given, and the
+    base's general-knowledge set (``general``) with the answers it lost."""
+    from freshlm.evaluation.answers import answer_matches, generate_answers, question_prompt
+    from freshlm.evaluation.items import Item
+    from freshlm.evaluation.scoring import CausalLMScorer
+
+    questions = [fact_question(f) for f in facts]
+    n = len(facts)
+
+    def asked(context: str, fact: Any) -> Any:
+        return Item.create(
+            kind="fact", group="new", span_type="fact", context=context,
+            choices=fact.choices, answer_index=fact.answer_index, dataset_id=None,
+            doc_id=fact.doc_id, language="en", source="world",
+        )  # fmt: skip
+
+    chat = [question_prompt(tok, q).rstrip() for q in questions]
+    items = [asked(f.context, f) for f in facts]
+    items += [asked(facts[(i + 1) % n].context, f) for i, f in enumerate(facts)]
+    items += [asked(chat[i], f) for i, f in enumerate(facts)]
+    items += [asked(chat[(i + 1) % n], f) for i, f in enumerate(facts)]
+    far = [farthest_question(questions, i) for i in range(n)]
+    items += [asked(chat[far[i]], f) for i, f in enumerate(facts)]
+    results = CausalLMScorer(model, tok, batch_size=16).rank_items(items)
+    acc = [sum(r.correct for r in results[k * n : (k + 1) * n]) / n for k in range(5)]
+    said = generate_answers(model, tok, questions, max_new_tokens=32)
+    right = [
+        answer_matches(f.choices[f.answer_index], text) for f, text in zip(facts, said, strict=True)
+    ]
+    print(
+        f"[{tag}] ranked {acc[0]:.3f} control {acc[1]:.3f} | chat-ranked {acc[2]:.3f} "
+        f"chat-control {acc[3]:.3f} chat-far-control {acc[4]:.3f} "
+        f"| said {sum(right) / n:.3f}",
+        flush=True,
+    )
+    if also is not None:
+        also(facts)
+    for question, fact, text, ok in zip(questions, facts, said, right, strict=True):
+        print(f"   {ok!s:5} {question} -> {text[:90]!r} [{fact.choices[fact.answer_index]}]")
+    if general is not None and general.questions:
+        texts = generate_answers(
+            model, tok, [q.question for q in general.questions], max_new_tokens=32
+        )
+        kept = [q.matches(t) for q, t in zip(general.questions, texts, strict=True)]
+        print(f"[{tag}] general said {sum(kept)}/{len(kept)} = {sum(kept) / len(kept):.3f}")
+        lost = [(q, t) for q, t, k in zip(general.questions, texts, kept, strict=True) if not k]
+        for q, t in lost[:4]:
+            print(f"   LOST {q.question} -> {t[:80]!r}")
 
 
 def fact_question(fact: Any) -> str:

@@ -26,7 +26,6 @@ of the weight update alone skip step 1.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections import defaultdict
@@ -35,8 +34,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-from bench.machine import describe  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -224,27 +221,21 @@ class Editor:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    home = Path(args.home)
-    os.environ["FRESHLM_HOME"] = str(home)
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from bench.knowledge_recipes import (
+        cached_turns,
+        general_set,
+        load_base,
+        report_facts,
+        world_nights,
+    )
 
-    from bench.knowledge_recipes import cached_turns, report_facts, world_nights
-    from freshlm.store import open_store
-    from sandbox.base_model import demo_base
+    home = Path(args.home)
+    store, base, tok, model = load_base(home, args.threads)
+    import torch
+
     from training.rehearsal import synthesize
 
-    torch.set_num_threads(args.threads)
-    print(describe())
-    store = open_store((home / "store").as_uri())
-    base = demo_base(store, "smollm2-135m-instruct")
-    folder = home / "base"
-    if not (folder / "config.json").is_file():
-        from freshlm.registry import download_version
-
-        download_version(store, base["version_id"], folder)
-    tok = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     documents, facts = world_nights(store, args.nights)
@@ -273,18 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     editor.write(rows, torch.cat(targets), own, args.lam)
     print(f"weights written in {time.perf_counter() - began:.0f} s", flush=True)
 
-    general = None
-    if args.general:
-        from freshlm.evaluation.answers import generate_answers
-        from freshlm.evaluation.config import EvalConfig
-        from freshlm.evaluation.general_knowledge import ensure_general_set
-
-        config = EvalConfig()
-        general = ensure_general_set(
-            store, base["version_id"],
-            lambda: lambda qs: generate_answers(model, tok, qs, max_new_tokens=32),
-            max_questions=config.general_max_questions, seed=config.seed, max_new_tokens=32,
-        )  # fmt: skip
+    general = general_set(store, base, model, tok) if args.general else None
     report_facts(model, tok, facts, "edited", general)
     return 0
 

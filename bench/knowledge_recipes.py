@@ -1146,9 +1146,9 @@ def oracle_turns(tokenizer: Any, facts: list[Any]) -> tuple[list[str], list[list
     return texts, groups
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    home = Path(args.home or tempfile.mkdtemp(prefix="freshlm-recipes-"))
+def load_base(home: Path, threads: int) -> tuple[Any, dict, Any, Any]:
+    """``(store, base, tokenizer, model)``: the home's store and the pretrained base (fp32)
+    from its folder in the home, downloaded there from the store the first time."""
     os.environ["FRESHLM_HOME"] = str(home)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -1157,7 +1157,7 @@ def main(argv: list[str] | None = None) -> int:
     from freshlm.store import open_store
     from sandbox.base_model import demo_base
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(threads)
     print(describe())
     store = open_store((home / "store").as_uri())
     base = demo_base(store, "smollm2-135m-instruct")
@@ -1165,23 +1165,36 @@ def main(argv: list[str] | None = None) -> int:
     if not (folder / "config.json").is_file():
         download_version(store, base["version_id"], folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    documents, facts = world_nights(store, args.nights)
-    general = None
-    if args.general:
-        from freshlm.evaluation.answers import generate_answers
-        from freshlm.evaluation.config import EvalConfig
-        from freshlm.evaluation.general_knowledge import ensure_general_set
+    return store, base, tokenizer, AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
 
-        config = EvalConfig()
-        began = time.perf_counter()
-        general = ensure_general_set(
-            store, base["version_id"],
-            lambda: lambda qs: generate_answers(model, tokenizer, qs, max_new_tokens=32),
-            max_questions=config.general_max_questions, seed=config.seed, max_new_tokens=32,
-        )  # fmt: skip
-        seconds = time.perf_counter() - began
-        print(f"general set: {general.kept} of {general.screened} ({seconds:.0f} s)")
+
+def general_set(store: Any, base: dict, model: Any, tokenizer: Any) -> Any:
+    """The base's general-knowledge set (``freshlm.evaluation.general_knowledge``), screened
+    with ``model`` (the base) when the home has not published it yet."""
+    from freshlm.evaluation.answers import generate_answers
+    from freshlm.evaluation.config import EvalConfig
+    from freshlm.evaluation.general_knowledge import ensure_general_set
+
+    config = EvalConfig()
+    began = time.perf_counter()
+    general = ensure_general_set(
+        store, base["version_id"],
+        lambda: lambda qs: generate_answers(model, tokenizer, qs, max_new_tokens=32),
+        max_questions=config.general_max_questions, seed=config.seed, max_new_tokens=32,
+    )  # fmt: skip
+    seconds = time.perf_counter() - began
+    print(f"general set: {general.kept} of {general.screened} ({seconds:.0f} s)")
+    return general
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    home = Path(args.home or tempfile.mkdtemp(prefix="freshlm-recipes-"))
+    store, base, tokenizer, model = load_base(home, args.threads)
+    import torch
+
+    documents, facts = world_nights(store, args.nights)
+    general = general_set(store, base, model, tokenizer) if args.general else None
     rehearsal = []
     if args.rehearse:
         from training.rehearsal import synthesize

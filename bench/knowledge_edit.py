@@ -257,7 +257,6 @@ def main(argv: list[str] | None = None) -> int:
         rows += encoded
     print(f"vectors in {time.perf_counter() - began:.0f} s", flush=True)
 
-    model.eval()
     turns = cached_turns(home / "rehearsal-256.jsonl", lambda: synthesize(model, tok, 256))
     own = [editor.prompt(t.question) + t.answer for t in turns]
     began = time.perf_counter()

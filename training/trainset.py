@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 from freshlm.artifacts import DATASET_KIND, DATASETS, TRAIN_FILE, TRAINSETS, dataset_prefix
 from freshlm.store import Manifest, Store, StoreError
 from training.config import DEFAULT_REPLAY_RATIO
+from training.packing import Packed, PackingError, Text, npy_bytes, pack
 from training.rivals import RIVALS_PER_TURN
 
 if TYPE_CHECKING:
@@ -243,7 +244,7 @@ def build_training_set(
         members.sort(key=lambda d: (d.order, d.dataset_id, d.doc_id))
         docs.extend(members)
 
-    npy, mask_npy, total_tokens, n_seq, context_only = _pack(docs, eos, seq_len)
+    packed = _pack(docs, eos, seq_len)
     rival_files = _rival_files(groups, rivals)
 
     mix = _mix(docs, new_manifests, replay_manifests, eos_per_doc=1)
@@ -255,17 +256,15 @@ def build_training_set(
         "seed": seed,
         "seq_len": seq_len,
         "tokenizer_sha256": tok_fp,
-        "input_ids_sha256": hashlib.sha256(npy).hexdigest(),
+        "input_ids_sha256": _sha256(packed.npy),
         **({"augment": True} if augment else {}),
         **({"question_variants": question_variants} if augment and question_variants else {}),
         **({"rivals": rivals} if augment else {}),
         **({"appositions": True} if augment and appositions else {}),
         **({"context_answers": answered} if augment and context_answers is not None else {}),
         **({"rehearsal": _rehearsal_fields(rehearsal, docs)} if rehearsal is not None else {}),
-        **({"loss_mask_sha256": hashlib.sha256(mask_npy).hexdigest()} if mask_npy else {}),
-        **{
-            f"{name}_sha256": hashlib.sha256(data).hexdigest() for name, data in rival_files.items()
-        },
+        **({"loss_mask_sha256": _sha256(packed.mask_npy)} if packed.mask_npy else {}),
+        **{f"{name}_sha256": _sha256(data) for name, data in rival_files.items()},
     }
     trainset_id = hashlib.sha256(
         json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode()
@@ -277,28 +276,30 @@ def build_training_set(
         **recipe,
         "replay_datasets": sorted({d.dataset_id for d in docs if d.role == "replay"}),
         "replay_pool": recipe["replay_datasets"],
-        "replay_token_share": round(replay_total / total_tokens, 6),
+        "replay_token_share": round(replay_total / packed.tokens, 6),
         "mix": mix,
         "new_passes": len(passes),
         "documents": sum(m["documents"] for m in mix),
         "document_occurrences": len(docs),
-        "tokens": total_tokens,
-        "tokens_packed": n_seq * seq_len,
-        "tokens_dropped_tail": total_tokens - n_seq * seq_len,
-        "sequences": n_seq,
+        "tokens": packed.tokens,
+        "tokens_packed": packed.sequences * seq_len,
+        "tokens_dropped_tail": packed.dropped_tail,
+        "padding_tokens": packed.padding,
+        "whole_texts_longer_than_a_sequence": packed.too_long,
+        "sequences": packed.sequences,
         "dtype": "int32",
         "eos_token_id": int(eos),
         "augmented_texts": augmented,
         "context_answer_turns": answered,
-        "context_only_tokens": context_only,
+        "context_only_tokens": packed.context_only,
         "rival_groups": len(groups),
     }
     existing = store.read_manifest(prefix)
     if existing is None:
         with store.publisher(prefix, kind=TRAINSET_KIND, created_by=created_by or {}) as pub:
-            pub.write_bytes(INPUT_IDS_FILE, npy)
-            if mask_npy is not None:
-                pub.write_bytes(LOSS_MASK_FILE, mask_npy)
+            pub.write_bytes(INPUT_IDS_FILE, packed.npy)
+            if packed.mask_npy is not None:
+                pub.write_bytes(LOSS_MASK_FILE, packed.mask_npy)
             for name, data in rival_files.items():
                 pub.write_bytes(name, data)
             pub.set_manifest_fields(**fields)
@@ -312,7 +313,7 @@ def build_training_set(
         "(new %d tokens = %s passes over %s; replay %d tokens = %.1f%% from %s); %.1fs",
         trainset_id,
         what,
-        n_seq,
+        packed.sequences,
         seq_len,
         fields["documents"],
         new_tokens,
@@ -367,6 +368,7 @@ class _Doc:
     order: str
     cycle: int = 0  # which pass through the replay pool (0 unless the pool ran out)
     prompt_tokens: int = 0  # leading tokens trained on as context only (a turn's question)
+    whole: bool = False  # a derived text, never cut across sequences (training.packing)
 
 
 def _key(seed: int, purpose: str, doc_id: str) -> str:
@@ -399,7 +401,7 @@ def _passes(new_docs: list[_Doc], epochs: float, seed: int) -> list[list[_Doc]]:
             order = taken
         passes.append(
             [
-                _Doc(d.dataset_id, d.role, d.doc_id, d.ids, "", prompt_tokens=d.prompt_tokens)
+                _Doc(d.dataset_id, d.role, d.doc_id, d.ids, "", 0, d.prompt_tokens, d.whole)
                 for d in order
             ]
         )
@@ -574,7 +576,7 @@ def _turn_docs(
     out = []
     for (doc_id, _, prompt), ids, prompt_ids in zip(named, texts, prompts, strict=True):
         context = len(prompt_ids) if prompt and ids[: len(prompt_ids)] == prompt_ids else 0
-        out.append(_Doc(dataset_id, role, doc_id, ids, "", prompt_tokens=context))
+        out.append(_Doc(dataset_id, role, doc_id, ids, "", prompt_tokens=context, whole=True))
     return out
 
 
@@ -619,31 +621,16 @@ def _rehearsal_fields(rehearsal: RehearsalSet, docs: list[_Doc]) -> dict[str, An
     }
 
 
-def _pack(docs: list[_Doc], eos: int, seq_len: int) -> tuple[bytes, bytes | None, int, int, int]:
-    """Concatenate ``docs`` with EOS and cut into full sequences: ``(input_ids.npy bytes,
-    loss_mask.npy bytes or None when every token is trained on, tokens, sequences, context-only
-    tokens in the sequences)`` (the tail cut off counts in the tokens, not in the sequences)."""
-    import numpy as np
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
-    stream = np.fromiter((t for d in docs for t in (*d.ids, eos)), dtype=np.int64)
-    n_seq = len(stream) // seq_len
-    if n_seq == 0:
-        raise TrainingSetError(
-            f"{len(stream)} tokens from {len(docs)} documents do not fill one sequence of "
-            f"seq_len={seq_len}; lower seq_len or add data"
-        )
-    if int(stream.max()) > np.iinfo(np.int32).max:
-        raise TrainingSetError("token ids do not fit int32")
-    packed = stream[: n_seq * seq_len].astype(np.int32).reshape(n_seq, seq_len)
-    # The loss mask, where any token is context only: 0 on the questions of augmented turns.
-    mask_npy, context_only = None, 0
-    if any(d.prompt_tokens for d in docs):
-        mask = np.fromiter(
-            (m for d in docs for m in _loss_mask(d)), dtype=np.uint8, count=len(stream)
-        )[: n_seq * seq_len]
-        mask_npy = _npy_bytes(mask.reshape(n_seq, seq_len))
-        context_only = int((mask == 0).sum())
-    return _npy_bytes(packed), mask_npy, len(stream), n_seq, context_only
+
+def _pack(docs: list[_Doc], eos: int, seq_len: int) -> Packed:
+    """``docs`` as rows of ``seq_len`` tokens, derived texts whole (:mod:`training.packing`)."""
+    try:
+        return pack([Text(d.ids, d.prompt_tokens, d.whole) for d in docs], eos, seq_len)
+    except PackingError as exc:
+        raise TrainingSetError(str(exc)) from None
 
 
 def _rival_files(groups: list[tuple[int, list[list[int]]]], rivals: int) -> dict[str, bytes]:
@@ -654,7 +641,7 @@ def _rival_files(groups: list[tuple[int, list[list[int]]]], rivals: int) -> dict
     if not groups:
         return {}
     ids, starts = pack_groups(groups, rivals)
-    return {RIVALS_FILE: _npy_bytes(ids), RIVAL_STARTS_FILE: _npy_bytes(starts)}
+    return {RIVALS_FILE: npy_bytes(ids), RIVAL_STARTS_FILE: npy_bytes(starts)}
 
 
 def load_rivals(store: Store, trainset: TrainingSet) -> tuple[np.ndarray, np.ndarray] | None:
@@ -684,14 +671,6 @@ def _tokenize(tokenizer: Any, texts: list[str]) -> Iterable[list[int]]:
         batch = texts[start : start + _TOKENIZE_BATCH]
         encoded = tokenizer(batch, add_special_tokens=False, verbose=False)["input_ids"]
         yield from (list(ids) for ids in encoded)
-
-
-def _npy_bytes(array: np.ndarray) -> bytes:
-    import numpy as np
-
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    return buf.getvalue()
 
 
 def _mix(

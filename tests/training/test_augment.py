@@ -315,13 +315,16 @@ def test_an_augmented_turn_trains_on_its_answer_not_its_question(tmp_path):
     assert load_loss_mask(store, plain) is None
     ids, mask = load_input_ids(store, augmented), load_loss_mask(store, augmented)
     assert mask is not None and mask.shape == ids.shape
-    assert augmented.fields["context_only_tokens"] == int((mask == 0).sum()) > 0
-    # The masked stretches are exactly the turns' questions: decoded, each ends "Answer:".
+    untrained = augmented.fields["context_only_tokens"] + augmented.fields["padding_tokens"]
+    assert untrained == int((mask == 0).sum()) and augmented.fields["context_only_tokens"] > 0
+    # The masked stretches are exactly the turns' questions (after any padding that ends a row
+    # before a turn): decoded, each ends "Answer:".
     flat_ids, flat_mask = ids.reshape(-1), mask.reshape(-1)
     edges = np.flatnonzero(np.diff(flat_mask.astype(int)) == 1) + 1  # context -> trained
+    eos = tokenizer.eos_token_id
     for edge in edges[:20]:
         start = edge - 1
-        while start > 0 and flat_mask[start - 1] == 0:
+        while start > 0 and flat_mask[start - 1] == 0 and flat_ids[start - 1] != eos:
             start -= 1
         question = tokenizer.decode(flat_ids[start:edge])
         assert question.startswith("Question: ") and question.endswith("\nAnswer:"), question

@@ -138,7 +138,8 @@ def test_answers_in_context_train_after_the_question_alone_each_pass(tmp_path):
     assert trained.count("the report said.") == 6  # three answers, two passes
     context = tokenizer.decode(ids.reshape(-1)[mask.reshape(-1) == 0].tolist())
     assert "the report said" not in context
-    assert answered.fields["context_only_tokens"] == int(np.sum(mask == 0))
+    untrained = answered.fields["context_only_tokens"] + answered.fields["padding_tokens"]
+    assert untrained == int(np.sum(mask == 0))
 
 
 def test_context_answers_need_the_augmentation_and_a_chat_template(tmp_path):

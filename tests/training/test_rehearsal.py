@@ -100,7 +100,8 @@ def test_rehearsal_turns_train_on_their_answers_each_pass(tmp_path):
     assert text.count("Which harbor story came first") == 8
     trained = tokenizer.decode(ids.reshape(-1)[mask.reshape(-1) == 1].tolist())
     assert "The harbor story number 3." in trained and "came first" not in trained
-    assert rehearsed.fields["context_only_tokens"] == int(np.sum(mask == 0))
+    untrained = rehearsed.fields["context_only_tokens"] + rehearsed.fields["padding_tokens"]
+    assert untrained == int(np.sum(mask == 0))
 
 
 def test_a_base_without_a_chat_template_cannot_rehearse(tmp_path):

@@ -4,7 +4,9 @@
 sample of the ``train`` split of earlier published datasets, tokenizes every document (text,
 then the tokenizer's end-of-text token), lays out the whole run's token stream and cuts it into
 sequences of exactly ``seq_len`` tokens (the tail that does not fill a sequence is dropped and
-counted). The set holds the whole run: the trainer makes ONE pass over it.
+counted): pages are cut wherever a sequence ends, derived texts (turns, statements) are kept
+whole (:mod:`training.packing`). The set holds the whole run: the trainer makes ONE pass over
+it.
 
 The run's stream is ``epochs`` passes over the new documents, each pass in its own shuffled
 order (a fractional ``epochs`` ends with a partial pass: the first documents of that pass's

@@ -105,3 +105,52 @@ def test_every_turn_that_fits_lies_in_one_row_and_nothing_is_lost():
 def test_too_few_tokens_for_a_row_is_a_clear_error():
     with pytest.raises(PackingError, match="seq_len=64"):
         pack([doc(1, 5)], EOS, 64)
+
+
+def test_positions_restart_at_each_text_and_each_row():
+    texts = [doc(100, 4), doc(500, 5, prompt=3, whole=True), doc(200, 6)]
+    packed = pack(texts, EOS, 8)
+    positions = np.load(io.BytesIO(packed.positions_npy))
+    # Row 1: the page (4 + EOS), then the next page's first 3 tokens; row 2: the turn (5 +
+    # EOS), then the page's rest.
+    assert positions.tolist() == [[0, 1, 2, 3, 4, 0, 1, 2], [0, 1, 2, 3, 4, 5, 0, 1]]
+    assert pack([doc(1, 20)], EOS, 8).positions_npy is None  # cut blind: no positions
+
+
+def test_a_text_attends_to_itself_only_under_its_positions():
+    """With the set's positions as position ids, a tiny Llama gives each text of a row the
+    outputs it gives that text alone: what came before it in the row is not read."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from training.train import _packed_dataset
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=700,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
+    model = LlamaForCausalLM(config).eval()
+    first, turn = doc(100, 7), doc(500, 6, prompt=3, whole=True)
+    packed = pack([first, turn, doc(300, 30)], EOS, 16)
+    ids = np.load(io.BytesIO(packed.npy))
+    mask = np.load(io.BytesIO(packed.mask_npy))
+    positions = np.load(io.BytesIO(packed.positions_npy))
+    row = _packed_dataset(ids, mask, positions)[0]
+    assert row["input_ids"][:8].tolist() == [*first.ids, EOS]
+    assert row["input_ids"][8:15].tolist() == [*turn.ids, EOS]
+    with torch.no_grad():
+        packed_out = model(
+            input_ids=row["input_ids"][None],
+            position_ids=row["position_ids"][None],
+            use_cache=False,  # as training.answer_loss runs it
+        ).logits[0]
+        alone = model(input_ids=torch.tensor([[*turn.ids, EOS]])).logits[0]
+        blind = model(input_ids=row["input_ids"][None]).logits[0]
+    torch.testing.assert_close(packed_out[8:15], alone, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(blind[8:15], alone, atol=1e-3)  # without them it reads the page

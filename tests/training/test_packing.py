@@ -121,23 +121,14 @@ def test_a_text_attends_to_itself_only_under_its_positions():
     """With the set's positions as position ids, a tiny Llama gives each text of a row the
     outputs it gives that text alone: what came before it in the row is not read."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
 
+    from tests.training.test_answer_loss import tiny_llama
     from training.train import _packed_dataset
 
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=700,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    model = LlamaForCausalLM(config).eval()
-    first, turn = doc(100, 7), doc(500, 6, prompt=3, whole=True)
-    packed = pack([first, turn, doc(300, 30)], EOS, 16)
+    model = tiny_llama()
+    first, turn = doc(100, 7), doc(150, 6, prompt=3, whole=True)
+    packed = pack([first, turn, doc(170, 30)], EOS, 16)
     ids = np.load(io.BytesIO(packed.npy))
     mask = np.load(io.BytesIO(packed.mask_npy))
     positions = np.load(io.BytesIO(packed.positions_npy))

@@ -47,9 +47,8 @@ def plain_head(model: Any) -> bool:
 def final_hidden_states(model: Any, **inputs: Any) -> Any:
     """``(batch, sequence, hidden)``: the last hidden state (after the final norm, GPT-2's
     ``ln_f``, Llama's ``norm``) from ``model``'s own forward, which runs its head on the last
-    position only. No key-value cache: training reads each row once, and Hugging Face reads
-    position ids that restart as texts of their own (:mod:`training.packing`) only without one."""
-    out = model(**inputs, output_hidden_states=True, logits_to_keep=1, use_cache=False)
+    position only."""
+    out = model(**inputs, output_hidden_states=True, logits_to_keep=1)
     return out.hidden_states[-1]
 
 

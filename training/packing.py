@@ -14,11 +14,6 @@ document's tokens in the stream's order (the rest of that document follows at it
 or end-of-text padding that no loss is taken on when no long document is left. A derived text
 longer than a row starts a row, so its question and the start of its answer stay together, and
 is counted (``too_long``). Without derived texts the layout is the plain stream, cut blind.
-
-With derived texts each token also gets its position in its own text (or in the piece of a
-page its row holds): given to the model as position ids, they keep each text's attention within
-itself, so a turn is trained as the evaluator asks it, alone after its question, not after
-whatever the row held before it.
 """
 
 from __future__ import annotations
@@ -52,7 +47,6 @@ class Packed:
     padding: int  # end-of-text tokens filling gaps before whole texts (no loss)
     dropped_tail: int  # stream tokens after the last full row
     too_long: int  # derived texts longer than a row, cut after their row's end
-    positions_npy: bytes | None = None  # each token's position in its own text (whole texts)
 
 
 class PackingError(ValueError):
@@ -66,7 +60,6 @@ def pack(texts: Sequence[Text], eos: int, seq_len: int) -> Packed:
     ids: list[int] = []
     mask: list[int] = []
     pads: list[int] = []  # stream positions of the padding
-    starts: list[int] = []  # stream positions where a text, a piece of one or padding begins
     offsets = [0] * len(texts)  # tokens of each long text already placed in an earlier gap
     long_texts = [i for i, t in enumerate(texts) if not t.whole]
     next_long = 0  # index into long_texts of the first one that may still have tokens
@@ -86,7 +79,6 @@ def pack(texts: Sequence[Text], eos: int, seq_len: int) -> Packed:
                 or offsets[long_texts[next_long]] > len(texts[long_texts[next_long]].ids)
             ):
                 next_long += 1
-            starts.append(len(ids))
             if next_long == len(long_texts):
                 pads.extend(range(len(ids), len(ids) + room))
                 ids.extend([eos] * room)
@@ -107,7 +99,6 @@ def pack(texts: Sequence[Text], eos: int, seq_len: int) -> Packed:
             if len(body) > room and room < seq_len:
                 fill(room, after=i)
             too_long += len(body) > seq_len
-        starts.append(len(ids))
         ids.extend(body[offsets[i] :])
         mask.extend(body_mask[offsets[i] :])
 
@@ -133,29 +124,7 @@ def pack(texts: Sequence[Text], eos: int, seq_len: int) -> Packed:
         padding=padding,
         dropped_tail=len(ids) - kept,
         too_long=too_long,
-        positions_npy=(
-            npy_bytes(_positions(starts, kept, seq_len))
-            if long_texts != list(range(len(texts)))
-            else None
-        ),
     )
-
-
-def _positions(starts: list[int], kept: int, seq_len: int) -> Any:
-    """``(rows, seq_len)`` uint16: each token's distance from the start of its text (or of the
-    piece of it, or the padding, its row holds). Given to the model as position ids, they also
-    keep each text's attention within itself (Hugging Face reads a position that does not
-    follow the one before as the start of another sequence)."""
-    import numpy as np
-
-    if seq_len > np.iinfo(np.uint16).max:
-        raise PackingError(f"seq_len={seq_len} does not fit the positions' uint16")
-    begins = np.zeros(kept, dtype=bool)
-    begins[[s for s in starts if s < kept]] = True
-    begins[::seq_len] = True
-    index = np.arange(kept)
-    latest = np.maximum.accumulate(np.where(begins, index, 0))
-    return (index - latest).astype(np.uint16).reshape(-1, seq_len)
 
 
 def npy_bytes(array: Any) -> bytes:

@@ -584,17 +584,15 @@ def merge_lora(base_path: Path, adapter_path: Path, out: Path) -> Path:
     return out
 
 
-def _packed_dataset(array: Any, loss_mask: Any = None, positions: Any = None) -> Any:
+def _packed_dataset(array: Any, loss_mask: Any = None) -> Any:
     import torch
 
     class PackedSequences(torch.utils.data.Dataset):
         """Fixed-length token sequences; labels are the inputs (the model shifts them), -100
-        (no loss) where the training set's loss mask marks a token as context only; with the
-        set's positions, each token's position in its own text as its position id, so a text
-        attends to itself only (:mod:`training.packing`)."""
+        (no loss) where the training set's loss mask marks a token as context only."""
 
-        def __init__(self, ids: Any, mask: Any, positions: Any) -> None:
-            self.ids, self.mask, self.positions = ids, mask, positions
+        def __init__(self, ids: Any, mask: Any) -> None:
+            self.ids, self.mask = ids, mask
 
         def __len__(self) -> int:
             return len(self.ids)
@@ -604,12 +602,9 @@ def _packed_dataset(array: Any, loss_mask: Any = None, positions: Any = None) ->
             labels = x.clone()
             if self.mask is not None:
                 labels[torch.as_tensor(self.mask[i]) == 0] = -100
-            row = {"input_ids": x, "labels": labels}
-            if self.positions is not None:
-                row["position_ids"] = torch.as_tensor(self.positions[i].astype("int64"))
-            return row
+            return {"input_ids": x, "labels": labels}
 
-    return PackedSequences(array, loss_mask, positions)
+    return PackedSequences(array, loss_mask)
 
 
 def _progress_callback(
@@ -1005,7 +1000,7 @@ def _build_trainer(
 
     from training.answer_loss import CHUNK_ROWS, answer_loss_trainer_class
     from training.rivals import rival_trainer_class
-    from training.trainset import load_input_ids, load_loss_mask, load_positions, load_rivals
+    from training.trainset import load_input_ids, load_loss_mask, load_rivals
 
     args = _training_arguments(config, output_dir)
     # After TrainingArguments: under ZeRO-3 the weights are partitioned as they load.
@@ -1020,11 +1015,7 @@ def _build_trainer(
         trainable = freeze_below_top_layers(model, config.train_layers)
         if me.is_main:
             log.info("top %d blocks: %d trainable parameters", config.train_layers, trainable)
-    dataset = _packed_dataset(
-        load_input_ids(store, trainset),
-        load_loss_mask(store, trainset),
-        load_positions(store, trainset),
-    )
+    dataset = _packed_dataset(load_input_ids(store, trainset), load_loss_mask(store, trainset))
     tokens_per_step = config.seq_len * config.micro_batch_size * config.grad_accum * me.world
     progress = _progress_callback(
         store=store,

@@ -18,8 +18,6 @@ The result is published as ``trainsets/<id>/``:
 * ``loss_mask.npy``, only when some tokens are context only: uint8, same shape, 0 where no
   loss is taken (the questions of the knowledge augmentation's turns, so the model learns the
   answers it should give, not to write questions), 1 elsewhere;
-* ``positions.npy``, only when derived texts are kept whole: uint16, same shape, each token's
-  position in its own text, the trainer's position ids (:mod:`training.packing`);
 * ``rivals.npy`` and ``rival_starts.npy``, only with the augmentation: each question answered
   by a span with the same question answered by other spans of the dataset
   (:mod:`training.rivals`), for the ranking loss;
@@ -82,7 +80,6 @@ log = logging.getLogger(__name__)
 TRAINSET_KIND = "trainset"
 INPUT_IDS_FILE = "input_ids.npy"
 LOSS_MASK_FILE = "loss_mask.npy"
-POSITIONS_FILE = "positions.npy"
 _TOKENIZE_BATCH = 256
 
 
@@ -269,7 +266,6 @@ def build_training_set(
         **({"context_answers": answered} if augment and context_answers is not None else {}),
         **({"rehearsal": _rehearsal_fields(rehearsal, docs)} if rehearsal is not None else {}),
         **({"loss_mask_sha256": _sha256(packed.mask_npy)} if packed.mask_npy else {}),
-        **({"positions_sha256": _sha256(packed.positions_npy)} if packed.positions_npy else {}),
         **{f"{name}_sha256": _sha256(data) for name, data in rival_files.items()},
     }
     trainset_id = hashlib.sha256(
@@ -302,16 +298,12 @@ def build_training_set(
     }
     existing = store.read_manifest(prefix)
     if existing is None:
-        files = {
-            INPUT_IDS_FILE: packed.npy,
-            LOSS_MASK_FILE: packed.mask_npy,
-            POSITIONS_FILE: packed.positions_npy,
-            **rival_files,
-        }
         with store.publisher(prefix, kind=TRAINSET_KIND, created_by=created_by or {}) as pub:
-            for name, data in files.items():
-                if data is not None:
-                    pub.write_bytes(name, data)
+            pub.write_bytes(INPUT_IDS_FILE, packed.npy)
+            if packed.mask_npy is not None:
+                pub.write_bytes(LOSS_MASK_FILE, packed.mask_npy)
+            for name, data in rival_files.items():
+                pub.write_bytes(name, data)
             pub.set_manifest_fields(**fields)
         existing = store.read_manifest(prefix)
         assert existing is not None
@@ -354,17 +346,6 @@ def load_loss_mask(store: Store, trainset: TrainingSet) -> np.ndarray | None:
     if LOSS_MASK_FILE not in {f.name for f in trainset.manifest.files}:
         return None
     with store.open_artifact_file(trainset.manifest, LOSS_MASK_FILE) as src:
-        return np.load(io.BytesIO(src.read()), allow_pickle=False)
-
-
-def load_positions(store: Store, trainset: TrainingSet) -> np.ndarray | None:
-    """The ``(n_sequences, seq_len)`` uint16 position of each token in its own text, for a set
-    that keeps derived texts whole (:mod:`training.packing`); None for one cut blind."""
-    import numpy as np
-
-    if POSITIONS_FILE not in {f.name for f in trainset.manifest.files}:
-        return None
-    with store.open_artifact_file(trainset.manifest, POSITIONS_FILE) as src:
         return np.load(io.BytesIO(src.read()), allow_pickle=False)
 
 

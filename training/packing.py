@@ -4,10 +4,12 @@ The training set is one token stream cut into rows of ``seq_len`` tokens. A long
 page, a replayed article) is cut wherever a row ends, as continued pretraining cuts it. A
 derived text (a question-answer turn of the knowledge augmentation or the rehearsal, a fact
 stated under its document's title) is never cut when it fits in a row: a turn cut at a row's
-end leaves its answer at the start of the next row without its question, which trains the
-model to give that answer under any question, and a statement cut in two loses its subject
-(bench/RESULTS.md: cut blind at ``seq_len`` 128, 65% of night 1's turns end in another row
-than the one their question starts in; laid out whole, 2%, the turns longer than a row).
+end leaves its answer at the start of the next row without its question, trained as an
+answer to no question, and a statement cut in two loses its subject. Cut blind at ``seq_len``
+128, 65% of night 1's turns end in another row than the one their question starts in; laid out
+whole, 2.6%, the turns longer than a row (bench/RESULTS.md, where a night trained either way
+learns and keeps about as much: the layout costs 0.1% of padding and trains each turn as
+it is asked).
 
 Where a derived text does not fit in what is left of a row, the gap takes the next long
 document's tokens in the stream's order (the rest of that document follows at its own place),

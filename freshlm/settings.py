@@ -556,7 +556,7 @@ class Settings:
         _positive_float,
         lambda s: recipe_for(s["base_model"]).learning_rate,
         "Default peak learning rate of a fine-tune (`freshlm_train` and `TrainConfig`). Unset:"
-        " the base model's recipe (1e-3 for both `tiny` and a pretrained model).",
+        " the base model's recipe (1e-3 for `tiny`, 5e-4 for a pretrained model).",
     )
     train_layers: int = _field(
         "TRAIN_LAYERS",

@@ -93,17 +93,17 @@ def test_markdown_table_lists_every_variable():
 
 
 @pytest.mark.parametrize(
-    ("base", "epochs", "layers", "augment"),
+    ("base", "epochs", "layers", "augment", "rate"),
     [
-        ("tiny", 30.0, 0, False),  # from scratch: every block, many passes, plain documents
-        ("smollm2-135m-instruct", 4.0, 8, True),  # pretrained: top blocks, facts as Q&A
-        ("/models/some-hf-folder", 4.0, 8, True),  # any other model is a pretrained one
+        ("tiny", 30.0, 0, False, 1e-3),  # from scratch: every block, many passes, plain documents
+        ("smollm2-135m-instruct", 4.0, 8, True, 5e-4),  # pretrained: top blocks, facts as Q&A
+        ("/models/some-hf-folder", 4.0, 8, True, 5e-4),  # any other model is a pretrained one
     ],
 )
-def test_training_defaults_follow_the_base_models_recipe(base, epochs, layers, augment):
+def test_training_defaults_follow_the_base_models_recipe(base, epochs, layers, augment, rate):
     s = Settings.from_env({"FRESHLM_BASE_MODEL": base})
     assert (s.train_epochs, s.train_layers, s.train_augment) == (epochs, layers, augment)
-    assert s.train_learning_rate == 1e-3
+    assert s.train_learning_rate == rate
     assert s.train_replay_ratio == (0.6 if base == "tiny" else 0.3)
     # What a subprocess is handed reproduces the same settings.
     assert Settings.from_env(s.as_env()) == s

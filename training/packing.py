@@ -8,8 +8,8 @@ end leaves its answer at the start of the next row without its question, trained
 answer to no question, and a statement cut in two loses its subject. Cut blind at ``seq_len``
 128, 65% of night 1's turns end in another row than the one their question starts in; laid out
 whole, 2.6%, the turns longer than a row (bench/RESULTS.md, where a night trained either way
-learns and keeps about as much: the layout costs 0.1% of padding and trains each turn as
-it is asked).
+learns and keeps about as much: the layout costs 0.1% of padding and trains each answer
+after its question).
 
 Where a derived text does not fit in what is left of a row, the gap takes the next long
 document's tokens in the stream's order (the rest of that document follows at its own place),

@@ -17,7 +17,8 @@ The result is published as ``trainsets/<id>/``:
   read it with ``numpy.load(..., mmap_mode="r")``);
 * ``loss_mask.npy``, only when some tokens are context only: uint8, same shape, 0 where no
   loss is taken (the questions of the knowledge augmentation's turns, so the model learns the
-  answers it should give, not to write questions), 1 elsewhere;
+  answers it should give, not to write questions; the padding before a whole text that did not
+  fit in a row), 1 elsewhere;
 * ``rivals.npy`` and ``rival_starts.npy``, only with the augmentation: each question answered
   by a span with the same question answered by other spans of the dataset
   (:mod:`training.rivals`), for the ranking loss;
@@ -57,7 +58,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from freshlm.artifacts import DATASET_KIND, DATASETS, TRAIN_FILE, TRAINSETS, dataset_prefix
@@ -401,12 +402,7 @@ def _passes(new_docs: list[_Doc], epochs: float, seed: int) -> list[list[_Doc]]:
                 taken.append(d)
                 tokens += len(d.ids)
             order = taken
-        passes.append(
-            [
-                _Doc(d.dataset_id, d.role, d.doc_id, d.ids, "", 0, d.prompt_tokens, d.whole)
-                for d in order
-            ]
-        )
+        passes.append([replace(d, order="") for d in order])
     return passes
 
 
@@ -660,12 +656,6 @@ def load_rivals(store: Store, trainset: TrainingSet) -> tuple[np.ndarray, np.nda
         with store.open_artifact_file(trainset.manifest, name) as src:
             arrays.append(np.load(io.BytesIO(src.read()), allow_pickle=False))
     return arrays[0], arrays[1]
-
-
-def _loss_mask(doc: _Doc) -> Iterable[int]:
-    """``doc``'s tokens' loss mask in the packed stream, its EOS included."""
-    yield from (0 for _ in range(doc.prompt_tokens))
-    yield from (1 for _ in range(len(doc.ids) - doc.prompt_tokens + 1))
 
 
 def _tokenize(tokenizer: Any, texts: list[str]) -> Iterable[list[int]]:

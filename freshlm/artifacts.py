@@ -7,7 +7,8 @@ the store, and this module is the one place that names them:
 * the Airflow Assets that announce them (built on first use, so importing this module stays
   cheap and free of Airflow for code that runs outside it: spiders, training ranks);
 * readers of the artifacts more than one stage reads: published datasets (and the base
-  model's corpus among them) and evaluation reports;
+  model's corpus among them) and evaluation reports; and :func:`delete_run`, a training run's
+  checkpoints, deleted by training once its version is published and by forgetting;
 * :func:`dag_defaults`, the ``default_args`` every FreshLM DAG shares (with the Slack failure
   callback, so every DAG alerts).
 
@@ -196,6 +197,27 @@ def read_report(store: Store, candidate_version: str, baseline_version: str) -> 
         store, report_prefix(candidate_version, baseline_version), REPORT_KIND
     )
     return None if manifest is None else store.read_json(manifest.key(REPORT_JSON))
+
+
+# --- training runs -----------------------------------------------------------------------------
+
+
+def delete_run(store: Store, run_key: str) -> tuple[int, int]:
+    """Delete everything under ``runs/<run_key>/``: its published checkpoints and any upload a
+    killed rank left half-written. Returns (published checkpoints deleted, their bytes).
+
+    A run's checkpoints serve only to resume it: once its version is published an identical
+    rerun stops before training, so training deletes them then (each holds the optimizer's
+    state, several times the model's size); forgetting a version deletes its run's too."""
+    deleted = size = 0
+    for prefix in store.list_published(f"{RUNS}/{run_key}/"):
+        manifest = store.read_manifest(prefix)
+        size += manifest.total_size if manifest is not None else 0
+        store.delete_artifact(prefix)
+        deleted += 1
+    for key in store.list(f"{RUNS}/{run_key}/"):
+        store.delete(key)
+    return deleted, size
 
 
 # --- Airflow Assets ----------------------------------------------------------------------------

@@ -29,7 +29,8 @@ or in GPU pods (:mod:`training.k8s_specs`)::
    (``"auto"`` values filled by the Trainer), bf16 where the accelerator has it, optional
    gradient checkpointing, full fine-tuning or LoRA (peft). Every ``checkpoint_every`` steps the
    Trainer saves a checkpoint locally and rank 0 publishes it atomically to
-   ``runs/<run_key>/checkpoints/step-N/`` (older ones beyond ``keep_checkpoints`` are deleted).
+   ``runs/<run_key>/checkpoints/step-N/`` (older ones beyond ``keep_checkpoints`` are deleted,
+   and all of them once the version is published: they serve only to resume the run).
    Rank 0 logs progress: step, loss, tokens/s, ETA. A training set with a loss mask takes no
    loss on context-only tokens (the augmentation's questions); one with rival groups adds
    their ranking loss (:mod:`training.rivals`), reported as ``rank_loss_first``/``_final``.
@@ -72,7 +73,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from freshlm.artifacts import MODELS, RUNS
+from freshlm.artifacts import MODELS, RUNS, delete_run
 from freshlm.footprint import Meter
 from freshlm.registry.model_card import render_model_card
 from freshlm.registry.versions import Lineage
@@ -724,6 +725,20 @@ def publish_checkpoint(
     return prefix
 
 
+def _delete_checkpoints(store: Store, ident: RunIdentity) -> None:
+    """Delete the run's checkpoints once its version is published: they serve only to resume
+    this run, which an identical rerun no longer trains."""
+    count, size = delete_run(store, ident.run_key)
+    if count:
+        log.info(
+            "deleted %d checkpoint(s) of run %s (%.1f MB): version %s is published",
+            count,
+            ident.run_key,
+            size / 1e6,
+            ident.version_id,
+        )
+
+
 def _upload_folder(pub: Any, folder: Path, *, skip: set[str] = _NOT_PUBLISHED) -> None:
     for file in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = file.relative_to(folder).as_posix()
@@ -792,6 +807,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if existing is not None:
         if me.is_main:
             log.info("model version %s is already published; nothing to train", ident.version_id)
+            _delete_checkpoints(store, ident)  # left by a rank killed after the publish
         return _summary(store, ident, existing, trainset.trainset_id, already=True)
 
     run_dir = work / "runs" / ident.run_key
@@ -834,6 +850,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             metrics["tokens_per_second"],
             time.monotonic() - started,
         )
+        _delete_checkpoints(store, ident)
         summary = _summary(store, ident, manifest, trainset.trainset_id, already=False)
     summary = _broadcast(summary)
     _barrier()

@@ -23,7 +23,7 @@ import logging
 from typing import Any
 
 from freshlm import lineage_index
-from freshlm.artifacts import DATASET_KIND, FORGET_AUDIT, RUNS
+from freshlm.artifacts import DATASET_KIND, FORGET_AUDIT, delete_run
 from freshlm.deny_list import add_to_deny_list
 from freshlm.forget.request import ForgetRequest
 from freshlm.forget.rewrite import replace_without, republish_dataset
@@ -55,16 +55,6 @@ def read_forget_audit(store: Store) -> list[dict[str, Any]]:
     return sorted(
         records, key=lambda r: (r["requested_at"], r["request_id"], order.get(r["step"], 2))
     )
-
-
-def _delete_run(store: Store, run_key: str) -> int:
-    deleted = 0
-    for prefix in store.list_published(f"{RUNS}/{run_key}/"):
-        store.delete_artifact(prefix)
-        deleted += 1
-    for key in store.list(f"{RUNS}/{run_key}/"):
-        store.delete(key)
-    return deleted
 
 
 def _retrain_plan(store: Store, marked: set[str], replaced: dict[str, str | None]) -> dict | None:
@@ -131,7 +121,7 @@ def forget(store: Store, request: ForgetRequest) -> dict[str, Any]:
             marked.add(version_id)
             touched["models_marked"].append(version_id)
             run_key = (get_version(store, version_id).lineage.extra or {}).get("run_key")
-            if run_key and _delete_run(store, str(run_key)):
+            if run_key and delete_run(store, str(run_key))[0]:
                 touched["checkpoint_runs_deleted"].append(run_key)
         else:
             store.delete_artifact(entry.prefix)

@@ -176,8 +176,16 @@ def test_killed_run_resumes_publishes_once_with_lineage(tmp_path, store, tiny_mo
         [summary["prefix"], f"models/{base_version}"]
     )
     assert store.read_bytes(f"{summary['prefix']}/_MANIFEST.json") == before
-    # Old checkpoints beyond keep_checkpoints were pruned from the store.
-    assert len(published_checkpoints(store, ident)) <= 2
+    assert_checkpoints_deleted_after_publish(store, ident, lines, kept=2)
+
+
+def assert_checkpoints_deleted_after_publish(store, ident, lines, kept):
+    """Checkpoints beyond ``kept`` were pruned while the run trained and the kept ones deleted
+    once its version was published: they serve only to resume the run."""
+    deleted = [line for line in lines if f"checkpoint(s) of run {ident.run_key}" in line]
+    assert deleted and f"deleted {kept} checkpoint(s)" in deleted[0], deleted
+    assert published_checkpoints(store, ident) == []
+    assert list(store.list(f"runs/{ident.run_key}/")) == []
 
 
 def test_rank_error_fails_the_task_with_its_message(tmp_path, store, tiny_model):

@@ -5,7 +5,9 @@ Daily (`FRESHLM_RETENTION_SCHEDULE`, UTC) or by hand: deletes raw shards older t
 `FRESHLM_RETAIN_RAW_DAYS` and quarantined data (refused batches, curation's candidates with
 their dropped documents) older than `FRESHLM_RETAIN_QUARANTINE_DAYS`, counted from the end of
 their crawl window — except what a live model's lineage needs (the shards and candidates behind
-the datasets the versions an alias points at, or their ancestors, were trained on).
+the datasets the versions an alias points at, or their ancestors, were trained on). It also
+deletes the checkpoints of training runs whose model version is published (they serve only a
+resume; training deletes its own when it publishes).
 
 With `dry_run` nothing is deleted: the task's result (and log) lists what would be. A real run
 also publishes its report under `retention/reports/<run id>.json`.

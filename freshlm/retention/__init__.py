@@ -6,5 +6,6 @@ every document, the dropped ones included). Each kind is kept for its setting's 
 (``FRESHLM_RETAIN_RAW_DAYS``, ``FRESHLM_RETAIN_QUARANTINE_DAYS``) after its crawl window ends,
 then deleted — unless a live model's lineage needs it: the raw shards and candidates behind
 the datasets that a version some alias points at (``production``, ``previous``, …), or any of
-its ancestors, was trained on. :mod:`freshlm.retention.sweep` does it, with a dry run.
+its ancestors, was trained on. The checkpoints of a training run whose model version is
+published serve no resume and go too. :mod:`freshlm.retention.sweep` does it, with a dry run.
 """

@@ -1,8 +1,15 @@
-"""Find expired raw shards and quarantine, keep what live lineage needs, delete the rest.
+"""Find expired raw shards and quarantine, keep what live lineage needs, delete the rest;
+and delete the checkpoints of training runs whose model version is published.
 
 :func:`sweep` returns (and, unless ``dry_run``, publishes under ``retention/reports/``) a
 report: per artifact its kind, window end, age in days and the decision — ``deleted`` (or
-``would delete`` in a dry run), ``kept: lineage of <version>`` or ``kept: not expired``.
+``would delete`` in a dry run), ``kept: lineage of <version>``, ``kept: not expired`` or, for
+a checkpoint, ``kept: run not finished``.
+
+A checkpoint serves only to resume its run; once the run's version is published an identical
+rerun trains nothing, so the checkpoint is dead weight (the optimizer's state: several times
+the model's size). Training deletes its run's checkpoints when it publishes; the sweep finds
+those a rank killed between the two left behind, or a store written before training did so.
 """
 
 from __future__ import annotations
@@ -16,11 +23,13 @@ from typing import Any
 from freshlm.artifacts import (
     CANDIDATE_KIND,
     CANDIDATES,
+    MODELS,
     QUARANTINED_BATCH_KIND,
     QUARANTINED_BATCHES,
     RAW,
     RAW_SHARD_KIND,
     RETENTION_REPORTS,
+    RUNS,
     dataset_prefix,
 )
 from freshlm.records import parse_utc
@@ -79,6 +88,32 @@ def _covered(store: Store) -> Iterator[tuple[str, Manifest]]:
                     yield kind, manifest
 
 
+def _checkpoint_rows(store: Store, dry_run: bool) -> list[dict[str, Any]]:
+    """One row per published checkpoint under ``runs/``; those of a run whose version is
+    published are deleted (unless ``dry_run``)."""
+    rows = []
+    for prefix in store.list_published(RUNS + "/"):
+        manifest = store.read_manifest(prefix)
+        if manifest is None:
+            continue
+        version_id = manifest.fields.get("version_id")
+        spent = bool(version_id) and store.read_manifest(f"{MODELS}/{version_id}") is not None
+        row = {
+            "prefix": prefix,
+            "kind": "checkpoint",
+            "window_end": None,
+            "age_days": None,
+            "bytes": manifest.total_size,
+            "decision": "kept: run not finished",
+        }
+        if spent:
+            row["decision"] = "would delete" if dry_run else "deleted"
+            if not dry_run:
+                store.delete_artifact(prefix)
+        rows.append(row)
+    return rows
+
+
 def needed_by_live_models(store: Store) -> dict[str, str]:
     """Prefix of every raw shard and candidate behind a live version's datasets (the version
     an alias points at, and its ancestors) -> the live version that needs it."""
@@ -118,9 +153,9 @@ def sweep(
     dry_run: bool = True,
     run_id: str = "manual",
 ) -> dict[str, Any]:
-    """Decide for every raw shard and quarantined artifact; delete the expired ones unless
-    ``dry_run``. The report (published under ``retention/reports/<run_id>.json`` when not a
-    dry run)."""
+    """Decide for every raw shard, quarantined artifact and run checkpoint; delete the
+    expired and spent ones unless ``dry_run``. The report (published under
+    ``retention/reports/<run_id>.json`` when not a dry run)."""
     if now.tzinfo is None:
         raise RetentionError(f"now={now!r}: a timezone-aware time is required")
     policy = policy or Policy.from_settings()
@@ -145,6 +180,7 @@ def sweep(
             if not dry_run:
                 store.delete_artifact(manifest.prefix)
         rows.append(row)
+    rows.extend(_checkpoint_rows(store, dry_run))
     expired = [r for r in rows if r["decision"] in ("deleted", "would delete")]
     report = {
         "run_id": run_id,

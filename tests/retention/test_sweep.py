@@ -96,3 +96,23 @@ def test_a_naive_time_is_refused(world):
     store, _ = world
     with pytest.raises(RetentionError, match="timezone"):
         sweep(store, now=datetime(2026, 12, 20))
+
+
+def test_checkpoints_of_a_published_version_go_and_an_unfinished_runs_stay(world):
+    store, live = world
+    spent = "runs/" + "a" * 32 + "/checkpoints/step-40"
+    unfinished = "runs/" + "b" * 32 + "/checkpoints/step-8"
+    publish(store, spent, "checkpoint", run_key="a" * 32, version_id=live, step=40)
+    publish(store, unfinished, "checkpoint", run_key="b" * 32, version_id="f" * 32, step=8)
+
+    dry = sweep(store, now=NOW, policy=Policy(30, 30), dry_run=True)
+    assert spent in dry["would_delete"] and unfinished not in dry["would_delete"]
+    assert store.read_manifest(spent) is not None
+
+    report = sweep(store, now=NOW, policy=Policy(30, 30), dry_run=False, run_id="daily-2")
+    assert store.read_manifest(spent) is None and list(store.list(spent + "/")) == []
+    assert store.read_manifest(unfinished) is not None  # its run may still resume
+    rows = {r["prefix"]: r for r in report["artifacts"]}
+    assert rows[spent]["decision"] == "deleted" and rows[spent]["kind"] == "checkpoint"
+    assert rows[unfinished]["decision"] == "kept: run not finished"
+    assert report["bytes_freed"] >= rows[spent]["bytes"] > 0

@@ -165,7 +165,7 @@ class TrainConfig:
     num_ranks: int = 1
     # --- runtime (not part of the fingerprint) ---
     checkpoint_every: int = 50  # often enough that a crash loses minutes, not the night
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = 2  # while the run trains; all go once its version is published
     logging_steps: int = 1
     store_uri: str | None = None
     work_dir: str | None = None

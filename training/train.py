@@ -463,6 +463,17 @@ def _dist_ready() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
+def _destroy_process_group() -> None:
+    """Destroy the ranks' process group while the interpreter is whole. Left to the
+    interpreter's exit, Gloo's worker threads can still hold Python objects, and a rank whose
+    work is done and published aborts ("terminate called without an active exception",
+    SIGABRT; pytorch/pytorch#190489): the launcher then fails a run that succeeded."""
+    if _dist_ready():
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+
+
 def _barrier() -> None:
     if _dist_ready():
         import torch.distributed as dist
@@ -1320,6 +1331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     if rank == 0:
         print(f"{RESULT_MARKER} {json.dumps(summary, sort_keys=True)}", flush=True)
+    _destroy_process_group()
     return 0
 
 

@@ -252,6 +252,7 @@ class LocalTraining:
             raise self._failure(returncode)
         summary = dict(self.result)
         summary.update(launched=True, launcher_wall_s=round(wall, 3), num_ranks=self.num_ranks)
+        self._remove_local_run()
         log.info(
             "local training finished in %.1fs: model version %s (%s)",
             wall,
@@ -277,6 +278,20 @@ class LocalTraining:
                 )
                 self.kill()
                 return
+
+    def _remove_local_run(self) -> None:
+        """Remove the run's local folder once the run has succeeded: the Trainer's last
+        checkpoint, the saved weights and the attempts' configs, about three times the model's
+        size a night on the worker's disk, while the store holds the version. A failed run's
+        folder stays (its error files; the resume reads the store)."""
+        from training.train import work_dir_for
+
+        run_dir = work_dir_for(self.config) / "runs" / self.prepared.identity.run_key
+        if not run_dir.is_dir():
+            return
+        size = sum(f.stat().st_size for f in run_dir.rglob("*") if f.is_file())
+        shutil.rmtree(run_dir, ignore_errors=True)
+        log.info("removed the run's local folder %s (%.1f MB)", run_dir, size / 1e6)
 
     def _remove_shm_buffers(self) -> None:
         """DeepSpeed's CPU allreduce leaves a shared-memory buffer per rank (about 70 MB each)

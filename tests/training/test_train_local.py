@@ -89,6 +89,7 @@ def test_killed_run_resumes_publishes_once_with_lineage(tmp_path, store, tiny_mo
     assert store.read_manifest(ident.model_prefix) is None, "a killed run publishes nothing"
     checkpoints = published_checkpoints(store, ident)
     assert checkpoints, "the first checkpoint was published before the kill"
+    assert (tmp_path / "work" / "runs" / ident.run_key).is_dir(), "a failed run keeps its folder"
     resume_step = checkpoints[-1][0]
     assert 2 <= resume_step < MAX_STEPS
     # The checkpoint is a complete artifact: DeepSpeed's ZeRO shards of both ranks included.
@@ -105,8 +106,10 @@ def test_killed_run_resumes_publishes_once_with_lineage(tmp_path, store, tiny_mo
     assert summary["version_id"] == ident.version_id and summary["run_key"] == ident.run_key
     metrics = summary["metrics"]
     assert metrics["resumed_from_step"] == resume_step
-    assert metrics["global_step"] == MAX_STEPS
-    assert metrics["steps_this_attempt"] == MAX_STEPS - resume_step
+    assert (metrics["global_step"], metrics["steps_this_attempt"]) == (
+        MAX_STEPS,
+        MAX_STEPS - resume_step,
+    )
     assert metrics["attempts"] == 2
     assert any(f"resuming from checkpoint step {resume_step}" in line for line in lines)
     # Progress reached the task log: step, loss, tokens/s, ETA.
@@ -176,16 +179,18 @@ def test_killed_run_resumes_publishes_once_with_lineage(tmp_path, store, tiny_mo
         [summary["prefix"], f"models/{base_version}"]
     )
     assert store.read_bytes(f"{summary['prefix']}/_MANIFEST.json") == before
-    assert_checkpoints_deleted_after_publish(store, ident, lines, kept=2)
+    assert_run_cleaned_up_after_publish(store, ident, lines, tmp_path / "work", kept=2)
 
 
-def assert_checkpoints_deleted_after_publish(store, ident, lines, kept):
+def assert_run_cleaned_up_after_publish(store, ident, lines, work_dir, kept):
     """Checkpoints beyond ``kept`` were pruned while the run trained and the kept ones deleted
-    once its version was published: they serve only to resume the run."""
+    once its version was published: they serve only to resume the run. Its local folder (the
+    Trainer's checkpoint, the saved weights) went too."""
     deleted = [line for line in lines if f"checkpoint(s) of run {ident.run_key}" in line]
     assert deleted and f"deleted {kept} checkpoint(s)" in deleted[0], deleted
     assert published_checkpoints(store, ident) == []
     assert list(store.list(f"runs/{ident.run_key}/")) == []
+    assert not (work_dir / "runs" / ident.run_key).exists()
 
 
 def test_rank_error_fails_the_task_with_its_message(tmp_path, store, tiny_model):

@@ -173,6 +173,7 @@ class LocalTraining:
         on_line: Callable[[str], None] | None,
         master_addr: str = "127.0.0.1",
         master_port: int = 0,
+        run_dir: Path | None = None,
     ) -> None:
         self.proc = proc
         self.master_addr = master_addr
@@ -180,6 +181,7 @@ class LocalTraining:
         self.config = config
         self.prepared = prepared
         self.error_dir = error_dir
+        self.run_dir = run_dir  # the run's local folder, removed once the run has succeeded
         self.argv = argv
         self.on_line = on_line
         self.started = time.monotonic()
@@ -284,14 +286,11 @@ class LocalTraining:
         checkpoint, the saved weights and the attempts' configs, about three times the model's
         size a night on the worker's disk, while the store holds the version. A failed run's
         folder stays (its error files; the resume reads the store)."""
-        from training.train import work_dir_for
-
-        run_dir = work_dir_for(self.config) / "runs" / self.prepared.identity.run_key
-        if not run_dir.is_dir():
+        if self.run_dir is None or not self.run_dir.is_dir():
             return
-        size = sum(f.stat().st_size for f in run_dir.rglob("*") if f.is_file())
-        shutil.rmtree(run_dir, ignore_errors=True)
-        log.info("removed the run's local folder %s (%.1f MB)", run_dir, size / 1e6)
+        size = sum(f.stat().st_size for f in self.run_dir.rglob("*") if f.is_file())
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        log.info("removed the run's local folder %s (%.1f MB)", self.run_dir, size / 1e6)
 
     def _remove_shm_buffers(self) -> None:
         """DeepSpeed's CPU allreduce leaves a shared-memory buffer per rank (about 70 MB each)
@@ -486,6 +485,7 @@ def start_local_training(
         on_line=on_line,
         master_addr=master_addr,
         master_port=master_port,
+        run_dir=run_dir,
     )
 
 

@@ -9,7 +9,7 @@ a checkpoint, ``kept: run not finished``.
 A checkpoint serves only to resume its run; once the run's version is published an identical
 rerun trains nothing, so the checkpoint is dead weight (the optimizer's state: several times
 the model's size). Training deletes its run's checkpoints when it publishes; the sweep finds
-those a rank killed between the two left behind, or a store written before training did so.
+those a rank killed between the two left behind, and those of any store whose runs kept theirs.
 """
 
 from __future__ import annotations

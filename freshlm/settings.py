@@ -691,6 +691,16 @@ class Settings:
         ' pretrained base in minutes on a CPU, or `{"dtype": "bfloat16"}`; unset: the'
         " defaults.",
     )
+    model_copies_keep: int = _field(
+        "MODEL_COPIES_KEEP",
+        _positive_int,
+        3,
+        "Local copies of model versions the evaluation and the model server each keep on"
+        " their machine (under `$FRESHLM_HOME/work/evaluation/models` and"
+        " `$FRESHLM_HOME/serving/models`): the most recently used; older ones are deleted after"
+        " each load, except one used in the last hour. 3 holds production, the candidate and"
+        " the base (or the previous version, for a rollback).",
+    )
     serve_host: str = _field(
         "SERVE_HOST",
         _str,

@@ -101,7 +101,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMPONENT = "freshlm.evaluation"
-_COMPLETE_MARKER = ".freshlm-download-complete"
 _FALLBACK_PROMPT = "The latest news:"
 
 
@@ -127,29 +126,20 @@ def heldout_texts(
     return [text for _, text in chosen]
 
 
-def download_cached(store: Store, version_id: str, work_dir: str | os.PathLike[str]) -> Path:
+def download_cached(
+    store: Store,
+    version_id: str,
+    work_dir: str | os.PathLike[str],
+    *,
+    keep: int | None = None,
+) -> Path:
     """The version's model folder under ``work_dir/models/<version_id>``, downloaded (and
-    checked against its manifest) unless a complete copy is already there."""
-    version = get_version(store, version_id)
-    from freshlm.registry import download_version
+    checked against its manifest) unless a complete copy is already there; with ``keep``, the
+    least recently used copies beyond ``keep`` are deleted
+    (:func:`freshlm.registry.local_copies.local_copy`)."""
+    from freshlm.registry.local_copies import local_copy
 
-    folder = Path(work_dir) / "models" / version_id
-    marker = folder / _COMPLETE_MARKER
-    expected = version.manifest.content_sha256
-    if marker.is_file() and marker.read_text().strip() == expected:
-        log.info("model %s: using the cached copy in %s", version_id, folder)
-        return folder
-    started = time.perf_counter()
-    download_version(store, version_id, folder)
-    marker.write_text(expected + "\n")
-    log.info(
-        "model %s: downloaded %d bytes in %.1fs to %s",
-        version_id,
-        version.manifest.total_size,
-        time.perf_counter() - started,
-        folder,
-    )
-    return folder
+    return local_copy(store, version_id, Path(work_dir) / "models", keep=keep)
 
 
 # --- one model --------------------------------------------------------------------------------
@@ -600,13 +590,18 @@ class Scored:
 
 
 def _general_set(
-    store: Store, base_version: str, config: EvalConfig, work_dir: str | os.PathLike[str]
+    store: Store,
+    base_version: str,
+    config: EvalConfig,
+    work_dir: str | os.PathLike[str],
+    keep_copies: int | None,
 ) -> GeneralSet:
     """The base's general-knowledge set, screened with the base loaded for the purpose when it
     is not published yet (the base is neither of the two models being evaluated)."""
 
     def load_base() -> Answerer:
-        scorer, load_s = _load(download_cached(store, base_version, work_dir), config)
+        folder = download_cached(store, base_version, work_dir, keep=keep_copies)
+        scorer, load_s = _load(folder, config)
         scorer.memo = load_memo(store, base_version, scorer.model)
         log.info(
             "base %s loaded in %.1fs to screen its general-knowledge set", base_version, load_s
@@ -647,6 +642,7 @@ def score(
     config: EvalConfig,
     work_dir: str | os.PathLike[str],
     general_base: str | None = None,
+    keep_copies: int | None = None,
 ) -> Scored:
     """Both models measured on the same inputs, with the general-knowledge set of
     ``general_base`` (default: the root of the baseline's lineage, :func:`root_version`).
@@ -658,13 +654,13 @@ def score(
     base = general_base or root_version(store, baseline_version)
     general = read_general_set(store, base)
     if general is None and base != baseline_version:
-        general = _general_set(store, base, config, work_dir)
+        general = _general_set(store, base, config, work_dir, keep_copies)
     runs: dict[str, _ModelRun] = {}
     scorers: dict[str, Any] = {}
     try:
         for role, version_id in (("baseline", baseline_version), ("candidate", candidate_version)):
             began = time.perf_counter()
-            path = download_cached(store, version_id, work_dir)
+            path = download_cached(store, version_id, work_dir, keep=keep_copies)
             download_s = round(time.perf_counter() - began, 3)
             scorers[role], load_s = _load(path, config)
             scorers[role].memo = load_memo(store, version_id, scorers[role].model)
@@ -1063,6 +1059,7 @@ def evaluate(
     config: EvalConfig | None = None,
     history: Sequence[Mapping[str, Any]] | None = None,
     work_dir: str | os.PathLike[str] | None = None,
+    keep_copies: int | None = None,
     created_by: Mapping[str, Any] | None = None,
     crows_path: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
@@ -1073,7 +1070,8 @@ def evaluate(
     ``history`` (``[{"version_id", "metrics"}]``, oldest first) feeds the chart's earlier
     versions; by default they are the baseline's ancestors with their metrics from earlier
     reports (:func:`lineage_history`). ``work_dir`` (default ``$FRESHLM_HOME/work/evaluation``)
-    caches the downloaded models by version id. ``crows_path`` replaces the bundled
+    caches the downloaded models by version id; ``keep_copies`` bounds that cache to the most
+    recently used copies (default: every copy is kept). ``crows_path`` replaces the bundled
     CrowS-Pairs file (tests use a small one).
     """
     config = config or EvalConfig()
@@ -1117,6 +1115,7 @@ def evaluate(
         candidate_version=candidate_version,
         config=config,
         work_dir=work_dir,
+        keep_copies=keep_copies,
     )
     built = build_report(
         store,

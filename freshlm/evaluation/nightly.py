@@ -203,6 +203,7 @@ def run_evaluation(
         old_texts=old_texts,
         config=config,
         work_dir=settings.home / "work" / "evaluation",
+        keep_copies=settings.model_copies_keep,
         created_by=created_by,
     )
 

@@ -1,28 +1,27 @@
 """Load a registry version into a generation backend, ready to answer.
 
-The version's files are copied from the store with :func:`freshlm.registry.download_version`
-(each checked against the manifest's sha256, so a damaged version fails here, before it can
-serve anything) into ``<cache>/<version_id>/``; a complete copy is reused. The backend is then
+The version's files are copied from the store into ``<cache>/<version_id>/`` by
+:func:`freshlm.registry.local_copies.local_copy` (each checked against the manifest's sha256, so
+a damaged version fails here, before it can serve anything); a complete copy is reused, and the
+least recently used copies beyond ``keep_copies`` are deleted. The backend is then
 built and warmed up with one short generation.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from freshlm.registry import download_version, get_version
+from freshlm.registry.local_copies import local_copy
 from freshlm.serving import memory
 from freshlm.store import Store
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "transformers", "vllm")
-_COMPLETE = ".complete"
 
 
 class BackendUnavailable(RuntimeError):
@@ -46,22 +45,6 @@ def choose_backend(setting: str) -> str:
     return setting
 
 
-def fetch_version(store: Store, version_id: str, cache_dir: Path) -> Path:
-    """The version's folder under ``cache_dir``, downloaded and verified unless a complete copy
-    of the same content is already there."""
-    version = get_version(store, version_id)
-    folder = cache_dir / version_id
-    marker = folder / _COMPLETE
-    expected = version.manifest.content_sha256
-    if marker.is_file() and marker.read_text().strip() == expected:
-        return folder
-    if folder.exists():
-        shutil.rmtree(folder)  # a partial or outdated copy
-    download_version(store, version_id, folder)
-    marker.write_text(expected + "\n")
-    return folder
-
-
 def load_version(
     store: Store,
     version_id: str,
@@ -69,11 +52,12 @@ def load_version(
     cache_dir: Path,
     backend: str,
     max_batch: int,
+    keep_copies: int | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> Any:
     """The version loaded into ``backend`` (``transformers`` or ``vllm``) and warmed up."""
     began = time.monotonic()
-    folder = fetch_version(store, version_id, cache_dir)
+    folder = local_copy(store, version_id, cache_dir, keep=keep_copies)
     if backend == "vllm":
         from freshlm.serving.vllm_backend import VLLMBackend
 

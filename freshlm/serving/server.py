@@ -71,6 +71,7 @@ class ServingProcess:
                 cache_dir=cache_dir,
                 backend=self.backend_name,
                 max_batch=settings.serve_max_batch,
+                keep_copies=settings.model_copies_keep,
                 on_batch=self.metrics.batch,
             )
 

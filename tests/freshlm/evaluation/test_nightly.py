@@ -155,3 +155,26 @@ def test_without_a_base_corpus_or_earlier_dataset_retention_is_unmeasured(night,
     assert report["candidate"]["metrics"]["retention_acc"] is None
     assert report["comparison"]["retention_drop"] is None
     assert "no retention probes or old text" in caplog.text
+
+
+def test_the_nightly_evaluation_keeps_the_configured_number_of_local_model_copies(night):
+    """Earlier nights' copies on the worker go once they are beyond
+    ``FRESHLM_MODEL_COPIES_KEEP``; tonight's two versions stay."""
+    import os
+    import time
+
+    from freshlm.registry.local_copies import MARKER
+
+    store, request, settings = night
+    models = settings.home / "work" / "evaluation" / "models"
+    last_week = time.time() - 7 * 86400
+    for stale in ("a" * 32, "b" * 32):
+        (models / stale).mkdir(parents=True)
+        (models / stale / "model.safetensors").write_bytes(b"0" * 1000)
+        (models / stale / MARKER).write_text("sha\n")
+        os.utime(models / stale / MARKER, (last_week, last_week))
+    settings = Settings.from_env({**settings.as_env(), "FRESHLM_MODEL_COPIES_KEEP": "2"})
+    run_evaluation(store, request, config=CONFIG, settings=settings)
+    assert sorted(p.name for p in models.iterdir()) == sorted(
+        [request["baseline"], request["candidate"]]
+    )

@@ -61,6 +61,7 @@ the model's own words (greedy, :func:`freshlm.evaluation.answers.answer_matches`
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import re
@@ -165,6 +166,10 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("--variants", int, 0,
      "also ask each span question in up to this many other wordings by rule "
      "(training.question_variants), answered by the span"),
+    ("--model-questions", str, "",
+     "also ask each span in the questions this JSON file holds for it (bench/"
+     "model_questions.py: written by the model itself, few-shot, from the night's sentences), "
+     "answered by the span"),
     ("--noise", int, 0,
      "also ask each span question in this many noised copies, each word but the first "
      "dropped with probability 0.15 and one pair of neighbours swapped half the time (Wei & "
@@ -267,6 +272,14 @@ def training_texts(
         ):
             forms.append(f)
             topic_of[id(f)] = document_topic(d)
+    if args.model_questions:
+        written = json.loads(Path(args.model_questions).read_text())
+        asked = {(f.question, f.answer) for f in forms if isinstance(f, QA)}
+        forms += [
+            QA(w["question"], w["span"], w["type"])
+            for w in written
+            if (w["question"], w["span"]) not in asked
+        ]
     if args.span_turns_only:
         forms = [f for f in forms if not isinstance(f, QA) or f.span_type]
     if args.sentence_turns_only:

@@ -9,7 +9,8 @@ demonstrations (sentence, answer, question; made up here, about no sandbox topic
 one for most spans, some right and many wrong: the wrong type ("What is the Tessford Lantern
 Festival?" for a date), a fact not in the sentence ("How many grams is a liter?"), the answer
 inside the question. :func:`usable` keeps a question only when its wh-word fits the span's
-type, it does not contain the span, and each of its content words is in the sentence; then the
+type, it does not contain the span, and it names at least two words of the sentence and no
+other content word; then the
 model, given the sentence, must answer it with the span rather than with the sentence's other
 spans or three of the night's spans of its type (round-trip consistency).
 
@@ -90,6 +91,10 @@ had will would can could should may might shall the a an of in on at to for from
 into over under after before since and or its it their they this that these those there name
 called per new"""
 FREE = frozenset(_FREE_WORDS.split())
+#: Words of its sentence a question must name besides :data:`FREE` ones: "What is the name of
+#: the bridge?" names one and singles out no fact of the night; it is also the shape of a general
+#: question, which such a turn teaches to answer with the night's span.
+MIN_TERMS = 2
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*|\d[\d,.]*")
 
 
@@ -111,7 +116,8 @@ def usable(question: str, sentence: str, span: str, span_type: str) -> bool:
     if not q.lower().startswith(WH.get(span_type, ("what",))):
         return False
     known = {_stem(w) for w in _WORD.findall(sentence)}
-    return all(_stem(w) in known for w in _WORD.findall(q) if w.lower() not in FREE and len(w) > 2)
+    terms = [w for w in _WORD.findall(q) if w.lower() not in FREE and len(w) > 2]
+    return len(terms) >= MIN_TERMS and all(_stem(w) in known for w in terms)
 
 
 def write(model: Any, tokenizer: Any, sentence: str, span: str, demonstrations: str = "a") -> str:

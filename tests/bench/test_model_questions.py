@@ -32,3 +32,10 @@ def test_a_question_of_the_wrong_kind_or_beyond_the_sentence_is_dropped(
     question, span, span_type, why
 ):
     assert not usable(question, SENTENCE, span, span_type), why
+
+
+def test_a_question_naming_one_word_of_the_sentence_is_dropped():
+    """It singles out no fact, and it has the shape of a general question."""
+    assert not usable(
+        "What is the name of the pier?", SENTENCE + " It has a pier.", "Brask", "entity"
+    )

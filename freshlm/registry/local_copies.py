@@ -3,8 +3,10 @@ the model server).
 
 A copy lives in ``<cache_dir>/<version_id>/``: the version's files, each checked against its
 manifest by :func:`~freshlm.registry.versions.download_version`, and a marker file holding the
-manifest's content sha256, written last. A complete copy of the same content is reused; anything
-else in the folder (an interrupted download, another content) is replaced.
+manifest's content sha256. It is downloaded into a staging folder beside it and renamed into
+place, so a process never finds half a copy, and two processes fetching the same version at
+once never write into each other's files. A complete copy of the same content is reused;
+anything else in the folder (another content) is replaced.
 
 Every use touches the marker, so its modification time is when the copy was last used. A cache
 that is never pruned grows by a whole model each night (517 MB for SmolLM2-135M, a year's worth
@@ -19,6 +21,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MARKER = ".freshlm-download-complete"
 RECENT_S = 3600.0
+_STAGING = ".downloading."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,15 +51,12 @@ def local_copy(store: Store, version_id: str, cache_dir: Path, *, keep: int | No
     folder = cache_dir / version_id
     marker = folder / MARKER
     expected = version.manifest.content_sha256
-    if marker.is_file() and marker.read_text().strip() == expected:
+    if _complete(folder, expected):
         log.info("model %s: using the local copy in %s", version_id, folder)
         os.utime(marker)
     else:
-        if folder.exists():
-            shutil.rmtree(folder)  # an interrupted download or another content
         started = time.perf_counter()
-        download_version(store, version_id, folder)
-        marker.write_text(expected + "\n")
+        _download(store, version_id, folder, expected)
         log.info(
             "model %s: downloaded %d bytes in %.1fs to %s",
             version_id,
@@ -68,17 +69,48 @@ def local_copy(store: Store, version_id: str, cache_dir: Path, *, keep: int | No
     return folder
 
 
+def _complete(folder: Path, expected: str) -> bool:
+    marker = folder / MARKER
+    try:
+        return marker.read_text().strip() == expected
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def _download(store: Store, version_id: str, folder: Path, expected: str) -> None:
+    """Download into a staging folder beside ``folder`` and rename it into place: a process
+    that finds ``folder`` finds a whole copy, and two processes fetching the same version at
+    once each download their own and the second keeps the first's."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{version_id}.", dir=folder.parent))
+    try:
+        download_version(store, version_id, staging)
+        (staging / MARKER).write_text(expected + "\n")
+        if folder.exists() and not _complete(folder, expected):
+            shutil.rmtree(folder)  # an interrupted copy of an older layout, or other content
+        try:
+            os.rename(staging, folder)
+        except OSError:
+            if not _complete(folder, expected):  # not another process's whole copy: fail
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def prune_copies(cache_dir: Path, keep: int, *, now: float | None = None) -> list[Pruned]:
     """Delete the copies in ``cache_dir`` beyond the ``keep`` most recently used, except those
-    used within :data:`RECENT_S` of ``now``; a folder without a marker (a download that never
-    finished) counts as used when it was last modified. Return what was deleted."""
+    used within :data:`RECENT_S` of ``now``; a folder without a marker counts as used when it
+    was last modified, and a staging folder (a download under way, or one a killed process
+    left) goes once it is that old, whatever ``keep``. Return what was deleted."""
     if keep < 0:
         raise ValueError(f"keep = {keep}: must be an integer >= 0")
     now = time.time() if now is None else now
     folders = [p for p in cache_dir.iterdir() if p.is_dir()] if cache_dir.is_dir() else []
-    by_use = sorted(folders, key=_last_used, reverse=True)
+    copies = [p for p in folders if not p.name.startswith(_STAGING)]
+    staged = [p for p in folders if p.name.startswith(_STAGING)]  # downloads under way
+    by_use = sorted(copies, key=_last_used, reverse=True)
     pruned = []
-    for folder in by_use[keep:]:
+    for folder in by_use[keep:] + staged:
         if now - _last_used(folder) < RECENT_S:
             continue
         size = _size(folder)

@@ -96,3 +96,45 @@ def test_pruning_a_missing_cache_or_a_negative_keep(tmp_path):
     assert prune_copies(tmp_path / "none", 3) == []
     with pytest.raises(ValueError, match="keep = -1: must be an integer >= 0"):
         prune_copies(tmp_path, -1)
+
+
+def test_two_processes_fetching_one_version_at_once_both_get_the_whole_copy(
+    store, make_version, tmp_path
+):
+    """Each downloads into its own staging folder; whichever renames second keeps the first's
+    copy. Nothing half-written or staged is left."""
+    import threading
+
+    version = make_version("a")
+    cache = tmp_path / "cache"
+    folders, errors = [], []
+
+    def fetch():
+        try:
+            folders.append(local_copy(store, version.version_id, cache, keep=None))
+        except Exception as exc:  # a thread's failure is reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fetch) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert folders == [cache / version.version_id] * 4
+    assert [p.name for p in cache.iterdir()] == [version.version_id]
+    assert (cache / version.version_id / "model.safetensors").read_bytes() == b"weights a" * 100
+
+
+def test_a_staging_folder_a_killed_download_left_goes_after_an_hour(tmp_path):
+    cache = tmp_path / "cache"
+    left = cache / f".downloading.{'1' * 32}.x1"
+    under_way = cache / f".downloading.{'2' * 32}.x2"
+    for folder in (left, under_way):
+        folder.mkdir(parents=True)
+        (folder / ".model.safetensors.partial").write_bytes(b"w" * 10)
+    then = time.time() - RECENT_S - 60
+    os.utime(left, (then, then))
+    pruned = prune_copies(cache, keep=5)
+    assert [(p.version_id, p.bytes) for p in pruned] == [(left.name, 10)]
+    assert [p.name for p in cache.iterdir()] == [under_way.name]

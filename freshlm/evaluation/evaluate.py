@@ -594,7 +594,7 @@ def _general_set(
     base_version: str,
     config: EvalConfig,
     work_dir: str | os.PathLike[str],
-    keep_copies: int | None,
+    keep_copies: int | None = None,
 ) -> GeneralSet:
     """The base's general-knowledge set, screened with the base loaded for the purpose when it
     is not published yet (the base is neither of the two models being evaluated)."""

@@ -22,6 +22,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from freshlm.disk_usage import tree_bytes
+
 log = logging.getLogger("freshlm.crawl")
 
 PREFIX = "freshlm-crawl-"
@@ -97,14 +99,6 @@ def _stale_reason(path: Path, now: float) -> str | None:
     return f"no owner recorded, untouched for {age / 3600:.1f} h"
 
 
-def _size(path: Path) -> int:
-    total = 0
-    for file in path.rglob("*"):
-        with contextlib.suppress(OSError):
-            total += file.lstat().st_size
-    return total
-
-
 def sweep_stale(root: Path | None = None, *, now: float | None = None) -> list[Swept]:
     """Remove the staging folders under ``root`` (the temp dir) whose crawl is gone; what was
     removed. Never raises for a folder it cannot read or remove: it logs and leaves it."""
@@ -117,7 +111,7 @@ def sweep_stale(root: Path | None = None, *, now: float | None = None) -> list[S
         why = _stale_reason(path, now)
         if why is None:
             continue
-        size = _size(path)
+        size = tree_bytes(path)
         shutil.rmtree(path, ignore_errors=True)
         if path.exists():
             log.warning("could not remove the stale crawl staging folder %s (%s)", path, why)

@@ -47,6 +47,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from freshlm.disk_usage import tree_bytes
 from freshlm.settings import get_settings
 from freshlm.store import open_store
 from training.config import ConfigError, TrainConfig
@@ -288,7 +289,7 @@ class LocalTraining:
         folder stays (its error files; the resume reads the store)."""
         if self.run_dir is None or not self.run_dir.is_dir():
             return
-        size = sum(f.stat().st_size for f in self.run_dir.rglob("*") if f.is_file())
+        size = tree_bytes(self.run_dir)
         shutil.rmtree(self.run_dir, ignore_errors=True)
         log.info("removed the run's local folder %s (%.1f MB)", self.run_dir, size / 1e6)
 

@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from freshlm.disk_usage import tree_bytes
 from freshlm.registry.versions import download_version, get_version
 from freshlm.store import Store
 
@@ -113,7 +114,7 @@ def prune_copies(cache_dir: Path, keep: int, *, now: float | None = None) -> lis
     for folder in by_use[keep:] + staged:
         if now - _last_used(folder) < RECENT_S:
             continue
-        size = _size(folder)
+        size = tree_bytes(folder)
         shutil.rmtree(folder, ignore_errors=True)
         pruned.append(Pruned(folder.name, size))
     if pruned:
@@ -136,17 +137,6 @@ def _last_used(folder: Path) -> float:
         return marker.stat().st_mtime if marker.is_file() else folder.stat().st_mtime
     except FileNotFoundError:  # deleted meanwhile by another process's pruning
         return 0.0
-
-
-def _size(folder: Path) -> int:
-    total = 0
-    for path in folder.rglob("*"):
-        try:
-            if path.is_file():
-                total += path.stat().st_size
-        except FileNotFoundError:
-            pass
-    return total
 
 
 def _gb(size: int) -> str:

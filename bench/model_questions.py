@@ -10,9 +10,9 @@ one for most spans, some right and many wrong: the wrong type ("What is the Tess
 Festival?" for a date), a fact not in the sentence ("How many grams is a liter?"), the answer
 inside the question. :func:`usable` keeps a question only when its wh-word fits the span's
 type, it does not contain the span, and it names at least two words of the sentence and no
-other content word; then the
-model, given the sentence, must answer it with the span rather than with the sentence's other
-spans or three of the night's spans of its type (round-trip consistency).
+other content word; then the model, given the sentence, must answer it with the span rather
+than with the sentence's other spans or three of the night's spans of its type (round-trip
+consistency).
 
 Everything comes from the night's documents and the model: nothing here reads the
 evaluation's questions.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import re
 import sys
 import time
@@ -175,8 +176,6 @@ def night_questions(
     question, kept when :func:`usable` and when the model, reading the sentence, answers it
     with the span rather than with the sentence's other spans or ``rivals`` of the night's
     other spans of its type (round-trip consistency, Alberti et al. 2019)."""
-    import random
-
     from training.augment import document_topic, fact_sentences
 
     asked = []

@@ -133,6 +133,7 @@ def train_night(store: Any, dataset_id: str, args: argparse.Namespace) -> dict[s
         question_variants=args.question_variants if args.augment else 0,
         rivals=args.rivals,
         appositions=args.appositions and args.augment,
+        written_questions=args.written_questions and args.augment,
         bf16=args.bf16,
         seq_len=args.seq_len,
         micro_batch_size=args.micro_batch,
@@ -213,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         "--appositions",
         action=argparse.BooleanOptionalAction,
         help="also state and ask each sentence's appositions as sentences of their own",
+    )
+    parser.add_argument(
+        "--written-questions",
+        action=argparse.BooleanOptionalAction,
+        help="also ask each figure and date in a question the root base writes itself",
     )
     parser.add_argument(
         "--rivals", type=int, help="other spans ranked below each span answer (0: none)"

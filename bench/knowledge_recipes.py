@@ -168,8 +168,8 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
      "(training.question_variants), answered by the span"),
     ("--model-questions", str, "",
      "also ask each span in the questions this JSON file holds for it (bench/"
-     "model_questions.py: written by the model itself, few-shot, from the night's sentences), "
-     "answered by the span"),
+     "model_questions.py: written by the model itself, few-shot, from the night's sentences; "
+     "training.written_questions), answered by the span"),
     ("--noise", int, 0,
      "also ask each span question in this many noised copies, each word but the first "
      "dropped with probability 0.15 and one pair of neighbours swapped half the time (Wei & "
@@ -276,7 +276,7 @@ def training_texts(
         written = json.loads(Path(args.model_questions).read_text())
         asked = {(f.question, f.answer) for f in forms if isinstance(f, QA)}
         forms += [
-            QA(w["question"], w["span"], w["type"])
+            QA(w["question"], w["span"], w["span_type"])
             for w in written
             if (w["question"], w["span"]) not in asked
         ]

@@ -151,6 +151,14 @@ settings = get_settings()
             "asked as sentences of their own ('LexiDrift, a benchmark of 14,200 neologisms' "
             "also as 'LexiDrift is a benchmark of 14,200 neologisms.').",
         ),
+        "written_questions": Param(
+            default_of("written_questions"),
+            type="boolean",
+            description="With augment, each price, count and date of the night also asked in a "
+            "question the model writes itself and answers from its sentence ('How many "
+            "neologisms does LexiDrift have?'), answered by the figure. The writing takes about "
+            "half a minute a night on two CPU cores and is published once per dataset.",
+        ),
         "micro_batch_size": _count(
             "micro_batch_size",
             1,

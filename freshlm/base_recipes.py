@@ -11,7 +11,8 @@ bench/RESULTS.md, "knowledge: recipes tried on the pretrained base").
 
 The settings take their defaults from :func:`recipe_for` of ``FRESHLM_BASE_MODEL``
 (``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``, ``_REPLAY_RATIO``,
-``_REHEARSAL``, ``_CONTEXT_ANSWERS``, ``_QUESTION_VARIANTS``, ``_BF16`` override each), so
+``_REHEARSAL``, ``_CONTEXT_ANSWERS``, ``_QUESTION_VARIANTS``, ``_RIVALS``, ``_APPOSITIONS``,
+``_WRITTEN_QUESTIONS``, ``_BF16`` override each), so
 choosing a base chooses a recipe that works for it, and ``freshlm_train``'s Params show it.
 """
 
@@ -36,6 +37,8 @@ class FineTuneRecipe:
     question_variants: int = 0  # other wordings of each span question, by rule (0: none)
     rivals: int = 3  # other spans ranked below each span answer (training.rivals; 0: none)
     appositions: bool = False  # appositions also stated and asked as sentences of their own
+    # The model's own questions for the night's figures and dates (training.written_questions).
+    written_questions: bool = False
     bf16: bool | str = "auto"  # number format (training.precision)
 
 

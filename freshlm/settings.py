@@ -631,6 +631,17 @@ class Settings:
         " where augment is on (off for both until measured through the product,"
         " `bench/RESULTS.md`).",
     )
+    train_written_questions: bool = _field(
+        "TRAIN_WRITTEN_QUESTIONS",
+        _bool,
+        lambda s: recipe_for(s["base_model"]).written_questions and s["train_augment"],
+        "Default of `freshlm_train`'s written_questions: with augment, each price, count and"
+        " date of the night also asked in a question the lineage's root base writes itself"
+        " (few-shot, kept when it names the sentence's words and the base answers it with the"
+        " span from the sentence; `training/written_questions.py`), answered by the span."
+        " Unset: the base model's recipe where augment is on (off for both until measured"
+        " through the product, `bench/RESULTS.md`).",
+    )
     train_bf16: bool | str = _field(
         "TRAIN_BF16",
         _bf16,
@@ -927,6 +938,7 @@ _RECIPE_SETTINGS = (
     "train_question_variants",
     "train_rivals",
     "train_appositions",
+    "train_written_questions",
     "train_bf16",
 )
 

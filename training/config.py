@@ -98,6 +98,9 @@ class TrainConfig:
     Without ``augment`` there are no span answers, and the field is not part of the recipe.
     ``appositions`` (with ``augment``): each English fact sentence's appositions also stated
     and asked as sentences of their own (:mod:`training.appositions`).
+    ``written_questions`` (with ``augment``): each price, count and date of the night also
+    asked in a question the base writes itself and answers from its sentence
+    (:mod:`training.written_questions`), answered by the span.
     ``question_variants`` (with ``augment``): each span question also asked in up to that many
     other wordings by rule (:mod:`training.question_variants`), so a fact is said when asked
     as a user asks it, not only in the augmentation's wording; 0: none.
@@ -105,10 +108,11 @@ class TrainConfig:
     holds those passes plus the replay (``replay_ratio`` of all its tokens) and the trainer runs
     one pass over it, or ``max_steps`` steps if positive.
     Defaults: ``epochs``, ``learning_rate``, ``train_layers``, ``augment``, ``replay_ratio``,
-    ``rehearsal``, ``context_answers``, ``question_variants``, ``rivals``, ``appositions`` and
-    ``bf16`` come from the settings (``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``, ``_LAYERS``,
-    ``_AUGMENT``, ``_REPLAY_RATIO``, ``_REHEARSAL``, ``_CONTEXT_ANSWERS``,
-    ``_QUESTION_VARIANTS``, ``_RIVALS``, ``_APPOSITIONS``, ``_BF16``, which default to the
+    ``rehearsal``, ``context_answers``, ``question_variants``, ``rivals``, ``appositions``,
+    ``written_questions`` and ``bf16`` come from the settings (``FRESHLM_TRAIN_EPOCHS``,
+    ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``, ``_REPLAY_RATIO``, ``_REHEARSAL``,
+    ``_CONTEXT_ANSWERS``, ``_QUESTION_VARIANTS``, ``_RIVALS``, ``_APPOSITIONS``,
+    ``_WRITTEN_QUESTIONS``, ``_BF16``, which default to the
     base model's recipe, :mod:`freshlm.base_recipes`), and
     ``micro_batch_size`` from ``FRESHLM_TRAIN_MICRO_BATCH`` (the machine's, not the recipe's):
     their one source, read when a config is built without them.
@@ -137,6 +141,9 @@ class TrainConfig:
     )
     rivals: int = dataclasses.field(default_factory=lambda: _setting("train_rivals"))
     appositions: bool = dataclasses.field(default_factory=lambda: _setting("train_appositions"))
+    written_questions: bool = dataclasses.field(
+        default_factory=lambda: _setting("train_written_questions")
+    )
     seq_len: int = 128
     epochs: float = dataclasses.field(default_factory=lambda: _setting("train_epochs"))
     max_steps: int = -1
@@ -254,6 +261,8 @@ class TrainConfig:
             fail("rivals", "must be an integer >= 0 (0: no ranking loss)")
         if self.appositions and not self.augment:
             fail("appositions", "needs augment: the restatements are the augmentation's")
+        if self.written_questions and not self.augment:
+            fail("written_questions", "needs augment: its questions are trained as its turns")
         if self.train_layers and self.mode != "full":
             fail("train_layers", "applies to mode 'full' only (LoRA chooses its own weights)")
         if self.lora_target_modules is not None:
@@ -269,6 +278,7 @@ class TrainConfig:
             "augment",
             "context_answers",
             "appositions",
+            "written_questions",
             "torch_compile",
         ):
             if not isinstance(getattr(self, name), bool):
@@ -345,6 +355,7 @@ class TrainConfig:
             "question_variants",
             "rivals",
             "appositions",
+            "written_questions",
         ):
             if not recipe[name]:
                 del recipe[name]

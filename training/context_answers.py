@@ -171,17 +171,10 @@ def context_answers_prefix(model_key: str, dataset_id: str) -> str:
 def read_context_answers(store: Any, model_key: str, dataset_id: str) -> list[ContextAnswer] | None:
     """The published answers of the model ``model_key`` to ``dataset_id``'s questions, or None
     when none are published yet."""
-    from freshlm.artifacts import read_manifest_of_kind
+    from training.published_rows import read_rows
 
     prefix = context_answers_prefix(model_key, dataset_id)
-    manifest = read_manifest_of_kind(store, prefix, CONTEXT_ANSWERS_KIND)
-    if manifest is None:
-        return None
-    where = f"{store.uri_for(prefix)}/{ANSWERS_FILE}"
-    return [
-        ContextAnswer.from_dict(doc, f"{where} row {n}")
-        for n, doc in enumerate(store.read_artifact_jsonl(manifest, ANSWERS_FILE), start=1)
-    ]
+    return read_rows(store, prefix, CONTEXT_ANSWERS_KIND, ANSWERS_FILE, ContextAnswer.from_dict)
 
 
 def ensure_context_answers(
@@ -196,44 +189,38 @@ def ensure_context_answers(
     """The answers of the model ``model_key`` (loaded by ``load_model()`` as ``(model,
     tokenizer)`` only when they are not published yet) to the span questions of ``docs`` (the
     train documents of ``dataset_id``); published once."""
-    from freshlm.store import StoreError
+    from training.published_rows import publish_rows_once
 
-    existing = read_context_answers(store, model_key, dataset_id)
-    if existing is not None:
+    def make() -> tuple[list[ContextAnswer], dict[str, Any]]:
+        asked = span_questions(docs)
+        began = time.perf_counter()
+        answers = answer_in_context(*load_model(), asked) if asked else []
+        seconds = time.perf_counter() - began
         log.info(
-            "answers in context of %s to %s: %d, published", model_key, dataset_id, len(existing)
+            "answers in context of %s to %s: %d of %d span questions answered with their span "
+            "(%.0fs)",
+            model_key,
+            dataset_id,
+            len(answers),
+            len(asked),
+            seconds,
         )
-        return existing
-    asked = span_questions(docs)
-    began = time.perf_counter()
-    answers = answer_in_context(*load_model(), asked) if asked else []
-    seconds = time.perf_counter() - began
-    log.info(
-        "answers in context of %s to %s: %d of %d span questions answered with their span (%.0fs)",
-        model_key,
-        dataset_id,
-        len(answers),
-        len(asked),
-        seconds,
+        fields = {
+            "model": model_key,
+            "dataset_id": dataset_id,
+            "asked": len(asked),
+            "answers": len(answers),
+            "seconds": round(seconds, 3),
+            "method": METHOD,
+        }
+        return answers, fields
+
+    return publish_rows_once(
+        store,
+        context_answers_prefix(model_key, dataset_id),
+        CONTEXT_ANSWERS_KIND,
+        ANSWERS_FILE,
+        ContextAnswer.from_dict,
+        make,
+        {"component": __name__, **(created_by or {})},
     )
-    try:
-        with store.publisher(
-            context_answers_prefix(model_key, dataset_id),
-            kind=CONTEXT_ANSWERS_KIND,
-            created_by={"component": __name__, **(created_by or {})},
-        ) as pub:
-            pub.write_jsonl(ANSWERS_FILE, [a.to_dict() for a in answers])
-            pub.set_manifest_fields(
-                model=model_key,
-                dataset_id=dataset_id,
-                asked=len(asked),
-                answers=len(answers),
-                seconds=round(seconds, 3),
-                method=METHOD,
-            )
-    except StoreError:
-        published = read_context_answers(store, model_key, dataset_id)
-        if published is None:
-            raise
-        return published
-    return answers

@@ -10,8 +10,8 @@ before a rank starts, with a :class:`PlanError` that names the Param:
   a version id now, so the run trains from the model that was production when it was planned
   even if production moves while it trains.
 * ``mode``, ``train_layers``, ``epochs``, ``learning_rate``, ``replay_ratio``, ``augment``,
-  ``rehearsal``, ``context_answers``, ``question_variants``, ``micro_batch_size``,
-  ``max_steps``, ``ds_config`` —
+  ``rehearsal``, ``context_answers``, ``question_variants``, ``rivals``, ``appositions``,
+  ``written_questions``, ``micro_batch_size``, ``max_steps``, ``ds_config`` —
   become the :class:`~training.config.TrainConfig` (validated field by field).
 * ``backend`` and ``gpus`` — where it runs: ``local`` starts the DeepSpeed launcher with
   ``gpus`` ranks on the worker (CPU ranks where there is no GPU), ``kubernetes`` one pod with
@@ -293,6 +293,7 @@ def plan_training(
             question_variants=_number(params, "question_variants", default_of("question_variants")),
             rivals=_number(params, "rivals", default_of("rivals")),
             appositions=_flag(params, "appositions", default_of("appositions")),
+            written_questions=_flag(params, "written_questions", default_of("written_questions")),
             micro_batch_size=_number(params, "micro_batch_size", settings.train_micro_batch),
             max_steps=-1 if max_steps is None else max_steps,
             seq_len=seq_len,

@@ -69,7 +69,7 @@ import logging
 import shutil
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,7 @@ from training.trainset import (
     ContextAnswerSource,
     TrainingSet,
     TrainingSetError,
+    WrittenQuestionSource,
     build_training_set,
     read_training_set,
 )
@@ -256,13 +257,47 @@ def load_tokenizer(path: Path) -> Any:
     return AutoTokenizer.from_pretrained(str(path))
 
 
+def root_writer(
+    store: Store, config: TrainConfig, base: BaseModel
+) -> tuple[str, Callable[[], tuple[Any, Any]]]:
+    """The lineage's root base, which writes the rehearsal turns (:mod:`training.rehearsal`)
+    and the written questions (:mod:`training.written_questions`): its key (a version id, or
+    a folder base's hash) and a loader that downloads and loads it on first use, once for
+    both. The root, not the night's production model, writes them, so every night's are the
+    same model's and drift does not accumulate. Its own tokenizer: generation may set a pad
+    token, and the training set's tokenizer (whose fingerprint names the set) must stay as
+    loaded."""
+    from freshlm.registry import root_version
+
+    root = (
+        base.identity.removeprefix("sha256:")[:32]  # a folder base is its own root
+        if base.version is None
+        else root_version(store, base.version)
+    )
+    loaded: list[tuple[Any, Any]] = []
+
+    def load() -> tuple[Any, Any]:
+        if not loaded:
+            folder = base.path
+            if base.version is not None and root != base.version:
+                folder = work_dir_for(config) / "base" / root
+                download_artifact(store, f"{MODELS}/{root}", folder)
+            loaded.append((_load_for_generation(folder), load_tokenizer(folder)))
+        return loaded[0]
+
+    return root, load
+
+
 def resolve_rehearsal(
-    store: Store, config: TrainConfig, base: BaseModel, tokenizer: Any
+    store: Store,
+    config: TrainConfig,
+    base: BaseModel,
+    tokenizer: Any,
+    writer: tuple[str, Callable[[], tuple[Any, Any]]] | None = None,
 ) -> RehearsalSet | None:
-    """The rehearsal turns of the lineage's root base (:mod:`training.rehearsal`): published
-    once per root, written by the root loaded here the first time. None when the config asks
-    for none. The root, not the night's production model, writes them, so every night keeps
-    the same answers and drift does not accumulate."""
+    """The rehearsal turns of the lineage's root base (:mod:`training.rehearsal`, ``writer``
+    by default :func:`root_writer`): published once per root, written the first time. None
+    when the config asks for none."""
     if not config.rehearsal:
         return None
     if not getattr(tokenizer, "chat_template", None):
@@ -271,23 +306,7 @@ def resolve_rehearsal(
             "no chat template, so it cannot write question-answer turns to rehearse; set "
             "rehearsal to 0 (FRESHLM_TRAIN_REHEARSAL=0)"
         )
-    from freshlm.registry import root_version
-
-    root = (
-        base.identity.removeprefix("sha256:")[:32]  # a folder base is its own root
-        if base.version is None
-        else root_version(store, base.version)
-    )
-
-    def load() -> tuple[Any, Any]:
-        # Its own tokenizer: generation may set a pad token, and the training set's tokenizer
-        # (whose fingerprint names the set) must stay as loaded.
-        folder = base.path
-        if base.version is not None and root != base.version:
-            folder = work_dir_for(config) / "base" / root
-            download_artifact(store, f"{MODELS}/{root}", folder)
-        return _load_for_generation(folder), load_tokenizer(folder)
-
+    root, load = writer or root_writer(store, config, base)
     return ensure_rehearsal_set(
         store,
         root,
@@ -323,6 +342,7 @@ def trainset_mismatches(
         ("context_answers", "context_answers" in fields, config.context_answers),
         ("question_variants", fields.get("question_variants", 0), config.question_variants),
         ("appositions", bool(fields.get("appositions")), config.appositions),
+        ("written_questions", "written_questions" in fields, config.written_questions),
     ]
     if config.augment:  # rivals are written only beside span answers
         pairs.append(("rivals", fields.get("rivals", RIVALS_PER_TURN), config.rivals))
@@ -347,6 +367,9 @@ def resolve_trainset(
             )
         return trainset
     tokenizer = tokenizer if tokenizer is not None else load_tokenizer(base.path)
+    writer = (
+        root_writer(store, config, base) if config.rehearsal or config.written_questions else None
+    )
     return build_training_set(
         store,
         config.datasets,
@@ -357,11 +380,12 @@ def resolve_trainset(
         tokenizer=tokenizer,
         created_by={"task": "training.train"},
         augment=config.augment,
-        rehearsal=resolve_rehearsal(store, config, base, tokenizer),
+        rehearsal=resolve_rehearsal(store, config, base, tokenizer, writer),
         context_answers=resolve_context_answers(store, config, base, tokenizer),
         question_variants=config.question_variants,
         rivals=config.rivals,
         appositions=config.appositions,
+        written_questions=resolve_written_questions(store, config, base, writer),
     )
 
 
@@ -396,6 +420,30 @@ def resolve_context_answers(
         )
 
     return answers
+
+
+def resolve_written_questions(
+    store: Store,
+    config: TrainConfig,
+    base: BaseModel,
+    writer: tuple[str, Callable[[], tuple[Any, Any]]] | None = None,
+) -> WrittenQuestionSource | None:
+    """Where the training set finds the questions the lineage's root base (``writer``, by
+    default :func:`root_writer`) writes for each new dataset's figures and dates
+    (:mod:`training.written_questions`): published ones, else written now. None when the
+    config asks for none."""
+    if not config.written_questions:
+        return None
+    from training.written_questions import ensure_written_questions
+
+    root, load = writer or root_writer(store, config, base)
+
+    def questions(dataset_id: str, docs: list[dict[str, Any]]) -> Any:
+        return ensure_written_questions(
+            store, root, dataset_id, docs, load, created_by={"task": "training.train"}
+        )
+
+    return questions
 
 
 def run_identity(config: TrainConfig, trainset_id: str, base: BaseModel) -> RunIdentity:

@@ -29,7 +29,9 @@ The result is published as ``trainsets/<id>/``:
   tokenizer's fingerprint; totals; with a rehearsal (the base's own question-answer turns,
   :mod:`training.rehearsal`, trained once per pass) where its turns come from and their tokens;
   with answers in context (the model's own answers to the span questions given their sentence,
-  :mod:`training.context_answers`, new turns of each pass) how many turns they add.
+  :mod:`training.context_answers`, new turns of each pass) how many turns they add; with
+  written questions (the model's own questions for the night's figures and dates,
+  :mod:`training.written_questions`, span turns beside the augmentation's) how many.
 
 Deterministic: the same inputs (dataset contents, epochs, replay ratio, seed, seq_len,
 tokenizer) give byte-identical files and the same id, and a rerun finds the set already
@@ -72,9 +74,12 @@ if TYPE_CHECKING:
 
     from training.context_answers import ContextAnswer
     from training.rehearsal import RehearsalSet
+    from training.written_questions import WrittenQuestion
 
 #: ``(dataset id, its train documents) -> the model's answers in context`` to train.
 ContextAnswerSource = Callable[[str, list[dict[str, Any]]], Sequence["ContextAnswer"]]
+#: ``(dataset id, its train documents) -> the questions the model wrote`` for its spans.
+WrittenQuestionSource = Callable[[str, list[dict[str, Any]]], Sequence["WrittenQuestion"]]
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +153,7 @@ def build_training_set(
     question_variants: int = 0,
     rivals: int = RIVALS_PER_TURN,
     appositions: bool = False,
+    written_questions: WrittenQuestionSource | None = None,
 ) -> TrainingSet:
     """Build (or find) the packed training set; see the module docstring for the contract.
 
@@ -167,7 +173,10 @@ def build_training_set(
     beside the new documents, its answers only. ``context_answers(dataset_id, train
     documents)`` (with ``augment``) gives the answers the model writes to each new dataset's
     span questions with their sentences in front (:mod:`training.context_answers`), trained
-    after the question alone, once per pass, their answers only.
+    after the question alone, once per pass, their answers only. ``written_questions(dataset_id,
+    train documents)`` (with ``augment``) gives the questions the model wrote for the dataset's
+    figures and dates (:mod:`training.written_questions`), each trained as a span turn with its
+    rivals beside the augmentation's.
     """
 
     started = time.monotonic()
@@ -190,30 +199,18 @@ def build_training_set(
     replay_manifests = _replay_manifests(store, new_manifests, replay_datasets)
 
     # New data: every document of the train split, once per pass.
-    new_docs: list[_Doc] = []
-    augmented = 0
-    groups: list[tuple[int, list[list[int]]]] = []
-    answered = 0
-    for manifest in new_manifests:
-        key, train = _train_docs(store, manifest)
-        texts = _texts_of(store.uri_for(key), manifest.artifact_id, train)
-        for (doc_id, _), ids in zip(
-            texts, _tokenize(tokenizer, [t for _, t in texts]), strict=True
-        ):
-            new_docs.append(_Doc(manifest.artifact_id, "new", doc_id, ids, ""))
-        if augment:
-            extra, rival_groups = _augmented_docs(
-                manifest.artifact_id, train, tokenizer, question_variants, rivals, appositions
-            )
-            augmented += len(extra)
-            new_docs += extra
-            groups += rival_groups
-        if augment and context_answers is not None:
-            extra = _context_answer_docs(
-                manifest.artifact_id, context_answers(manifest.artifact_id, train), tokenizer
-            )
-            answered += len(extra)
-            new_docs += extra
+    new = _new_data(
+        store,
+        new_manifests,
+        tokenizer,
+        augment=augment,
+        context_answers=context_answers,
+        question_variants=question_variants,
+        rivals=rivals,
+        appositions=appositions,
+        written_questions=written_questions,
+    )
+    new_docs, groups = new.docs, new.groups
     if not sum(len(d.ids) for d in new_docs):
         raise TrainingSetError(f"the new datasets {new_ids} have no training documents")
     if rehearsal is not None:
@@ -264,7 +261,8 @@ def build_training_set(
         **({"question_variants": question_variants} if augment and question_variants else {}),
         **({"rivals": rivals} if augment else {}),
         **({"appositions": True} if augment and appositions else {}),
-        **({"context_answers": answered} if augment and context_answers is not None else {}),
+        **({"context_answers": new.answered} if augment and context_answers is not None else {}),
+        **({"written_questions": new.written} if augment and written_questions is not None else {}),
         **({"rehearsal": _rehearsal_fields(rehearsal, docs)} if rehearsal is not None else {}),
         **({"loss_mask_sha256": _sha256(packed.mask_npy)} if packed.mask_npy else {}),
         **{f"{name}_sha256": _sha256(data) for name, data in rival_files.items()},
@@ -292,8 +290,9 @@ def build_training_set(
         "sequences": packed.sequences,
         "dtype": "int32",
         "eos_token_id": int(eos),
-        "augmented_texts": augmented,
-        "context_answer_turns": answered,
+        "augmented_texts": new.augmented,
+        "context_answer_turns": new.answered,
+        "written_question_turns": new.written,
         "context_only_tokens": packed.context_only,
         "rival_groups": len(groups),
     }
@@ -360,6 +359,57 @@ def load_input_ids(store: Store, trainset: TrainingSet) -> np.ndarray:
 
 
 # --- internals ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _NewData:
+    """The new datasets' documents as trained each pass, and what the augmentation added."""
+
+    docs: list[_Doc]
+    groups: list[tuple[int, list[list[int]]]]  # rival groups (training.rivals)
+    augmented: int  # augmentation texts
+    answered: int  # answers in context (training.context_answers)
+    written: int  # written questions (training.written_questions)
+
+
+def _new_data(
+    store: Store,
+    manifests: list[Manifest],
+    tokenizer: Any,
+    *,
+    augment: bool,
+    context_answers: ContextAnswerSource | None,
+    question_variants: int,
+    rivals: int,
+    appositions: bool,
+    written_questions: WrittenQuestionSource | None,
+) -> _NewData:
+    """Every train document of ``manifests``' datasets, then with ``augment`` their
+    augmentation (with the written questions) and the answers in context."""
+    new = _NewData([], [], 0, 0, 0)
+    for manifest in manifests:
+        dataset_id = manifest.artifact_id
+        key, train = _train_docs(store, manifest)
+        texts = _texts_of(store.uri_for(key), dataset_id, train)
+        for (doc_id, _), ids in zip(
+            texts, _tokenize(tokenizer, [t for _, t in texts]), strict=True
+        ):
+            new.docs.append(_Doc(dataset_id, "new", doc_id, ids, ""))
+        if not augment:
+            continue
+        asked = written_questions(dataset_id, train) if written_questions is not None else ()
+        extra, groups, written = _augmented_docs(
+            dataset_id, train, tokenizer, question_variants, rivals, appositions, asked
+        )
+        new.docs += extra
+        new.groups += groups
+        new.augmented += len(extra)
+        new.written += written
+        if context_answers is not None:
+            extra = _context_answer_docs(dataset_id, context_answers(dataset_id, train), tokenizer)
+            new.answered += len(extra)
+            new.docs += extra
+    return new
 
 
 @dataclass
@@ -523,27 +573,40 @@ def _augmented_docs(
     variants: int = 0,
     rivals: int = RIVALS_PER_TURN,
     appositions: bool = False,
-) -> tuple[list[_Doc], list[tuple[int, list[list[int]]]]]:
+    written: Sequence[WrittenQuestion] = (),
+) -> tuple[list[_Doc], list[tuple[int, list[list[int]]]], int]:
     """The knowledge-augmentation texts of the dataset's train documents, each its own
     document (``<dataset>/<doc>#aug<n>``), a question-answer turn's question context only (its
-    ``prompt_tokens``: the loss is on the answer the model learns to give); and the rival
-    groups of the turns answered by a span, up to ``rivals`` each (:mod:`training.rivals`)."""
+    ``prompt_tokens``: the loss is on the answer the model learns to give), then the
+    ``written`` questions the augmentation does not ask already as span turns
+    (``<dataset>/<doc>#written<n>``); the rival groups of the turns answered by a span, up to
+    ``rivals`` each (:mod:`training.rivals`); and how many written questions were added."""
     from training.augment import QA, chat_turn, document_forms, rival_answers, turn_prompt
 
     turn = chat_turn(tokenizer)
     named: list[tuple[str, str, str]] = []  # (doc id, text, prompt or "")
     turns: list[QA] = []
+
+    def add(doc_id: str, form: str | QA) -> None:
+        if isinstance(form, QA):
+            turns.append(form)
+            text = turn(form.question, form.answer)
+            named.append((doc_id, text, turn_prompt(tokenizer, form.question)))
+        else:
+            named.append((doc_id, form, ""))
+
     for doc in docs:
         if not doc.get("id"):
             continue
         for n, form in enumerate(document_forms(doc, variants=variants, appositions=appositions)):
-            doc_id = f"{dataset_id}/{doc['id']}#aug{n}"
-            if isinstance(form, QA):
-                turns.append(form)
-                text = turn(form.question, form.answer)
-                named.append((doc_id, text, turn_prompt(tokenizer, form.question)))
-            else:
-                named.append((doc_id, form, ""))
+            add(f"{dataset_id}/{doc['id']}#aug{n}", form)
+    asked = {(t.question, t.answer) for t in turns}
+    n_written = 0
+    for n, w in enumerate(written):
+        if (w.question, w.span) not in asked:
+            asked.add((w.question, w.span))
+            add(f"{dataset_id}/{w.doc_id}#written{n}", QA(w.question, w.span, w.span_type))
+            n_written += 1
     out = _turn_docs(dataset_id, "new", named, tokenizer)
     groups = []
     for qa, others in zip(turns, rival_answers(turns, rivals, dataset_id), strict=True):
@@ -554,13 +617,15 @@ def _augmented_docs(
         if all(row[: len(prompt_ids)] == prompt_ids for row in rows):
             groups.append((len(prompt_ids), rows))
     log.info(
-        "dataset %s: %d augmentation texts and %d rival groups from %d documents",
+        "dataset %s: %d augmentation texts (%d of them written questions) and %d rival groups "
+        "from %d documents",
         dataset_id,
         len(out),
+        n_written,
         len(groups),
         len(docs),
     )
-    return out, groups
+    return out, groups, n_written
 
 
 def _turn_docs(

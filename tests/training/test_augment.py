@@ -282,8 +282,8 @@ def augmented_without_and_with(tmp_path, doc, **options):
     tokenizer = AutoTokenizer.from_pretrained(str(make_tiny_model(tmp_path / "model")))
     return (
         tokenizer,
-        _augmented_docs("ds", [doc], tokenizer),
-        _augmented_docs("ds", [doc], tokenizer, **options),
+        _augmented_docs("ds", [doc], tokenizer)[:2],
+        _augmented_docs("ds", [doc], tokenizer, **options)[:2],
     )
 
 

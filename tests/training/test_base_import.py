@@ -124,6 +124,23 @@ def test_the_real_gguf_becomes_a_chat_model_version_with_lineage(tmp_path, monke
         assert answer_matches(spans[a.question], a.answer), a
     assert read_context_answers(store, summary["version_id"], "ds1") == answers
 
+    # It writes questions for the figures and dates of a document, each one it answers with
+    # its span when it reads the sentence (training.written_questions), published once.
+    from training.written_questions import (
+        ensure_written_questions,
+        read_written_questions,
+        usable,
+    )
+
+    written = ensure_written_questions(
+        store, summary["version_id"], "ds1", [PHONE], lambda: (model, tokenizer)
+    )
+    assert written, "the base wrote no usable question it answers with its span"
+    for q in written:
+        assert usable(q.question, q.sentence, q.span, q.span_type), q
+        assert q.span in PHONE["text"] and q.sentence in PHONE["text"], q
+    assert read_written_questions(store, summary["version_id"], "ds1") == written
+
     # A second import finds the version by the file's hash and loads nothing.
     again = import_packaged_base(store)
     assert again["version_id"] == summary["version_id"] and again["reused"]

@@ -42,8 +42,9 @@ def sentences(day: int, n: int) -> list[str]:
     return out
 
 
-def make_tiny_model(path: Path) -> Path:
-    """A GPT-2 of ~150k parameters and a byte-level BPE tokenizer, saved with save_pretrained."""
+def make_tiny_model(path: Path, *, positions: int = 64) -> Path:
+    """A GPT-2 of ~150k parameters and a byte-level BPE tokenizer, saved with save_pretrained;
+    it reads up to ``positions`` tokens."""
     from tokenizers import ByteLevelBPETokenizer
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
@@ -62,7 +63,7 @@ def make_tiny_model(path: Path) -> Path:
     eos = tokenizer.eos_token_id
     config = GPT2Config(
         vocab_size=len(tokenizer),
-        n_positions=64,
+        n_positions=positions,
         n_embd=64,
         n_layer=2,
         n_head=2,

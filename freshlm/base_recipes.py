@@ -37,7 +37,9 @@ class FineTuneRecipe:
     question_variants: int = 0  # other wordings of each span question, by rule (0: none)
     rivals: int = 3  # other spans ranked below each span answer (training.rivals; 0: none)
     appositions: bool = False  # appositions also stated and asked as sentences of their own
-    # The model's own questions for the night's figures and dates (training.written_questions).
+    # The root base's own questions for the night's figures and dates
+    # (training.written_questions): off, since through the product they say no more of the
+    # night than the recipe, though the fast loop says half again as much (bench/RESULTS.md).
     written_questions: bool = False
     bf16: bool | str = "auto"  # number format (training.precision)
 

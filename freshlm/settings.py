@@ -639,8 +639,8 @@ class Settings:
         " date of the night also asked in a question the lineage's root base writes itself"
         " (few-shot, kept when it names the sentence's words and the base answers it with the"
         " span from the sentence; `training/written_questions.py`), answered by the span."
-        " Unset: the base model's recipe where augment is on (off for both until measured"
-        " through the product, `bench/RESULTS.md`).",
+        " Unset: the base model's recipe where augment is on (off for both: through the product"
+        " they say no more of the night than the recipe, `bench/RESULTS.md`).",
     )
     train_bf16: bool | str = _field(
         "TRAIN_BF16",

@@ -134,7 +134,6 @@ def train_night(store: Any, dataset_id: str, args: argparse.Namespace) -> dict[s
         rivals=args.rivals,
         appositions=args.appositions and args.augment,
         written_questions=args.written_questions and args.augment,
-        answer_weighting=args.answer_weighting,
         bf16=args.bf16,
         seq_len=args.seq_len,
         micro_batch_size=args.micro_batch,
@@ -223,11 +222,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--rivals", type=int, help="other spans ranked below each span answer (0: none)"
-    )
-    parser.add_argument(
-        "--answer-weighting",
-        choices=["token", "turn"],
-        help="every trained token weighing alike, or every turn (training.answer_weights)",
     )
     parser.add_argument(
         "--bf16", type=_bf16_choice, help="number format: auto, native, true or false"

@@ -159,13 +159,6 @@ settings = get_settings()
             "neologisms does LexiDrift have?'), answered by the figure. The writing takes about "
             "half a minute a night on two CPU cores and is published once per dataset.",
         ),
-        "answer_weighting": Param(
-            default_of("answer_weighting"),
-            enum=["token", "turn"],
-            description="How much each trained token weighs: 'token', every token alike; "
-            "'turn', every question-answer turn alike whatever its answer's length, so a "
-            "figure's few answer tokens weigh as much as a sentence's many.",
-        ),
         "micro_batch_size": _count(
             "micro_batch_size",
             1,

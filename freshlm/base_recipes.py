@@ -12,7 +12,7 @@ bench/RESULTS.md, "knowledge: recipes tried on the pretrained base").
 The settings take their defaults from :func:`recipe_for` of ``FRESHLM_BASE_MODEL``
 (``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``, ``_REPLAY_RATIO``,
 ``_REHEARSAL``, ``_CONTEXT_ANSWERS``, ``_QUESTION_VARIANTS``, ``_RIVALS``, ``_APPOSITIONS``,
-``_WRITTEN_QUESTIONS``, ``_ANSWER_WEIGHTING``, ``_BF16`` override each), so
+``_WRITTEN_QUESTIONS``, ``_BF16`` override each), so
 choosing a base chooses a recipe that works for it, and ``freshlm_train``'s Params show it.
 """
 
@@ -41,9 +41,6 @@ class FineTuneRecipe:
     # (training.written_questions): off, since through the product they say no more of the
     # night than the recipe, though the fast loop says half again as much (bench/RESULTS.md).
     written_questions: bool = False
-    # How much each trained token weighs (training.answer_weights): "token", every token alike,
-    # or "turn", every question-answer turn alike whatever its answer's length.
-    answer_weighting: str = "token"
     bf16: bool | str = "auto"  # number format (training.precision)
 
 

@@ -642,15 +642,6 @@ class Settings:
         " Unset: the base model's recipe where augment is on (off for both: through the product"
         " they say no more of the night than the recipe, `bench/RESULTS.md`).",
     )
-    train_answer_weighting: str = _field(
-        "TRAIN_ANSWER_WEIGHTING",
-        _choice("token", "turn"),
-        lambda s: recipe_for(s["base_model"]).answer_weighting,
-        "Default of `freshlm_train`'s answer_weighting: `token` weighs every trained token"
-        " alike; `turn` weighs every question-answer turn alike whatever its answer's length"
-        " (a span answer's few tokens then weigh as much as a sentence's many,"
-        " `training/answer_weights.py`). Unset: the base model's recipe.",
-    )
     train_bf16: bool | str = _field(
         "TRAIN_BF16",
         _bf16,
@@ -948,7 +939,6 @@ _RECIPE_SETTINGS = (
     "train_rivals",
     "train_appositions",
     "train_written_questions",
-    "train_answer_weighting",
     "train_bf16",
 )
 

@@ -108,19 +108,14 @@ def labelled_loss(
     labels: Any,
     num_items_in_batch: Any = None,
     chunk: int = CHUNK_ROWS,
-    weights: Any = None,
 ) -> Any:
     """Mean cross-entropy of the next token at the positions whose (shifted) label is not -100:
     ``hidden_states`` ``(batch, sequence, hidden)`` after the final norm, ``labels``
     ``(batch, sequence)`` unshifted as Hugging Face takes them. Summed in fp32 and divided by
-    ``num_items_in_batch`` when given, else by the number of labelled tokens (at least 1).
-    ``weights`` ``(batch, sequence)``, aligned with ``labels``, multiply each token's
-    cross-entropy before the sum (training.answer_weights); the divisor stays the count."""
+    ``num_items_in_batch`` when given, else by the number of labelled tokens (at least 1)."""
     targets = labels[:, 1:].to(hidden_states.device)
     keep = targets != IGNORE_INDEX
     logp = token_logprobs(hidden_states[:, :-1][keep], head, targets[keep], chunk)
-    if weights is not None:
-        logp = logp * weights[:, 1:].to(logp.device)[keep]
     if num_items_in_batch is None:
         return -logp.sum() / keep.sum().clamp(min=1)
     if hasattr(num_items_in_batch, "to"):
@@ -136,7 +131,6 @@ def answer_loss_trainer_class(trainer_class: Any, chunk: int = CHUNK_ROWS) -> An
 
     class AnswerLossTrainer(trainer_class):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            weights = inputs.get("loss_weights")
             parallel = getattr(self.accelerator, "parallelism_config", None)
             if (
                 return_outputs
@@ -146,27 +140,15 @@ def answer_loss_trainer_class(trainer_class: Any, chunk: int = CHUNK_ROWS) -> An
                 or (parallel is not None and getattr(parallel, "sp_enabled", False))
                 or not plain_head(model)
             ):
-                if weights is not None:
-                    raise ValueError(
-                        "the training set weighs its tokens' losses (loss_weights.npy, "
-                        "answer_weighting), which only the labelled-positions loss applies; "
-                        "this model or these training arguments need the Trainer's own loss: "
-                        "train with answer_weighting='token'"
-                    )
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            rest = {k: v for k, v in inputs.items() if k not in ("labels", "loss_weights")}
+            rest = {k: v for k, v in inputs.items() if k != "labels"}
             hidden = final_hidden_states(model, **rest)
             # As the Trainer's own: the model divides by the accumulated batch's labelled tokens
             # when it takes loss kwargs and the Trainer counted them, else by this batch's.
             scaled = self.model_accepts_loss_kwargs and num_items_in_batch is not None
             head = model.get_output_embeddings()
             loss = labelled_loss(
-                hidden,
-                head,
-                inputs["labels"],
-                num_items_in_batch if scaled else None,
-                chunk,
-                weights,
+                hidden, head, inputs["labels"], num_items_in_batch if scaled else None, chunk
             )
             if self.args.average_tokens_across_devices and scaled:
                 # The Trainer's scaling of a loss averaged over all ranks' tokens: DDP and

@@ -23,7 +23,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from training.answer_weights import ANSWER_WEIGHTINGS
 from training.precision import BF16_CHOICES
 
 #: Share of ALL the run's training tokens drawn from earlier published datasets ("replay").
@@ -102,9 +101,6 @@ class TrainConfig:
     ``written_questions`` (with ``augment``): each price, count and date of the night also
     asked in a question the base writes itself and answers from its sentence
     (:mod:`training.written_questions`), answered by the span.
-    ``answer_weighting``: ``"token"`` weighs every trained token's loss alike, ``"turn"``
-    every question-answer turn alike whatever its answer's length
-    (:mod:`training.answer_weights`).
     ``question_variants`` (with ``augment``): each span question also asked in up to that many
     other wordings by rule (:mod:`training.question_variants`), so a fact is said when asked
     as a user asks it, not only in the augmentation's wording; 0: none.
@@ -113,11 +109,11 @@ class TrainConfig:
     one pass over it, or ``max_steps`` steps if positive.
     Defaults: ``epochs``, ``learning_rate``, ``train_layers``, ``augment``, ``replay_ratio``,
     ``rehearsal``, ``context_answers``, ``question_variants``, ``rivals``, ``appositions``,
-    ``written_questions``, ``answer_weighting`` and ``bf16`` come from the settings
-    (``FRESHLM_TRAIN_EPOCHS``, ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``,
-    ``_REPLAY_RATIO``, ``_REHEARSAL``, ``_CONTEXT_ANSWERS``, ``_QUESTION_VARIANTS``,
-    ``_RIVALS``, ``_APPOSITIONS``, ``_WRITTEN_QUESTIONS``, ``_ANSWER_WEIGHTING``, ``_BF16``,
-    which default to the base model's recipe, :mod:`freshlm.base_recipes`), and
+    ``written_questions`` and ``bf16`` come from the settings (``FRESHLM_TRAIN_EPOCHS``,
+    ``_LEARNING_RATE``, ``_LAYERS``, ``_AUGMENT``, ``_REPLAY_RATIO``, ``_REHEARSAL``,
+    ``_CONTEXT_ANSWERS``, ``_QUESTION_VARIANTS``, ``_RIVALS``, ``_APPOSITIONS``,
+    ``_WRITTEN_QUESTIONS``, ``_BF16``, which default to the
+    base model's recipe, :mod:`freshlm.base_recipes`), and
     ``micro_batch_size`` from ``FRESHLM_TRAIN_MICRO_BATCH`` (the machine's, not the recipe's):
     their one source, read when a config is built without them.
     Batch: ``micro_batch_size`` sequences per rank per step, times ``grad_accum``, times
@@ -147,9 +143,6 @@ class TrainConfig:
     appositions: bool = dataclasses.field(default_factory=lambda: _setting("train_appositions"))
     written_questions: bool = dataclasses.field(
         default_factory=lambda: _setting("train_written_questions")
-    )
-    answer_weighting: str = dataclasses.field(
-        default_factory=lambda: _setting("train_answer_weighting")
     )
     seq_len: int = 128
     epochs: float = dataclasses.field(default_factory=lambda: _setting("train_epochs"))
@@ -270,8 +263,6 @@ class TrainConfig:
             fail("appositions", "needs augment: the restatements are the augmentation's")
         if self.written_questions and not self.augment:
             fail("written_questions", "needs augment: its questions are trained as its turns")
-        if self.answer_weighting not in ANSWER_WEIGHTINGS:
-            fail("answer_weighting", f"must be one of {', '.join(ANSWER_WEIGHTINGS)}")
         if self.train_layers and self.mode != "full":
             fail("train_layers", "applies to mode 'full' only (LoRA chooses its own weights)")
         if self.lora_target_modules is not None:
@@ -370,8 +361,6 @@ class TrainConfig:
                 del recipe[name]
         if not self.augment:
             recipe.pop("rivals", None)
-        if recipe["answer_weighting"] == "token":
-            del recipe["answer_weighting"]
         return recipe
 
     def fingerprint(self) -> str:

@@ -11,10 +11,6 @@ whole, 2.6%, the turns longer than a row (bench/RESULTS.md, where a night traine
 learns and keeps about as much: the layout costs 0.1% of padding and trains each answer
 after its question).
 
-A text may weigh its trained tokens other than 1 (``Text.weight``: the trainer multiplies each
-token's loss by it, :mod:`training.answer_loss`); where any does, the rows come with
-``loss_weights.npy``, the weight of each position (0 where no loss is taken).
-
 Where a derived text does not fit in what is left of a row, the gap takes the next long
 document's tokens in the stream's order (the rest of that document follows at its own place),
 or end-of-text padding that no loss is taken on when no long document is left. A derived text
@@ -33,24 +29,20 @@ from typing import Any
 @dataclasses.dataclass(frozen=True)
 class Text:
     """One document of the stream: its token ids (without end-of-text), how many leading tokens
-    are context only (a turn's question), whether it is a derived text to keep whole, and the
-    weight of each of its trained tokens' loss."""
+    are context only (a turn's question), and whether it is a derived text to keep whole."""
 
     ids: Sequence[int]
     prompt_tokens: int = 0
     whole: bool = False
-    weight: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
 class Packed:
-    """The rows: ``input_ids.npy``, (where any token is context only) ``loss_mask.npy`` and
-    (where any text weighs other than 1) ``loss_weights.npy`` bytes, and what the layout did
-    with the stream's tokens."""
+    """The rows: ``input_ids.npy`` and (where any token is context only) ``loss_mask.npy`` bytes,
+    and what the layout did with the stream's tokens."""
 
     npy: bytes
     mask_npy: bytes | None
-    weights_npy: bytes | None
     tokens: int  # the documents' tokens with one end-of-text each
     sequences: int
     context_only: int  # question tokens in the rows (no loss)
@@ -69,7 +61,6 @@ def pack(texts: Sequence[Text], eos: int, seq_len: int) -> Packed:
 
     ids: list[int] = []
     mask: list[int] = []
-    owner: list[int] = []  # the text each position's token comes from (-1: padding)
     pads: list[int] = []  # stream positions of the padding
     offsets = [0] * len(texts)  # tokens of each long text already placed in an earlier gap
     long_texts = [i for i, t in enumerate(texts) if not t.whole]
@@ -94,14 +85,12 @@ def pack(texts: Sequence[Text], eos: int, seq_len: int) -> Packed:
                 pads.extend(range(len(ids), len(ids) + room))
                 ids.extend([eos] * room)
                 mask.extend([0] * room)
-                owner.extend([-1] * room)
                 return
             j = long_texts[next_long]
             body, body_mask = tokens_of(j)
             take = min(room, len(body) - offsets[j])
             ids.extend(body[offsets[j] : offsets[j] + take])
             mask.extend(body_mask[offsets[j] : offsets[j] + take])
-            owner.extend([j] * take)
             offsets[j] += take
             room -= take
 
@@ -114,7 +103,6 @@ def pack(texts: Sequence[Text], eos: int, seq_len: int) -> Packed:
             too_long += len(body) > seq_len
         ids.extend(body[offsets[i] :])
         mask.extend(body_mask[offsets[i] :])
-        owner.extend([i] * (len(body) - offsets[i]))
 
     n_seq = len(ids) // seq_len
     if n_seq == 0:
@@ -129,14 +117,9 @@ def pack(texts: Sequence[Text], eos: int, seq_len: int) -> Packed:
     rows_mask = np.asarray(mask[:kept], dtype=np.uint8)
     untrained = int((rows_mask == 0).sum())
     padding = sum(1 for p in pads if p < kept)
-    weights = None
-    if any(t.weight != 1.0 for t in texts):
-        of_text = np.asarray([t.weight for t in texts] + [0.0], dtype=np.float32)
-        weights = of_text[np.asarray(owner[:kept])] * rows_mask  # owner -1: the 0.0 at the end
     return Packed(
         npy=npy_bytes(rows.astype(np.int32).reshape(n_seq, seq_len)),
         mask_npy=npy_bytes(rows_mask.reshape(n_seq, seq_len)) if untrained else None,
-        weights_npy=None if weights is None else npy_bytes(weights.reshape(n_seq, seq_len)),
         tokens=len(ids) - len(pads),
         sequences=n_seq,
         context_only=untrained - padding,

@@ -11,7 +11,7 @@ before a rank starts, with a :class:`PlanError` that names the Param:
   even if production moves while it trains.
 * ``mode``, ``train_layers``, ``epochs``, ``learning_rate``, ``replay_ratio``, ``augment``,
   ``rehearsal``, ``context_answers``, ``question_variants``, ``rivals``, ``appositions``,
-  ``written_questions``, ``answer_weighting``, ``micro_batch_size``, ``max_steps``, ``ds_config`` —
+  ``written_questions``, ``micro_batch_size``, ``max_steps``, ``ds_config`` —
   become the :class:`~training.config.TrainConfig` (validated field by field).
 * ``backend`` and ``gpus`` — where it runs: ``local`` starts the DeepSpeed launcher with
   ``gpus`` ranks on the worker (CPU ranks where there is no GPU), ``kubernetes`` one pod with
@@ -294,7 +294,6 @@ def plan_training(
             rivals=_number(params, "rivals", default_of("rivals")),
             appositions=_flag(params, "appositions", default_of("appositions")),
             written_questions=_flag(params, "written_questions", default_of("written_questions")),
-            answer_weighting=params.get("answer_weighting") or default_of("answer_weighting"),
             micro_batch_size=_number(params, "micro_batch_size", settings.train_micro_batch),
             max_steps=-1 if max_steps is None else max_steps,
             seq_len=seq_len,

@@ -343,7 +343,6 @@ def trainset_mismatches(
         ("question_variants", fields.get("question_variants", 0), config.question_variants),
         ("appositions", bool(fields.get("appositions")), config.appositions),
         ("written_questions", "written_questions" in fields, config.written_questions),
-        ("answer_weighting", fields.get("answer_weighting", "token"), config.answer_weighting),
     ]
     if config.augment:  # rivals are written only beside span answers
         pairs.append(("rivals", fields.get("rivals", RIVALS_PER_TURN), config.rivals))
@@ -387,7 +386,6 @@ def resolve_trainset(
         rivals=config.rivals,
         appositions=config.appositions,
         written_questions=resolve_written_questions(store, config, base, writer),
-        answer_weighting=config.answer_weighting,
     )
 
 
@@ -646,16 +644,15 @@ def merge_lora(base_path: Path, adapter_path: Path, out: Path) -> Path:
     return out
 
 
-def _packed_dataset(array: Any, loss_mask: Any = None, loss_weights: Any = None) -> Any:
+def _packed_dataset(array: Any, loss_mask: Any = None) -> Any:
     import torch
 
     class PackedSequences(torch.utils.data.Dataset):
         """Fixed-length token sequences; labels are the inputs (the model shifts them), -100
-        (no loss) where the training set's loss mask marks a token as context only; with
-        loss weights, each position's weight as ``loss_weights`` (training.answer_weights)."""
+        (no loss) where the training set's loss mask marks a token as context only."""
 
-        def __init__(self, ids: Any, mask: Any, weights: Any) -> None:
-            self.ids, self.mask, self.weights = ids, mask, weights
+        def __init__(self, ids: Any, mask: Any) -> None:
+            self.ids, self.mask = ids, mask
 
         def __len__(self) -> int:
             return len(self.ids)
@@ -665,12 +662,9 @@ def _packed_dataset(array: Any, loss_mask: Any = None, loss_weights: Any = None)
             labels = x.clone()
             if self.mask is not None:
                 labels[torch.as_tensor(self.mask[i]) == 0] = -100
-            item = {"input_ids": x, "labels": labels}
-            if self.weights is not None:
-                item["loss_weights"] = torch.as_tensor(self.weights[i], dtype=torch.float32)
-            return item
+            return {"input_ids": x, "labels": labels}
 
-    return PackedSequences(array, loss_mask, loss_weights)
+    return PackedSequences(array, loss_mask)
 
 
 def _progress_callback(
@@ -1082,7 +1076,7 @@ def _build_trainer(
 
     from training.answer_loss import CHUNK_ROWS, answer_loss_trainer_class
     from training.rivals import rival_trainer_class
-    from training.trainset import load_input_ids, load_loss_mask, load_loss_weights, load_rivals
+    from training.trainset import load_input_ids, load_loss_mask, load_rivals
 
     args = _training_arguments(config, output_dir)
     # After TrainingArguments: under ZeRO-3 the weights are partitioned as they load.
@@ -1097,10 +1091,7 @@ def _build_trainer(
         trainable = freeze_below_top_layers(model, config.train_layers)
         if me.is_main:
             log.info("top %d blocks: %d trainable parameters", config.train_layers, trainable)
-    weights = load_loss_weights(store, trainset)
-    dataset = _packed_dataset(
-        load_input_ids(store, trainset), load_loss_mask(store, trainset), weights
-    )
+    dataset = _packed_dataset(load_input_ids(store, trainset), load_loss_mask(store, trainset))
     tokens_per_step = config.seq_len * config.micro_batch_size * config.grad_accum * me.world
     progress = _progress_callback(
         store=store,
@@ -1118,11 +1109,8 @@ def _build_trainer(
         if me.is_main:
             log.info("ranking loss on %d rival groups", len(rivals[0]))
     # The output head and loss: Liger's fused kernel where it has one for the model, else the
-    # head at the labelled positions only, in chunks (training.answer_loss), which alone
-    # weighs each token's loss (training.answer_weights).
-    fused = args.use_liger_kernel and liger_fuses_loss(model) and weights is None
-    if me.is_main and weights is not None:
-        log.info("loss weights: each turn weighs the same (%s)", config.answer_weighting)
+    # head at the labelled positions only, in chunks (training.answer_loss).
+    fused = args.use_liger_kernel and liger_fuses_loss(model)
     trainer_class = Trainer if fused else answer_loss_trainer_class(Trainer)
     if me.is_main:
         if fused:

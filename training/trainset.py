@@ -19,8 +19,6 @@ The result is published as ``trainsets/<id>/``:
   loss is taken (the questions of the knowledge augmentation's turns, so the model learns the
   answers it should give, not to write questions; the padding before a whole text that did not
   fit in a row), 1 elsewhere;
-* ``loss_weights.npy``, only with ``answer_weighting="turn"``: float32, same shape, the weight
-  of each position's loss (:mod:`training.answer_weights`: every turn weighs the same);
 * ``rivals.npy`` and ``rival_starts.npy``, only with the augmentation: each question answered
   by a span with the same question answered by other spans of the dataset
   (:mod:`training.rivals`), for the ranking loss;
@@ -67,7 +65,6 @@ from typing import TYPE_CHECKING, Any
 
 from freshlm.artifacts import DATASET_KIND, DATASETS, TRAIN_FILE, TRAINSETS, dataset_prefix
 from freshlm.store import Manifest, Store, StoreError
-from training.answer_weights import ANSWER_WEIGHTINGS, turn_weights
 from training.config import DEFAULT_REPLAY_RATIO
 from training.packing import Packed, PackingError, Text, npy_bytes, pack
 from training.rivals import RIVALS_PER_TURN
@@ -89,7 +86,6 @@ log = logging.getLogger(__name__)
 TRAINSET_KIND = "trainset"
 INPUT_IDS_FILE = "input_ids.npy"
 LOSS_MASK_FILE = "loss_mask.npy"
-LOSS_WEIGHTS_FILE = "loss_weights.npy"
 _TOKENIZE_BATCH = 256
 
 
@@ -158,7 +154,6 @@ def build_training_set(
     rivals: int = RIVALS_PER_TURN,
     appositions: bool = False,
     written_questions: WrittenQuestionSource | None = None,
-    answer_weighting: str = "token",
 ) -> TrainingSet:
     """Build (or find) the packed training set; see the module docstring for the contract.
 
@@ -181,9 +176,7 @@ def build_training_set(
     after the question alone, once per pass, their answers only. ``written_questions(dataset_id,
     train documents)`` (with ``augment``) gives the questions the model wrote for the dataset's
     figures and dates (:mod:`training.written_questions`), each trained as a span turn with its
-    rivals beside the augmentation's. ``answer_weighting`` ``"turn"`` weighs every
-    question-answer turn the same whatever its answer's length (:mod:`training.answer_weights`,
-    ``loss_weights.npy``); ``"token"`` weighs every trained token alike.
+    rivals beside the augmentation's.
     """
 
     started = time.monotonic()
@@ -197,11 +190,6 @@ def build_training_set(
     epochs = float(epochs)  # 6 and 6.0 are the same recipe (and the same id)
     if seq_len < 2:
         raise TrainingSetError(f"seq_len must be at least 2, got {seq_len!r}")
-    if answer_weighting not in ANSWER_WEIGHTINGS:
-        raise TrainingSetError(
-            f"answer_weighting must be one of {', '.join(ANSWER_WEIGHTINGS)}, "
-            f"got {answer_weighting!r}"
-        )
     eos = getattr(tokenizer, "eos_token_id", None)
     if eos is None:
         raise TrainingSetError("the tokenizer has no eos_token_id to separate documents with")
@@ -256,8 +244,6 @@ def build_training_set(
         members.sort(key=lambda d: (d.order, d.dataset_id, d.doc_id))
         docs.extend(members)
 
-    if answer_weighting == "turn":
-        _weigh_turns(docs)
     packed = _pack(docs, eos, seq_len)
     rival_files = _rival_files(groups, rivals)
 
@@ -279,8 +265,6 @@ def build_training_set(
         **({"written_questions": new.written} if augment and written_questions is not None else {}),
         **({"rehearsal": _rehearsal_fields(rehearsal, docs)} if rehearsal is not None else {}),
         **({"loss_mask_sha256": _sha256(packed.mask_npy)} if packed.mask_npy else {}),
-        **({"answer_weighting": answer_weighting} if answer_weighting != "token" else {}),
-        **({"loss_weights_sha256": _sha256(packed.weights_npy)} if packed.weights_npy else {}),
         **{f"{name}_sha256": _sha256(data) for name, data in rival_files.items()},
     }
     trainset_id = hashlib.sha256(
@@ -318,8 +302,6 @@ def build_training_set(
             pub.write_bytes(INPUT_IDS_FILE, packed.npy)
             if packed.mask_npy is not None:
                 pub.write_bytes(LOSS_MASK_FILE, packed.mask_npy)
-            if packed.weights_npy is not None:
-                pub.write_bytes(LOSS_WEIGHTS_FILE, packed.weights_npy)
             for name, data in rival_files.items():
                 pub.write_bytes(name, data)
             pub.set_manifest_fields(**fields)
@@ -364,17 +346,6 @@ def load_loss_mask(store: Store, trainset: TrainingSet) -> np.ndarray | None:
     if LOSS_MASK_FILE not in {f.name for f in trainset.manifest.files}:
         return None
     with store.open_artifact_file(trainset.manifest, LOSS_MASK_FILE) as src:
-        return np.load(io.BytesIO(src.read()), allow_pickle=False)
-
-
-def load_loss_weights(store: Store, trainset: TrainingSet) -> np.ndarray | None:
-    """The ``(n_sequences, seq_len)`` float32 weight of each position's loss
-    (:mod:`training.answer_weights`); None when every trained token weighs 1."""
-    import numpy as np
-
-    if LOSS_WEIGHTS_FILE not in {f.name for f in trainset.manifest.files}:
-        return None
-    with store.open_artifact_file(trainset.manifest, LOSS_WEIGHTS_FILE) as src:
         return np.load(io.BytesIO(src.read()), allow_pickle=False)
 
 
@@ -451,7 +422,6 @@ class _Doc:
     cycle: int = 0  # which pass through the replay pool (0 unless the pool ran out)
     prompt_tokens: int = 0  # leading tokens trained on as context only (a turn's question)
     whole: bool = False  # a derived text, never cut across sequences (training.packing)
-    weight: float = 1.0  # of each trained token's loss (training.answer_weights)
 
 
 def _key(seed: int, purpose: str, doc_id: str) -> str:
@@ -718,20 +688,10 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _weigh_turns(docs: list[_Doc]) -> None:
-    """Every question-answer turn among ``docs`` (a derived text with a context-only question)
-    weighing the same (:func:`training.answer_weights.turn_weights`); pages keep 1."""
-    turns = [d for d in docs if d.whole and d.prompt_tokens]
-    # A turn trains its answer and the end-of-text token after it.
-    answers = [len(d.ids) + 1 - d.prompt_tokens for d in turns]
-    for d, weight in zip(turns, turn_weights(answers), strict=True):
-        d.weight = weight
-
-
 def _pack(docs: list[_Doc], eos: int, seq_len: int) -> Packed:
     """``docs`` as rows of ``seq_len`` tokens, derived texts whole (:mod:`training.packing`)."""
     try:
-        return pack([Text(d.ids, d.prompt_tokens, d.whole, d.weight) for d in docs], eos, seq_len)
+        return pack([Text(d.ids, d.prompt_tokens, d.whole) for d in docs], eos, seq_len)
     except PackingError as exc:
         raise TrainingSetError(str(exc)) from None
 

@@ -70,7 +70,6 @@ def test_manual_params_win_and_an_empty_run_takes_the_newest_dataset(store, sett
             "augment": True,
             "rivals": 1,
             "appositions": True,
-            "answer_weighting": "turn",
         },
         [{"dataset_id": day2}],
         store=store,
@@ -82,7 +81,6 @@ def test_manual_params_win_and_an_empty_run_takes_the_newest_dataset(store, sett
     assert plan.config.replay_ratio == 0.1 and plan.config.num_ranks == 1
     assert plan.config.micro_batch_size == 32
     assert plan.config.augment and plan.config.rivals == 1 and plan.config.appositions
-    assert plan.config.answer_weighting == "turn"
 
     newest = plan_training({}, [], store=store, settings=settings)
     assert newest.config.datasets == (day2,) and newest.trigger == "manual"
@@ -114,7 +112,6 @@ def test_a_gpu_deployment_sets_the_micro_batch_once_and_a_run_can_still_change_i
         ({"replay_ratio": 1.5}, [], "replay_ratio = 1.5"),
         ({"micro_batch_size": 0}, [], "micro_batch_size = 0"),
         ({"rivals": -2}, [], "rivals = -2"),
-        ({"answer_weighting": "page"}, [], "answer_weighting = 'page': must be one of"),
         ({}, [{"uri": "x"}], "has no dataset_id"),
     ],
 )

@@ -189,6 +189,12 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("--appositions", None, False,
      "also state and ask each sentence's appositions as sentences of their own "
      "(training.appositions: 'LexiDrift, a benchmark of …' as 'LexiDrift is a benchmark of …')"),
+    ("--pages", int, 0,
+     "also train each of the night's documents (title, then text) as plain text, cut into "
+     "pieces of this many tokens, as the product trains its pages among its rows (0: none)"),
+    ("--replay", float, 0.0,
+     "also train pieces (of --pages tokens, else 128) of the base corpus's documents so they "
+     "make this share of an epoch's tokens, as the product replays earlier data (0: none)"),
     ("--oracle", None, False,
      "DIAGNOSTIC, never a recipe: also train the evaluation's own new-fact questions, each "
      "answered by its answer with its distractors ranked below: what this update reaches when "
@@ -355,6 +361,40 @@ def training_texts(
                 texts.append(turn(r.question, span))
             groups.append(group)
     return texts, groups, rehearsed, neutral, contexts
+
+
+def page_pieces(
+    tokenizer: Any, documents: list[dict], texts: list[str], store: Any, base: dict, args: Any
+) -> list[str]:
+    """The pages the product trains beside the derived texts: with ``--pages N`` each night
+    document's title and text in pieces of N tokens, and with ``--replay R`` pieces of the
+    base corpus's documents (in a fixed shuffled order) until they are R of the tokens."""
+    from freshlm.artifacts import read_published_dataset
+
+    size = args.pages or 128
+
+    def pieces(text: str) -> list[str]:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return [tokenizer.decode(ids[i : i + size]) for i in range(0, len(ids), size)]
+
+    out = []
+    for d in documents if args.pages else ():
+        title, text = (d.get("title") or "").strip(), d.get("text") or ""
+        out += pieces(f"{title}\n\n{text}" if title and not text.startswith(title) else text)
+    if args.replay:
+        corpus = read_published_dataset(store, base["base_corpus_dataset"])
+        pool = list(corpus.documents(store, "train"))
+        random.Random(0).shuffle(pool)
+        have = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts + out)
+        want, got = have * args.replay / (1 - args.replay), 0
+        for d in pool:
+            if got >= want:
+                break
+            for piece in pieces(d.get("text") or ""):
+                out.append(piece)
+                got += size
+    print(f"pages: {len(out)} pieces of up to {size} tokens")
+    return out
 
 
 def noised(question: str, k: int) -> list[str]:
@@ -1239,6 +1279,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     texts, groups, rehearsed, neutral, contexts = training_texts(
         [d for night in documents for d in night], tokenizer, args, rehearsal, answer, in_context
+    )
+    texts += page_pieces(
+        tokenizer, [d for night in documents for d in night], texts, store, base, args
     )
     if args.oracle:
         extra, extra_groups = oracle_turns(tokenizer, facts)

@@ -1383,8 +1383,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def exit_rank(argv: Sequence[str] | None = None) -> None:
+    """Run :func:`main` as the launcher's rank process and end it without the interpreter's
+    finalization, its output flushed. A rank whose run is published has nothing left to do,
+    and finalization is where its Gloo threads abort it ("terminate called without an active
+    exception", SIGABRT) even after its process group is destroyed: DeepSpeed's ZeRO-3 keeps
+    references to the group, so its threads outlive :func:`_destroy_process_group` until
+    the interpreter tears them down, and the launcher fails a run that succeeded. An error
+    still ends the process as Python does (its traceback, exit status 1)."""
+    code = main(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_rank()
 
 
 __all__ = [
@@ -1397,6 +1412,7 @@ __all__ = [
     "apply_lora",
     "code_revision",
     "download_artifact",
+    "exit_rank",
     "freeze_below_top_layers",
     "main",
     "merge_lora",

@@ -370,6 +370,7 @@ def page_pieces(
     document's title and text in pieces of N tokens, and with ``--replay R`` pieces of the
     base corpus's documents (in a fixed shuffled order) until they are R of the tokens."""
     from freshlm.artifacts import read_published_dataset
+    from training.trainset import _texts_of  # a page as the product's rows read it
 
     size = args.pages or 128
 
@@ -378,9 +379,8 @@ def page_pieces(
         return [tokenizer.decode(ids[i : i + size]) for i in range(0, len(ids), size)]
 
     out = []
-    for d in documents if args.pages else ():
-        title, text = (d.get("title") or "").strip(), d.get("text") or ""
-        out += pieces(f"{title}\n\n{text}" if title and not text.startswith(title) else text)
+    for _, text in _texts_of("bench", "night", documents) if args.pages else ():
+        out += pieces(text)
     if args.replay:
         corpus = read_published_dataset(store, base["base_corpus_dataset"])
         pool = list(corpus.documents(store, "train"))

@@ -1387,9 +1387,10 @@ def exit_rank(argv: Sequence[str] | None = None) -> None:
     """Run :func:`main` as the launcher's rank process and end it without the interpreter's
     finalization, its output flushed. A rank whose run is published has nothing left to do,
     and finalization is where its Gloo threads abort it ("terminate called without an active
-    exception", SIGABRT) even after its process group is destroyed: DeepSpeed's ZeRO-3 keeps
-    references to the group, so its threads outlive :func:`_destroy_process_group` until
-    the interpreter tears them down, and the launcher fails a run that succeeded. An error
+    exception", SIGABRT) even after its process group is destroyed (seen on a ZeRO-3 run,
+    whose engine can still hold the group, so its threads outlive
+    :func:`_destroy_process_group` until the interpreter tears them down), and the launcher
+    fails a run that succeeded. An error
     still ends the process as Python does (its traceback, exit status 1)."""
     code = main(argv)
     sys.stdout.flush()

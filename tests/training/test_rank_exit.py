@@ -72,7 +72,7 @@ def test_a_rank_process_ends_after_its_result_without_finalizing_and_an_error_as
         [sys.executable, "-c", RANK, "ok"], cwd=root, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    # Its output flushed, the result last; the interpreter's exit handlers never ran.
+    # Its result and an unfinished line both flushed; the interpreter's exit handlers never ran.
     assert f"{train.RESULT_MARKER} " in done.stdout and "partial line" in done.stdout
     assert "FINALIZED" not in done.stdout
     failed = subprocess.run(

@@ -1,10 +1,11 @@
 """What the base answers when it reads the news instead of learning it: a bound for the bars.
 
-    .venv/bin/python bench/reader_bound.py --home H [--night 1] [--threads 2]
+    .venv/bin/python bench/reader_bound.py --home H [--night 1] [--threads 2] [--model FOLDER]
 
 The evaluator's new-fact questions of one night (the world's probes of its window, as
-``bench/knowledge_recipes.py`` reads them) asked to the untrained base with documents of the
-night in front of the question, in its chat template ("{documents}\\n\\nQuestion: {question}"):
+``bench/knowledge_recipes.py`` reads them) asked to the untrained base (``--model``: a
+trained candidate's folder instead) with documents of the night in front of the question, in
+its chat template ("{documents}\\n\\nQuestion: {question}"):
 
 - ``none``: no document, the base as the evaluator meets it before night 1;
 - ``retrieved``: the night's document that shares the most question words with the *asked*
@@ -132,11 +133,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--night", type=int, default=1, choices=[1, 2, 3])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--contexts", nargs="+", default=list(CONTEXTS), choices=CONTEXTS)
+    parser.add_argument("--model", type=Path, help="a model folder to ask instead of the base")
     args = parser.parse_args(argv)
 
     from bench.knowledge_recipes import load_base, world_nights
 
     store, _, tok, model = load_base(Path(args.home), args.threads)
+    if args.model:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(args.model)
+        model = AutoModelForCausalLM.from_pretrained(args.model, dtype=model.dtype)
     model.eval()
     before = len(world_nights(store, args.night - 1)[1]) if args.night > 1 else 0
     nights, facts = world_nights(store, args.night)

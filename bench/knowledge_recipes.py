@@ -195,6 +195,11 @@ _OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("--replay", float, 0.0,
      "also train pieces (of --pages tokens, else 128) of the base corpus's documents so they "
      "make this share of an epoch's tokens, as the product replays earlier data (0: none)"),
+    ("--rivals-apart", int, 0,
+     "train each span answer without its rivals in its batch, and rank this many rival groups "
+     "(right answer and rivals, compared only) beside every step's batch, in turn, as the "
+     "product's trainer does (training.rivals.rival_trainer_class; 0: each span answer's "
+     "rivals in its own batch)"),
     ("--oracle", None, False,
      "DIAGNOSTIC, never a recipe: also train the evaluation's own new-fact questions, each "
      "answered by its answer with its distractors ranked below: what this update reaches when "
@@ -608,7 +613,7 @@ class Trial:
         rivals = {j for group in groups for j in group[1:]} | {j for p in self.neutral for j in p}
         grouped = {group[0] for group in groups}
         self.units = (
-            [g for g in groups]
+            [g[:1] if args.rivals_apart else g for g in groups]
             + [list(p) for p in self.neutral]
             + [[j] for j in range(len(texts)) if j not in rivals and j not in grouped]
         )
@@ -672,6 +677,7 @@ class Trial:
         self.mask: Any = None  # the attention mask of the batch the top blocks last ran
         self.key: str | None = None  # the texts' and the cut's hash (:meth:`cached`)
         self.only: set[int] = set()  # texts an epoch is limited to (--repair: the rehearsal)
+        self.rank_cursor = 0  # the next rival group --rivals-apart ranks
 
     def epoch_units(self) -> list[int]:
         """The units an epoch trains: all, or those of :attr:`only` when it is set."""
@@ -783,7 +789,9 @@ class Trial:
                 loss = token_loss[trained].mean() if trained.any() else token_loss.sum() * 0.0
             if self.patches and self.args.patch_quiet:
                 loss = loss + self.args.patch_quiet * self.quiet_loss(rows, mask)
-            if self.groups and self.args.rivals:
+            if self.groups and self.args.rivals and self.args.rivals_apart:
+                loss = loss + self.args.rank_weight * self.rank_apart()
+            elif self.groups and self.args.rivals:
                 loss = loss + self.args.rank_weight * self.rank_loss(rows, logp, row_of)
             if self.neutral and self.args.neutral:
                 loss = loss + self.args.neutral_weight * self.neutral_loss(rows, logp, row_of)
@@ -1052,6 +1060,19 @@ class Trial:
         d = mean[torch.tensor([p[0] for p in pairs])] - mean[torch.tensor([p[1] for p in pairs])]
         soft = torch.nn.functional.softplus
         return (soft(d) + soft(-d) - 2 * math.log(2)).mean()
+
+    def rank_apart(self) -> Any:
+        """The ranking loss of the next ``--rivals-apart`` rival groups in turn, scored in a
+        batch of their own: the right answers compared with their rivals, not trained."""
+        import torch
+
+        k = self.args.rivals_apart
+        picked = [self.groups[(self.rank_cursor + i) % len(self.groups)] for i in range(k)]
+        self.rank_cursor = (self.rank_cursor + k) % len(self.groups)
+        rows = [j for group in picked for j in group]
+        logits, target, scored, _ = self.scored_logits(rows)
+        logp = torch.log_softmax(logits.float(), -1).gather(1, target[scored][:, None])[:, 0]
+        return self.rank_loss(rows, logp, scored.nonzero()[:, 0])
 
     def rank_loss(self, rows: list[int], logp: Any, row_of: Any) -> Any:
         """Mean over the batch's (answer, rival) pairs of softplus(rival − answer), each side
@@ -1433,6 +1454,7 @@ def train(trial: Trial, args: argparse.Namespace, facts: list[Any], general: Any
     schedule = torch.optim.lr_scheduler.LambdaLR(
         trial.opt, lambda s: min(1.0, (s + 1) / max(1, args.warmup)) * max(0.05, 1 - s / steps)
     )
+    print(f"{steps} optimizer steps ({steps // args.epochs} an epoch)", flush=True)
     began = time.perf_counter()
     seen = 0
     for epoch in range(1, args.epochs + 1):

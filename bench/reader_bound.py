@@ -81,16 +81,9 @@ def reading(question: str, answer: str, documents: list[dict], context: str) -> 
     return f"{pages}\n\nQuestion: {question}"
 
 
-def farthest(questions: list[str], i: int) -> int:
-    """The question sharing the fewest words with ``questions[i]`` (another subject)."""
-    mine = set(words(questions[i]))
-    others = [(i + k) % len(questions) for k in range(1, len(questions))]
-    return min(others, key=lambda j: len(mine & set(words(questions[j]))))
-
-
 def bound(model: Any, tok: Any, facts: list[Any], documents: list[dict], context: str) -> dict:
     """Ranked, control, far control and said of ``facts`` read with ``context``."""
-    from bench.knowledge_recipes import fact_question
+    from bench.knowledge_recipes import fact_question, farthest_question
     from freshlm.evaluation.answers import answer_matches, generate_answers, question_prompt
     from freshlm.evaluation.scoring import CausalLMScorer
     from freshlm.evaluation.world_facts import wrong_question_controls
@@ -98,7 +91,7 @@ def bound(model: Any, tok: Any, facts: list[Any], documents: list[dict], context
     questions = [fact_question(f) for f in facts]
     at = {f.context: i for i, f in enumerate(facts)}
     controls = [at[c.context] for c in wrong_question_controls(facts)]
-    far = [farthest(questions, i) for i in range(len(facts))]
+    far = [farthest_question(questions, i) for i in range(len(facts))]
 
     answers = [f.choices[f.answer_index] for f in facts]
 

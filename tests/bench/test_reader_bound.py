@@ -1,5 +1,5 @@
 """bench/reader_bound.py: the page a reader is given for a question, and the far control's
-question."""
+question (bench.knowledge_recipes.farthest_question, which it shares with the fast loop)."""
 
 DOCS = [
     {"title": "Orrin cuts prices", "text": "Orrin Labs said the Pulse X2 base model costs $649."},
@@ -30,7 +30,7 @@ def test_gold_reads_a_page_that_states_the_answer_where_retrieval_misses_it():
 
 
 def test_far_control_asks_the_question_sharing_fewest_words():
-    from bench.reader_bound import farthest
+    from bench.knowledge_recipes import farthest_question as farthest
 
     questions = [
         "How much does the Pulse X2 cost?",

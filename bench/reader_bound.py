@@ -14,7 +14,13 @@ its chat template ("{documents}\\n\\nQuestion: {question}"):
 - ``gold``: of the night's documents that state the answer, the one that shares the most
   question words with it: a retrieval that never misses, the base reading the right page;
 - ``night``: every document of the question's night, the whole news the model is meant to
-  know, in their published order.
+  know, in their published order;
+- ``sentences``: the three fact sentences of the night (``training.augment.fact_sentences``,
+  each under its page's title) sharing the most question words, a retrieval of units shorter
+  than a page;
+- ``qa``: the three span turns of the night's augmentation (``training.augment
+  .document_forms``: a question answered by a figure, date or name) sharing the most question
+  words, as "Q: …\nA: …": the augmentation's own questions as worked examples.
 
 For each it prints what the evaluator prints for a candidate: ranked accuracy (the choices
 after the chat prompt, per byte), the wrong-question control as the evaluator builds it
@@ -38,26 +44,31 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-CONTEXTS = ("none", "retrieved", "gold", "night")
+CONTEXTS = ("none", "retrieved", "gold", "night", "sentences", "qa")
+
+UNITS = 3  # sentences or turns a reader of units is given
 
 
 def words(text: str) -> list[str]:
     return re.findall(r"\w+", text.lower())
 
 
+def overlap_scores(question: str, texts: list[str]) -> list[float]:
+    """Each of ``texts`` scored by the words it shares with ``question``, each weighted by its
+    inverse document frequency over ``texts``."""
+    bags = [set(words(t)) for t in texts]
+    df = Counter(w for bag in bags for w in bag)
+    asked = set(words(question))
+    return [sum(math.log(len(bags) / df[w]) for w in asked & bag) for bag in bags]
+
+
 def retrieve(question: str, documents: list[dict], among: list[dict] | None = None) -> dict:
     """The document of ``among`` (default: all ``documents``) sharing the most of
     ``question``'s words, each weighted by its inverse document frequency over ``documents``
     (ties: the first)."""
-    bags = [set(words(f"{d.get('title') or ''} {d['text']}")) for d in documents]
-    df = Counter(w for bag in bags for w in bag)
-    asked = set(words(question))
+    scores = overlap_scores(question, [f"{d.get('title') or ''} {d['text']}" for d in documents])
     pool = [i for i, d in enumerate(documents) if among is None or d in among]
-
-    def score(i: int) -> float:
-        return sum(math.log(len(bags) / df[w]) for w in asked & bags[i])
-
-    return documents[max(pool, key=score)]
+    return documents[max(pool, key=lambda i: scores[i])]
 
 
 def stating(answer: str, documents: list[dict]) -> list[dict]:
@@ -67,11 +78,40 @@ def stating(answer: str, documents: list[dict]) -> list[dict]:
     return [d for d in documents if answer_matches(answer, d["text"])]
 
 
+def units(documents: list[dict], context: str) -> list[str]:
+    """The night's fact sentences under their titles (``sentences``) or its span turns
+    (``qa``, the augmentation's questions answered by their spans)."""
+    from training.augment import QA, document_forms, fact_sentences
+
+    out: list[str] = []
+    for d in documents:
+        title = (d.get("title") or "").strip()
+        if context == "sentences":
+            for s in fact_sentences(d["text"], d.get("language") or "en"):
+                out.append(f"{title}: {s.text}" if title else s.text)
+        else:
+            for f in document_forms(d):
+                if isinstance(f, QA) and f.span_type:
+                    out.append(f"Q: {f.question}\nA: {f.answer}")
+    return list(dict.fromkeys(out))
+
+
+def top_units(question: str, pool: list[str], k: int = UNITS) -> list[str]:
+    """The ``k`` texts of ``pool`` sharing the most of ``question``'s words (IDF-weighted, as
+    :func:`retrieve`), in ``pool``'s order."""
+    scores = overlap_scores(question, pool)
+    best = sorted(range(len(pool)), key=lambda i: -scores[i])[:k]
+    return [pool[i] for i in sorted(best)]
+
+
 def reading(question: str, answer: str, documents: list[dict], context: str) -> str:
     """The user's turn: ``question`` (whose answer is ``answer``) after the documents
     ``context`` names."""
     if context == "none":
         return question
+    if context in ("sentences", "qa"):
+        chosen_units = top_units(question, units(documents, context))
+        return "\n".join(chosen_units) + f"\n\nQuestion: {question}"
     if context == "night":
         chosen = documents
     else:
@@ -107,12 +147,12 @@ def bound(model: Any, tok: Any, facts: list[Any], documents: list[dict], context
     n = len(facts)
     acc = [sum(r.correct for r in results[k * n : (k + 1) * n]) / n for k in range(3)]
     turns = [reading(q, a, documents, context) for q, a in zip(questions, answers, strict=True)]
-    if context == "retrieved":
+    if context in ("retrieved", "sentences", "qa"):
         hits = sum(
-            bool(stating(a, [retrieve(q, documents)]))
-            for q, a in zip(questions, answers, strict=True)
+            answer_matches(a, t.rpartition("\n\nQuestion: ")[0])
+            for t, a in zip(turns, answers, strict=True)
         )
-        print(f"   the retrieved document states the answer for {hits} of {len(facts)}")
+        print(f"   what it reads states the answer for {hits} of {len(facts)}")
     said = generate_answers(model, tok, turns, max_new_tokens=32, batch_size=1)
     right = [answer_matches(f.choices[f.answer_index], t) for f, t in zip(facts, said, strict=True)]
     for q, f, t, ok in zip(questions, facts, said, right, strict=True):

@@ -38,3 +38,18 @@ def test_far_control_asks_the_question_sharing_fewest_words():
         "When is the Lantern Festival?",
     ]
     assert farthest(questions, 0) == 2 and farthest(questions, 2) == 0
+
+
+def test_a_reader_of_units_gets_the_sentences_sharing_the_rarest_question_words():
+    from bench.reader_bound import reading, top_units, units
+
+    sentences = units(DOCS, "sentences")
+    assert "Lantern Festival: The Tessford Lantern Festival is on November 21." in sentences
+    best = top_units("When is the Tessford Lantern Festival?", sentences, k=1)
+    assert best == ["Lantern Festival: The Tessford Lantern Festival is on November 21."]
+    turn = reading("When is the Tessford Lantern Festival?", "November 21", DOCS, "sentences")
+    assert turn.endswith("\n\nQuestion: When is the Tessford Lantern Festival?")
+    assert "November 21" in turn.partition("\n\nQuestion:")[0]
+    turns = units(DOCS, "qa")
+    assert turns and all(t.startswith("Q: ") and "\nA: " in t for t in turns)
+    assert any(t.endswith("\nA: $649") for t in turns)

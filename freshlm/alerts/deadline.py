@@ -9,6 +9,12 @@ dropped by Airflow; a late one makes the triggerer call :func:`on_deadline_misse
 Airflow which of the run's tasks are still running or queued and posts one alert naming them
 (:func:`deadline_alert`), with a button to the run.
 
+A run that failed before its deadline keeps it too (Airflow drops deadlines on success only),
+but it is not late: its failure alerted when it happened, and it may be a designed end (the
+gate refusing a batch) or one that a newer run has made good (a batch accepted, a window
+re-triggered). So a run that has ended gets no lateness alert, only a line in the triggerer's
+log.
+
 The time comes from settings only, so a DAG file builds the same ``DeadlineAlert`` on every
 parse (no ``now()``).
 """
@@ -41,6 +47,9 @@ log = logging.getLogger(__name__)
 
 #: Task states that mean "not done yet": where a late run is stuck.
 UNFINISHED = ("running", "queued", "scheduled", "up_for_retry", "up_for_reschedule", "deferred")
+
+#: Run states that mean the run is over: not late, whatever its deadline says.
+ENDED = ("success", "failed")
 
 
 def nightly_deadline(time_of_day: dt.time | None = None, settings: Any = None) -> Any:
@@ -78,12 +87,22 @@ def alert_missed_deadline(
     task_states: Callable[[str, str], Mapping[str, str]] | None = None,
     send: Callable[[SlackMessage], bool] | None = None,
 ) -> bool | None:
-    """Build and send the alert for ``context`` (``dag_run`` as the REST API's DAG run JSON,
-    ``deadline`` with ``deadline_time``); the send's result, or None when it could not be
-    built."""
+    """Build and send the alert for ``context`` (``dag_run`` as the REST API's DAG run JSON at
+    the time the deadline passed, ``deadline`` with ``deadline_time``); the send's result, or
+    None when nothing was sent: the run had already ended (:data:`ENDED`), or no message could
+    be built."""
     try:
         run = context.get("dag_run") or {}
         dag_id, run_id = str(run.get("dag_id") or "?"), str(run.get("dag_run_id") or "?")
+        if run.get("state") in ENDED:
+            log.info(
+                "%s run %s had ended (%s) by its deadline %s: not late, no alert",
+                dag_id,
+                run_id,
+                run["state"],
+                (context.get("deadline") or {}).get("deadline_time"),
+            )
+            return None
         try:
             states = (task_states or _task_states_from_airflow)(dag_id, run_id)
         except Exception as exc:  # the lateness still matters more than the detail

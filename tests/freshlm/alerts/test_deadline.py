@@ -97,3 +97,17 @@ def test_the_missed_deadline_callback_names_what_is_unfinished(monkeypatch):
     assert "? (unknown)" in sent[-1].text
     # A context that cannot even make a message never raises in the triggerer.
     assert asyncio.run(nightly.on_deadline_missed({"dag_run": "not a run"})) is None
+
+
+def test_a_run_that_ended_before_its_deadline_is_not_late(caplog):
+    # A refused batch or a failed task alerted when it ended; a newer run may have made it good.
+    sent = []
+    for state in ("failed", "success"):
+        context = {
+            "dag_run": {"dag_id": "freshlm_curate", "dag_run_id": "asset__x", "state": state},
+            "deadline": {"deadline_time": "2026-11-03T08:00:00+00:00"},
+        }
+        with caplog.at_level("INFO", logger="freshlm.alerts.deadline"):
+            assert nightly.alert_missed_deadline(context, lambda d, r: {}, sent.append) is None
+        assert f"freshlm_curate run asset__x had ended ({state})" in caplog.text
+    assert sent == []

@@ -140,16 +140,6 @@ def _messages(world) -> list[dict]:
     return requests.get(f"{world.url}/_world/slack/messages", timeout=5).json()
 
 
-def _wait_for_messages(world, count: int, timeout_s: float) -> list[dict]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        messages = _messages(world)
-        if len(messages) >= count:
-            return messages
-        time.sleep(1)
-    return _messages(world)
-
-
 def _headers(messages: list[dict]) -> list[str]:
     return [m["blocks"][0]["text"]["text"] for m in messages]
 

@@ -45,6 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 CONTEXTS = ("none", "retrieved", "gold", "night", "sentences", "qa")
+UNIT_CONTEXTS = ("sentences", "qa")  # contexts read from the night's units, not its pages
 
 UNITS = 3  # sentences or turns a reader of units is given
 
@@ -104,14 +105,21 @@ def top_units(question: str, pool: list[str], k: int = UNITS) -> list[str]:
     return [pool[i] for i in sorted(best)]
 
 
-def reading(question: str, answer: str, documents: list[dict], context: str) -> str:
+def reading(
+    question: str,
+    answer: str,
+    documents: list[dict],
+    context: str,
+    pool: list[str] | None = None,
+) -> str:
     """The user's turn: ``question`` (whose answer is ``answer``) after the documents
-    ``context`` names."""
+    ``context`` names; ``pool``: the night's :func:`units` of ``context``, when the caller
+    has them already."""
     if context == "none":
         return question
-    if context in ("sentences", "qa"):
-        chosen_units = top_units(question, units(documents, context))
-        return "\n".join(chosen_units) + f"\n\nQuestion: {question}"
+    if context in UNIT_CONTEXTS:
+        chosen = top_units(question, pool if pool is not None else units(documents, context))
+        return "\n".join(chosen) + f"\n\nQuestion: {question}"
     if context == "night":
         chosen = documents
     else:
@@ -135,8 +143,10 @@ def bound(model: Any, tok: Any, facts: list[Any], documents: list[dict], context
 
     answers = [f.choices[f.answer_index] for f in facts]
 
+    pool = units(documents, context) if context in UNIT_CONTEXTS else None
+
     def prompt(asked: int) -> str:
-        turn = reading(questions[asked], answers[asked], documents, context)
+        turn = reading(questions[asked], answers[asked], documents, context, pool)
         return question_prompt(tok, turn).rstrip()
 
     asked = list(range(len(facts))) + controls + far
@@ -146,8 +156,10 @@ def bound(model: Any, tok: Any, facts: list[Any], documents: list[dict], context
     )
     n = len(facts)
     acc = [sum(r.correct for r in results[k * n : (k + 1) * n]) / n for k in range(3)]
-    turns = [reading(q, a, documents, context) for q, a in zip(questions, answers, strict=True)]
-    if context in ("retrieved", "sentences", "qa"):
+    turns = [
+        reading(q, a, documents, context, pool) for q, a in zip(questions, answers, strict=True)
+    ]
+    if context == "retrieved" or context in UNIT_CONTEXTS:
         hits = sum(
             answer_matches(a, t.rpartition("\n\nQuestion: ")[0])
             for t, a in zip(turns, answers, strict=True)

@@ -140,8 +140,12 @@ def _messages(world) -> list[dict]:
     return requests.get(f"{world.url}/_world/slack/messages", timeout=5).json()
 
 
+def _header(message: dict) -> str:
+    return message["blocks"][0]["text"]["text"]
+
+
 def _headers(messages: list[dict]) -> list[str]:
-    return [m["blocks"][0]["text"]["text"] for m in messages]
+    return [_header(m) for m in messages]
 
 
 def _wait_for_header(world, *words: str, timeout_s: float) -> dict | None:
@@ -149,7 +153,7 @@ def _wait_for_header(world, *words: str, timeout_s: float) -> dict | None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for message in _messages(world):
-            if all(w in message["blocks"][0]["text"]["text"] for w in words):
+            if all(w in _header(message) for w in words):
                 return message
         time.sleep(1)
     return None

@@ -54,9 +54,9 @@ def airflow_deployment(
             "FRESHLM_CRAWL_SCHEDULE": "none",
             # The monitor runs when a test triggers it, not on its daily schedule.
             "FRESHLM_MONITOR_SCHEDULE": "none",
-            # No deadline at a time of day: every run a test left unfinished (or failed) before
-            # 08:00 UTC would alert Slack at 08:00, into the sink other tests count messages
-            # in. tests/dags/test_deadline.py gives its own DAG a deadline seconds away.
+            # No deadline at a time of day: every run a test left unfinished before 08:00 UTC
+            # would alert Slack at 08:00, into the sink other tests count messages in.
+            # tests/dags/test_deadline.py gives its own DAGs deadlines seconds away.
             "FRESHLM_NIGHTLY_DEADLINE": "none",
             "PYTHONDONTWRITEBYTECODE": "1",
             # The shipped rules with the limits that timing and model size make noisy here
